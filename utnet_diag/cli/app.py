@@ -1,0 +1,120 @@
+"""The typer app, the exception-to-exit-code table, and report output shared by all commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from utnet_diag.errors import InputError
+
+app = typer.Typer(
+    name="utnet-diag",
+    help="Loss debugging and diagnostics for UTNet (3D hand pose and mesh).\n\n"
+    "Exit codes: 0 no failure; 1 a check failed; 2 usage or input error; 3 internal error.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("UTNET_DIAG_DEBUG", "") not in ("", "0", "false", "False")
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def say(message: str, style: str | None = None) -> None:
+    """A progress line or hint on stderr (never stdout)."""
+    stderr_console().print(message, style=style, markup=False)
+
+
+def emit(report, json_out: bool, junit: Path | None, fail_on: str) -> int:
+    """Print the report (rich or JSON) on stdout, write JUnit if asked; return the exit code."""
+    if junit is not None:
+        from utnet_diag.report.junit import write_junit
+
+        write_junit(report, junit, fail_on)
+    if json_out:
+        sys.stdout.write(report.to_json() + "\n")
+        sys.stdout.flush()
+    else:
+        from rich.console import Console
+
+        from utnet_diag.report.render import render_report
+
+        render_report(report, Console(highlight=False), fail_on)
+    return report.exit_code(fail_on)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app and map exceptions to exit codes (2 input, 3 internal)."""
+    try:  # typer >= 0.22 vendors click
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    except ImportError:  # pragma: no cover
+        from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[no-redef]
+
+    # Register the commands (each module only imports torch inside its command functions).
+    from utnet_diag.cli import commands  # noqa: F401
+
+    try:
+        result = app(args=argv, prog_name="utnet-diag", standalone_mode=False)
+        return int(result or 0)
+    except InputError as err:
+        if debug_enabled():
+            raise
+        print(f"utnet-diag: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_INPUT
+    except typer.Exit as err:
+        return int(getattr(err, "exit_code", 0) or 0)
+    except NoArgsIsHelpError as err:
+        print(err.format_message() if hasattr(err, "format_message") else str(err), file=sys.stderr)
+        return EXIT_INPUT
+    except ClickException as err:
+        if debug_enabled():
+            raise
+        ctx = getattr(err, "ctx", None)
+        usage = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        print(f"utnet-diag: error: {_one_line(err.format_message())}{usage}", file=sys.stderr)
+        return EXIT_INPUT
+    except (typer.Abort, KeyboardInterrupt):
+        print("utnet-diag: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as err:  # the tool itself broke
+        if debug_enabled():
+            raise
+        print(
+            f"utnet-diag: internal error: {type(err).__name__}: {_one_line(err)[:300]}"
+            " (set UTNET_DIAG_DEBUG=1 for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+@app.callback()
+def _root() -> None:
+    """Loss debugging and diagnostics for UTNet (3D hand pose and mesh).
+
+    Exit codes: 0 no failure; 1 a check failed (--fail-on warn: warnings too); 2 usage or input
+    error; 3 internal error. Set UTNET_DIAG_DEBUG=1 to see tracebacks.
+    """

@@ -1,0 +1,4 @@
+"""Imports every command module so its commands register on the app."""
+
+# ruff: noqa: F401
+from utnet_diag.cli import info

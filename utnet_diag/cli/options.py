@@ -1,0 +1,77 @@
+"""Options shared by the commands, defined once as typed aliases."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+class FailOn(str, Enum):
+    fail = "fail"
+    warn = "warn"
+
+
+class Preset(str, Enum):
+    config = "config"
+    code = "code"
+    recommended = "recommended"
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print only the JSON report on stdout.")]
+JunitOpt = Annotated[
+    Optional[Path],
+    typer.Option("--junit", help="Write a JUnit XML report (one testcase per check)."),
+]
+FailOnOpt = Annotated[
+    FailOn, typer.Option("--fail-on", help="Exit 1 on failures only, or on warnings too.")
+]
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", help="UTNet config.yaml (loss weights; optional diag: section)."),
+]
+PresetOpt = Annotated[
+    Optional[Preset],
+    typer.Option(
+        "--preset", help="Loss-weight preset when the config gives none (default: config)."
+    ),
+]
+CheckpointOpt = Annotated[
+    Optional[Path], typer.Option("--checkpoint", help="Model checkpoint (.pt/.pth/.ckpt).")
+]
+BatchOpt = Annotated[
+    Optional[Path], typer.Option("--batch", help="Sample batch (.pt or .npz); default: embedded.")
+]
+RepoOpt = Annotated[
+    Optional[Path],
+    typer.Option("--repo", help="Your UTNet checkout (builds src.models.utnet.UTNet)."),
+]
+ModelFactoryOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model-factory", help="module:callable that builds your model (with --output-map)."
+    ),
+]
+OutputMapOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--output-map", help="Output key map for --model-factory: ours=theirs,ours=theirs."
+    ),
+]
+ManoOpt = Annotated[
+    Optional[Path],
+    typer.Option("--mano", help="MANO_RIGHT.pkl (default: the embedded synthetic hand)."),
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+MaxSamplesOpt = Annotated[
+    Optional[int], typer.Option("--max-samples", min=1, help="Use only the first N samples.")
+]
+UnsafeLoadOpt = Annotated[
+    bool,
+    typer.Option(
+        "--unsafe-load",
+        help="Load checkpoints with weights_only=False. Runs code from the file: trusted files only.",
+    ),
+]

@@ -1,0 +1,1 @@
+"""Loading inputs: files, batches, checkpoints, restricted unpicklers, configs."""

@@ -1,0 +1,103 @@
+"""Rich rendering of reports for people. Only the CLI imports this module.
+
+Commands with sections of their own register a renderer with ``@section_renderer(name)``;
+sections without one are shown as a plain key/value table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from utnet_diag.report.result import CheckResult, Report, Status, jsonable
+
+STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
+ICON = {Status.PASS: "PASS", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.SKIP: "skip"}
+
+SectionRenderer = Callable[[Console, Any, Report], None]
+_SECTION_RENDERERS: dict[str, SectionRenderer] = {}
+
+
+def section_renderer(name: str) -> Callable[[SectionRenderer], SectionRenderer]:
+    """Register how a report section named ``name`` is drawn."""
+
+    def register(fn: SectionRenderer) -> SectionRenderer:
+        _SECTION_RENDERERS[name] = fn
+        return fn
+
+    return register
+
+
+def fmt_value(value: Any, digits: int = 4) -> str:
+    """Compact text for a measured value or threshold."""
+    value = jsonable(value)
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.3g}"
+        return f"{value:.{digits}g}"
+    if isinstance(value, list):
+        text = ", ".join(fmt_value(v, 3) for v in value[:6])
+        return f"[{text}{', …' if len(value) > 6 else ''}]"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={fmt_value(v, 3)}" for k, v in list(value.items())[:4])
+    return str(value)
+
+
+def _checks_table(title: str, checks: list[CheckResult]) -> Table:
+    table = Table(title=title, title_justify="left", show_lines=False, expand=False)
+    table.add_column("status", no_wrap=True)
+    table.add_column("check", style="bold", no_wrap=True)
+    table.add_column("result")
+    table.add_column("value", justify="right")
+    table.add_column("threshold", justify="right")
+    for check in checks:
+        message = Text(check.message)
+        if check.hint and check.status in (Status.FAIL, Status.WARN):
+            message.append("\n→ " + check.hint, style="cyan")
+        table.add_row(
+            Text(ICON[check.status], style=STYLE[check.status]),
+            check.id,
+            message,
+            fmt_value(check.value),
+            fmt_value(check.threshold),
+        )
+    return table
+
+
+def render_report(report: Report, console: Console, fail_on: str = "fail") -> None:
+    """Draw a report: command sections first, then one table of checks per family, then a summary."""
+    for name, section in report.sections.items():
+        renderer = _SECTION_RENDERERS.get(name)
+        if renderer is not None:
+            renderer(console, section, report)
+        elif isinstance(section, dict) and section:
+            table = Table(title=name.replace("_", " "), title_justify="left", show_header=False)
+            table.add_column("key", style="bold")
+            table.add_column("value")
+            for key, value in section.items():
+                table.add_row(str(key), fmt_value(value))
+            console.print(table)
+    families: dict[str, list[CheckResult]] = {}
+    for check in report.checks:
+        families.setdefault(check.family or report.command, []).append(check)
+    for family, checks in families.items():
+        console.print(_checks_table(f"{family} checks", checks))
+    counts = report.counts()
+    status = report.status
+    failed = report.failed(fail_on)
+    verdict = "FAILED" if failed else ("PASSED with warnings" if counts["warn"] else "PASSED")
+    style = "bold red" if failed else ("yellow" if counts["warn"] else "bold green")
+    summary = Text(f"utnet-diag {report.command}: ", style="bold")
+    summary.append(verdict, style=style)
+    summary.append(
+        f"  ({counts['fail']} failed, {counts['warn']} warnings, {counts['pass']} passed,"
+        f" {counts['skip']} skipped)"
+    )
+    console.print(summary)
+    del status
