@@ -1,0 +1,1 @@
+"""Training-log parsing and checks."""

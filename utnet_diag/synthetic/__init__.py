@@ -1,0 +1,1 @@
+"""Synthetic data made by the package (no downloads): hands, batches, dataset trees."""
