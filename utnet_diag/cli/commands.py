@@ -2,3 +2,4 @@
 
 # ruff: noqa: F401
 from utnet_diag.cli import info
+from utnet_diag.cli import check_batch_cmd

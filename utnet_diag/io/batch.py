@@ -164,6 +164,32 @@ def _as_tensor(key: str, value: Any, src: str) -> torch.Tensor | None:
     return None
 
 
+def _mano_pose_diagnosis(pose: torch.Tensor) -> str | None:
+    """A specific message for a mano_pose that is not (B,48) axis-angle, or None."""
+    if pose.dim() < 2:
+        return None
+    per_sample = int(np.prod(pose.shape[1:]))
+    got = _shape(pose)
+    if per_sample in (144, 135) and pose.shape[-1] in (144, 135, 9, 3):
+        return (
+            f"'mano_pose' has shape {got}: looks like flattened rotation matrices; "
+            "convert to axis-angle (B,48)"
+        )
+    if per_sample in (64, 60) and pose.shape[-1] in (64, 60, 4):
+        return f"'mano_pose' has shape {got}: looks like quaternions; convert to axis-angle (B,48)"
+    if per_sample == 96 and pose.shape[-1] in (96, 6):
+        return (
+            f"'mano_pose' has shape {got}: looks like the 6D rotation representation; "
+            "convert to axis-angle (B,48)"
+        )
+    if per_sample == 45:
+        return (
+            f"'mano_pose' has shape {got}: 15 hand joints without the global orient; "
+            "prepend the 3 global-orient values to make (B,48)"
+        )
+    return None
+
+
 def coerce_batch(
     raw: Mapping[str, Any],
     source: str | None = None,
@@ -247,6 +273,17 @@ def coerce_batch(
             path=source,
             hint="use canonical keys or a diag.key_map in --config",
         )
+
+    if "mano_pose" in tensors:
+        pose = tensors["mano_pose"]
+        if pose.dim() == 3 and tuple(pose.shape[1:]) == (16, 3):
+            tensors["mano_pose"] = pose.reshape(pose.shape[0], 48)
+            notes.append("mano_pose (B,16,3) reshaped to (B,48)")
+        else:
+            diagnosis = _mano_pose_diagnosis(pose)
+            if diagnosis:
+                problem(diagnosis)
+                tensors.pop("mano_pose")
 
     for key, t in list(tensors.items()):
         rank, trailing, kind = SCHEMA[key]

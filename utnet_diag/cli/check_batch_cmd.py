@@ -1,0 +1,40 @@
+"""``utnet-diag check-batch BATCH``: the ground-truth checks of one batch file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from utnet_diag.cli.app import app, emit
+from utnet_diag.cli.options import (
+    ConfigOpt,
+    FailOn,
+    FailOnOpt,
+    JsonOpt,
+    JunitOpt,
+    MaxSamplesOpt,
+    PresetOpt,
+)
+
+
+@app.command("check-batch")
+def check_batch_command(
+    batch: Annotated[Path, typer.Argument(help="Batch file (.pt weights-only, or .npz).")],
+    config: ConfigOpt = None,
+    preset: PresetOpt = None,
+    max_samples: MaxSamplesOpt = None,
+    json_out: JsonOpt = False,
+    junit: JunitOpt = None,
+    fail_on: FailOnOpt = FailOn.fail,
+) -> None:
+    """Check a batch's ground truth: schema, NaN/Inf, confidences, 2D range, 3D units, images,
+    MANO parameters, and the coordinate conventions."""
+    from utnet_diag.cli import render_batch  # noqa: F401  (registers the section renderer)
+    from utnet_diag.config import load_config
+    from utnet_diag.diagnostics.check_batch import check_batch
+
+    cfg = load_config(config, preset.value if preset is not None else None)
+    report = check_batch(batch, cfg, max_samples=max_samples)
+    raise typer.Exit(emit(report, json_out, junit, fail_on.value))
