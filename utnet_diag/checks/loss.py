@@ -1,0 +1,344 @@
+"""Checks on the loss terms and the raw predictions of one forward pass (``loss-breakdown``).
+
+Thresholds are the spec's (sections 1.3, 2.3, 9.2-9.4). The spec's loss values are batch sums
+for its own training batch; a batch of another size is held to the same numbers as given, and
+every message states the batch size and the per-sample figure beside the sum so the reader can
+rescale. ``ctx.losses`` is a :class:`utnet_diag.diagnostics.loss_breakdown.LossSummary`;
+``ctx.outputs`` the detached model outputs; ``ctx.extras['nan_origin']`` a NanOrigin or None.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome
+from utnet_diag.config import RECOMMENDED_RANGES
+
+LOSS_CHECKS = CheckRegistry("loss")
+PREDICTION_CHECKS = CheckRegistry("prediction")
+
+LOSS_2D_HEALTHY = 500.0  # spec 9.2: "< 500"
+LOSS_2D_ALARM = 10000.0  # spec 9.4: "2D keypoint loss: 10000.0  # too large"
+LOSS_3D_HEALTHY = 80000.0  # spec 9.2: "< 80000"
+PRIOR_HEALTHY = 100.0  # spec 9.2: "< 100"
+PRIOR_ALARM = 5000.0  # spec 9.4: "Prior loss (shape): 5000.0  # too large"
+AUX_HEALTHY = 1.0  # spec 9.2: "< 1.0"
+DOMINANT_SHARE = 0.9  # a term above this share of the weighted total drowns the others
+KP2D_LIMIT = 0.5  # spec 1.3: normalized to [-0.5, 0.5]
+KP2D_HARD_LIMIT = 1.0  # beyond this the units are wrong (pixels, [0,1] crops scaled twice)
+
+HINT_2D = (
+    "check the 2D normalization ([-0.5, 0.5]) and the camera projection; check every one of the"
+    " 21 joints has valid GT (spec 9.3)"
+)
+HINT_3D = (
+    "check the 3D units (mm), the root-relative computation (root_id 0), and that MANO loaded"
+    " and outputs non-zero (spec 9.3)"
+)
+HINT_PRIOR = "check the MANO shape parameters (betas); lower w_prior (spec 9.3)"
+HINT_AUX = (
+    "check the ViT backbone trains and the coarse outputs get gradient; raise w_aux (spec 9.3)"
+)
+HINT_FINITE = (
+    "check the gradients: learning rate, division by zero, bad samples (spec 9.4); nan_origin"
+    " names where the first non-finite value appears"
+)
+HINT_WEIGHTS = "spec 9.1: start from w_2d=1.0, w_3d_joint=1.0, w_prior 0.001-0.01, w_aux 0.001-0.1"
+
+
+def _summary(ctx: CheckContext) -> Any:
+    return ctx.losses
+
+
+def _fmt(x: float) -> str:
+    if not math.isfinite(x):
+        return repr(x)
+    if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
+        return f"{x:.3g}"
+    return f"{x:.4g}"
+
+
+def _sum_context(row: dict[str, Any]) -> str:
+    """'batch sum over 16 samples; 20.9 a sample; mean error 0.031 crop = 8.0 px@256'."""
+    text = f"batch sum over {row['batch_size']} samples; {_fmt(row['per_sample'])} a sample"
+    if row.get("per_element") is not None:
+        text += f"; mean error {_fmt(row['per_element'])} {row['unit']}"
+        if row.get("per_element_px256") is not None:
+            text += f" = {_fmt(row['per_element_px256'])} px@256"
+    return text
+
+
+_SPEC_BATCH_NOTE = "(the spec's thresholds are for its training batch, used as given)"
+
+
+@LOSS_CHECKS.check("loss_finite", hint=HINT_FINITE)
+def loss_finite(ctx: CheckContext) -> Outcome:
+    """Every loss term and the total are finite."""
+    summary = _summary(ctx)
+    bad = [r["term"] for r in summary.rows if not math.isfinite(r["logged"])]
+    if not math.isfinite(summary.total):
+        bad.append("total")
+    if not bad:
+        return Outcome.ok(f"all {len(summary.rows)} terms and the total are finite")
+    origin = ctx.extras.get("nan_origin")
+    where = f"; {origin.message}" if origin is not None else "; origin not found"
+    values = ", ".join(f"{r['term']}={_fmt(r['logged'])}" for r in summary.rows if r["term"] in bad)
+    return Outcome.fail(
+        f"non-finite loss: {values or 'total=' + _fmt(summary.total)}{where}",
+        value=bad,
+        details={"nan_origin": origin.to_dict() if origin is not None else None},
+    )
+
+
+def _row(ctx: CheckContext, term: str) -> dict[str, Any] | None:
+    return _summary(ctx).row(term)
+
+
+@LOSS_CHECKS.check("loss_2d", requires=("loss_finite",), hint=HINT_2D)
+def loss_2d(ctx: CheckContext) -> Outcome:
+    """L_2D (batch sum) is below 500; 10000 is the spec's alarm."""
+    row = _row(ctx, "loss_2d")
+    if row is None:
+        return Outcome.skip(f"no 2D term: {_summary(ctx).skipped.get('loss_2d', 'not computed')}")
+    v, ctxt = row["logged"], _sum_context(row)
+    if v >= LOSS_2D_ALARM:
+        return Outcome.fail(
+            f"L_2D = {_fmt(v)} >= {LOSS_2D_ALARM:g}, the spec's alarm ({ctxt}) {_SPEC_BATCH_NOTE}",
+            value=v, threshold=LOSS_2D_ALARM,
+        )  # fmt: skip
+    if v >= LOSS_2D_HEALTHY:
+        return Outcome.warn(
+            f"L_2D = {_fmt(v)} above the healthy < {LOSS_2D_HEALTHY:g} ({ctxt}) {_SPEC_BATCH_NOTE}",
+            value=v, threshold=LOSS_2D_HEALTHY,
+        )  # fmt: skip
+    return Outcome.ok(f"L_2D = {_fmt(v)} < {LOSS_2D_HEALTHY:g} ({ctxt})", v, LOSS_2D_HEALTHY)
+
+
+@LOSS_CHECKS.check("loss_3d_joint", requires=("loss_finite",), hint=HINT_3D)
+def loss_3d_joint(ctx: CheckContext) -> Outcome:
+    """L_3D_joint (batch sum) is below 80000 and not exactly 0."""
+    row = _row(ctx, "loss_3d_joint")
+    if row is None:
+        why = _summary(ctx).skipped.get("loss_3d_joint", "not computed")
+        return Outcome.skip(f"no 3D term: {why}")
+    v, ctxt = row["logged"], _sum_context(row)
+    if v == 0:
+        return Outcome.fail(
+            "L_3D_joint is exactly 0, the spec's alarm: the root-relative predictions equal the GT"
+            " exactly (MANO bypassed, GT fed back as prediction, or all conf 0)",
+            value=v, threshold=0.0,
+        )  # fmt: skip
+    if v >= LOSS_3D_HEALTHY:
+        return Outcome.warn(
+            f"L_3D_joint = {_fmt(v)} above the healthy < {LOSS_3D_HEALTHY:g} ({ctxt})"
+            f" {_SPEC_BATCH_NOTE}",
+            value=v, threshold=LOSS_3D_HEALTHY,
+        )  # fmt: skip
+    return Outcome.ok(f"L_3D_joint = {_fmt(v)} < {LOSS_3D_HEALTHY:g} ({ctxt})", v, LOSS_3D_HEALTHY)
+
+
+@LOSS_CHECKS.check("loss_prior", requires=("loss_finite",), hint=HINT_PRIOR)
+def loss_prior(ctx: CheckContext) -> Outcome:
+    """L_prior (a mean, independent of batch size) is below 100; about 5000 is the alarm."""
+    row = _row(ctx, "loss_prior")
+    if row is None:
+        return Outcome.skip(f"no prior term: {_summary(ctx).skipped.get('loss_prior', '')}")
+    v = row["logged"]
+    parts = ", ".join(f"{k}={_fmt(x)}" for k, x in row.get("parts", {}).items())
+    text = f"L_prior = {_fmt(v)} ({parts}; a mean over the batch)"
+    if v >= PRIOR_ALARM:
+        return Outcome.fail(f"{text} >= {PRIOR_ALARM:g}, the spec's alarm", v, PRIOR_ALARM)
+    if v >= PRIOR_HEALTHY:
+        return Outcome.warn(f"{text} above the healthy < {PRIOR_HEALTHY:g}", v, PRIOR_HEALTHY)
+    return Outcome.ok(f"{text} < {PRIOR_HEALTHY:g}", v, PRIOR_HEALTHY)
+
+
+@LOSS_CHECKS.check("loss_aux", requires=("loss_finite",), hint=HINT_AUX)
+def loss_aux(ctx: CheckContext) -> Outcome:
+    """L_aux (w_aux included, as the training log prints it) is below 1.0."""
+    summary = _summary(ctx)
+    row = summary.row("loss_aux")
+    if row is None:
+        why = summary.skipped.get("loss_aux", "not computed")
+        return Outcome.skip(f"no aux term: {why}")
+    v = row["logged"]
+    parts = row.get("parts", {})
+    mse = ", ".join(f"{k}={_fmt(x)}" for k, x in parts.items())
+    if v == 0 and not parts:
+        return Outcome.ok("L_aux = 0: no sample has ground-truth MANO (normal, spec 9.4)", v)
+    text = f"L_aux = {_fmt(v)} (w_aux={_fmt(row['weight'])} included; unweighted {mse})"
+    if v >= AUX_HEALTHY:
+        return Outcome.warn(f"{text} above the healthy < {AUX_HEALTHY:g}", v, AUX_HEALTHY)
+    return Outcome.ok(f"{text} < {AUX_HEALTHY:g}", v, AUX_HEALTHY)
+
+
+@LOSS_CHECKS.check("loss_vert", requires=("loss_finite",), hint=HINT_3D)
+def loss_vert(ctx: CheckContext) -> Outcome:
+    """L_3D_vert (optional, batch sum) is finite and not exactly 0; the spec gives no range."""
+    summary = _summary(ctx)
+    row = summary.row("loss_3d_vert")
+    if row is None:
+        return Outcome.skip(f"no vertex term: {summary.skipped.get('loss_3d_vert', '')}")
+    v = row["logged"]
+    if v == 0:
+        return Outcome.fail(
+            "L_3D_vert is exactly 0: predicted vertices equal the GT (MANO bypassed?)", v, 0.0
+        )
+    return Outcome.ok(f"L_3D_vert = {_fmt(v)} ({_sum_context(row)}; the spec gives no range)", v)
+
+
+@LOSS_CHECKS.check("loss_weights", hint=HINT_WEIGHTS)
+def loss_weights(ctx: CheckContext) -> Outcome:
+    """Weights inside the spec's recommended ranges; no term drowns the weighted total."""
+    weights = ctx.config.weights
+    problems: list[str] = []
+    flagged: dict[str, Any] = {}
+    for key, (low, high) in RECOMMENDED_RANGES.items():
+        value = float(getattr(weights, key))
+        source = weights.source.get(key, "default")
+        if value < low:
+            factor = f"{low / value:.3g}x " if value > 0 else ""
+            problems.append(f"{key}={value:g} is {factor}below the recommended {low:g} ({source})")
+            flagged[key] = value
+        elif value > high:
+            problems.append(f"{key}={value:g} is above the recommended {high:g} ({source})")
+            flagged[key] = value
+    summary = _summary(ctx)
+    shares = {r["term"]: r["share"] for r in summary.rows if r["share"] is not None}
+    dominant = None
+    if len([s for s in shares.values() if s > 0]) >= 2:
+        term, share = max(shares.items(), key=lambda kv: kv[1])
+        if share > DOMINANT_SHARE:
+            dominant = term
+            problems.append(f"{term} makes {share:.1%} of the weighted total")
+    details = {"flagged": flagged, "shares": shares, "dominant": dominant}
+    if problems:
+        return Outcome.warn("; ".join(problems), value=flagged or shares, details=details)
+    return Outcome.ok(
+        "weights inside the spec's recommended ranges; no term above "
+        f"{DOMINANT_SHARE:.0%} of the total",
+        details=details,
+    )
+
+
+# ---- predictions ---------------------------------------------------------------------------
+
+
+def _degenerate_hint() -> str:
+    try:
+        from utnet_diag.mano import DEGENERATE_OUTPUT_HINT
+    except ImportError:
+        return (
+            "check that the MANO layer loaded and is used: its outputs must be non-zero (spec 9.3)"
+        )
+    return str(DEGENERATE_OUTPUT_HINT)
+
+
+def _pred(ctx: CheckContext, key: str) -> torch.Tensor | None:
+    value = (ctx.outputs or {}).get(key)
+    return value.detach().float() if isinstance(value, torch.Tensor) else None
+
+
+@PREDICTION_CHECKS.check("pred_degenerate")
+def pred_degenerate(ctx: CheckContext) -> Outcome:
+    """Predicted joints and vertices are not all zero, collapsed, or the same for every sample."""
+    findings: list[str] = []
+    checked = []
+    for key in ("keypoints_3d", "vertices", "keypoints_2d"):
+        pred = _pred(ctx, key)
+        if pred is None or not bool(torch.isfinite(pred).all()):
+            continue
+        checked.append(key)
+        b = pred.shape[0]
+        scale = float(pred.abs().max())
+        if scale == 0:
+            findings.append(f"{key} are all zero in {b}/{b} samples")
+            continue
+        spread = (pred - pred.mean(dim=1, keepdim=True)).abs().amax(dim=(1, 2))  # (B,)
+        collapsed = int((spread <= 1e-6 * scale).sum())
+        if collapsed:
+            findings.append(f"{key} collapse to one point in {collapsed}/{b} samples")
+            continue
+        if b > 1 and float((pred - pred[:1]).abs().max()) <= 1e-6 * scale:
+            findings.append(f"{key} are identical for all {b} samples")
+    if not checked:
+        return Outcome.skip("no finite keypoints_3d, vertices or keypoints_2d in the outputs")
+    if findings:
+        return Outcome.fail(
+            "degenerate predictions: " + "; ".join(findings), value=findings,
+            hint=_degenerate_hint(),
+        )  # fmt: skip
+    return Outcome.ok(f"{', '.join(checked)} vary across joints and samples")
+
+
+@PREDICTION_CHECKS.check("pred_kp2d_range", hint=HINT_2D)
+def pred_kp2d_range(ctx: CheckContext) -> Outcome:
+    """Predicted 2D keypoints lie in the normalized crop range [-0.5, 0.5]."""
+    pred = _pred(ctx, "keypoints_2d")
+    if pred is None:
+        return Outcome.skip("no keypoints_2d in the model outputs")
+    if not bool(torch.isfinite(pred).all()):
+        return Outcome.skip("predicted keypoints_2d are not finite (see loss_finite)")
+    mag = pred.abs().amax(dim=-1)  # (B,21)
+    worst = float(mag.max())
+    sample, joint = divmod(int(mag.argmax()), mag.shape[1])
+    outside = int((mag > KP2D_LIMIT).any(dim=1).sum())
+    where = f"max {worst:.3g} at sample {sample}, joint {joint}"
+    b = pred.shape[0]
+    if worst > KP2D_HARD_LIMIT:
+        units = " (looks like pixels)" if worst > 10 else ""
+        return Outcome.fail(
+            f"predicted 2D keypoints of {outside}/{b} samples exceed {KP2D_LIMIT}: {where}{units}",
+            value=worst, threshold=KP2D_LIMIT,
+        )  # fmt: skip
+    if outside:
+        return Outcome.warn(
+            f"predicted 2D keypoints of {outside}/{b} samples exceed {KP2D_LIMIT}: {where}",
+            value=worst, threshold=KP2D_LIMIT,
+        )  # fmt: skip
+    return Outcome.ok(f"predicted 2D keypoints within ±{KP2D_LIMIT} ({where})", worst, KP2D_LIMIT)
+
+
+def _span_mm(joints: torch.Tensor, root_id: int) -> torch.Tensor:
+    """Per sample: the largest distance of a joint from the root, (B,)."""
+    return (joints[..., :3] - joints[:, root_id : root_id + 1, :3]).norm(dim=-1).amax(dim=1)
+
+
+@PREDICTION_CHECKS.check("pred_kp3d_units", requires=("pred_degenerate",), hint=HINT_3D)
+def pred_kp3d_units(ctx: CheckContext) -> Outcome:
+    """Predicted 3D joints are in millimetres: a hand spans about 50-250 mm from the wrist."""
+    pred = _pred(ctx, "keypoints_3d")
+    if pred is None:
+        return Outcome.skip("no keypoints_3d in the model outputs")
+    if not bool(torch.isfinite(pred).all()):
+        return Outcome.skip("predicted keypoints_3d are not finite (see loss_finite)")
+    root = ctx.config.root_id if ctx.config is not None else 0
+    span = float(_span_mm(pred, root).median())
+    gt = ctx.batch.get("keypoints_3d") if ctx.batch is not None else None
+    if isinstance(gt, torch.Tensor) and bool(torch.isfinite(gt).all()):
+        gt_span = float(_span_mm(gt.float().to(pred.device), root).median())
+        if gt_span > 0 and span > 0:
+            ratio = span / gt_span
+            text = f"predicted hand spans {span:.4g} mm (median), GT {gt_span:.4g} mm: ratio {ratio:.3g}"
+            if ratio > 5 or ratio < 0.2:
+                guess = _unit_guess(ratio)
+                return Outcome.fail(f"{text}{guess}", value=ratio, threshold=[0.2, 5])
+            return Outcome.ok(text, value=ratio, threshold=[0.2, 5])
+    text = f"predicted hand spans {span:.4g} from the wrist (median)"
+    if span < 0.5:
+        return Outcome.fail(f"{text}: metres, not mm?", value=span, threshold=[20, 400])
+    if span < 20 or span > 400:
+        return Outcome.warn(f"{text}: outside 20-400 mm", value=span, threshold=[20, 400])
+    return Outcome.ok(f"{text} mm", value=span, threshold=[20, 400])
+
+
+def _unit_guess(ratio: float) -> str:
+    for factor, name in ((1000.0, "metres"), (10.0, "centimetres")):
+        if abs(math.log10(ratio) + math.log10(factor)) < 0.3:
+            return f" (predictions look like {name}, GT mm)"
+        if abs(math.log10(ratio) - math.log10(factor)) < 0.3:
+            return f" (GT looks like {name}, predictions mm)"
+    return ""

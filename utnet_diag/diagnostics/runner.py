@@ -1,0 +1,337 @@
+"""Load a model and a batch once, and run one forward pass that every model diagnostic shares.
+
+``loss-breakdown``, ``grad-flow`` and ``gate`` all go through here: :func:`load_inputs` reads the
+config, batch and model; :func:`training_step` puts the model in train mode as a training step
+would and restores everything afterwards; :func:`forward_pass` runs the model once and computes
+the spec's loss terms, keeping the autograd graph when gradients are wanted.
+
+What the training step changes and how it is undone: ``model.train()`` for the forward (each
+module's own mode is restored afterwards); dropout and other randomness draw from a forked RNG
+seeded with ``seed`` (the caller's RNG state is untouched); buffers (BatchNorm running stats,
+counters) are snapshotted and copied back; parameters are never written and ``.grad`` fields are
+never touched (gradients come from ``torch.autograd.grad``, not ``backward()``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from utnet_diag.config import DiagConfig, load_config
+from utnet_diag.errors import InputError
+from utnet_diag.io.batch import Batch, load_batch
+from utnet_diag.losses import LossTerms, compute_terms
+
+# Fallback when the model does not say which children form the shared trunk (issue 4).
+TRUNK_NAME_PATTERN = re.compile(r"backbone|vit|encoder|patch_embed|fusion", re.IGNORECASE)
+DEFAULT_SEED = 0
+
+
+@dataclass
+class RunInputs:
+    """What a model diagnostic runs on: the loaded model, the batch (on the model's device) and the
+    config. ``loaded`` follows ``utnet_diag.model.sources.LoadedModel``: ``.model`` (nn.Module),
+    ``.forward(batch) -> outputs``, ``.device``, ``.source``, ``.checks``, ``.warnings``, ``.mano``."""
+
+    loaded: Any
+    batch: Batch
+    config: DiagConfig
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.loaded.model
+
+    @property
+    def device(self) -> torch.device:
+        dev = getattr(self.loaded, "device", None)
+        if dev is not None:
+            return torch.device(dev)
+        first = next(self.model.parameters(), None)
+        return first.device if first is not None else torch.device("cpu")
+
+
+@dataclass
+class Boundary:
+    """The tensor where the shared trunk hands over to the heads, and how it was found."""
+
+    features: torch.Tensor | None
+    trunk: list[str]
+    heads: list[str]
+    description: str
+    guessed: bool
+
+
+@dataclass
+class ForwardResult:
+    """One forward pass: outputs (with graph when ``grad``), loss terms, the trunk/heads boundary."""
+
+    inputs: RunInputs
+    outputs: dict[str, Any]
+    terms: LossTerms
+    boundary: Boundary
+    grad: bool
+    seed: int
+    forward_seconds: float
+
+    @property
+    def batch(self) -> Batch:
+        return self.inputs.batch
+
+    @property
+    def config(self) -> DiagConfig:
+        return self.inputs.config
+
+
+def load_inputs(
+    checkpoint: str | Path | None = None,
+    batch: str | Path | Batch | None = None,
+    config: str | Path | DiagConfig | None = None,
+    *,
+    preset: str | None = None,
+    repo: str | Path | None = None,
+    model_factory: str | None = None,
+    output_map: str | dict[str, str] | None = None,
+    mano: str | Path | None = None,
+    device: str = "auto",
+    max_samples: int | None = None,
+    unsafe_load: bool = False,
+    model: Any = None,
+) -> RunInputs:
+    """Read config, batch and model (the embedded defaults where none is given).
+
+    ``model`` may be an already loaded model (skips loading). Raises InputError for bad inputs;
+    the device string is checked before anything heavy is loaded.
+    """
+    from utnet_diag.device import resolve_device
+
+    dev = resolve_device(device)
+    cfg = config if isinstance(config, DiagConfig) else load_config(config, preset)
+    notes: list[str] = []
+    if isinstance(batch, Batch):
+        data = batch if max_samples is None else batch.subset(max_samples)
+    elif batch is None:
+        from utnet_diag.synthetic.sample import default_batch
+
+        data = default_batch()
+        if max_samples is not None or cfg.max_samples is not None:
+            data = data.subset(max_samples or cfg.max_samples)  # type: ignore[arg-type]
+        notes.append("batch: the embedded default (synthetic)")
+    else:
+        data = load_batch(batch, cfg.key_map, max_samples or cfg.max_samples)
+    if model is None:
+        from utnet_diag.model.sources import load_model
+
+        model = load_model(
+            checkpoint,
+            repo=repo,
+            model_factory=model_factory,
+            output_map=output_map,
+            config=cfg,
+            mano_path=mano,
+            device=str(dev),
+            unsafe_load=unsafe_load,
+        )
+    loaded = as_loaded(model)
+    inputs = RunInputs(loaded, data, cfg, notes)
+    inputs.batch = data.to(inputs.device)
+    return inputs
+
+
+def as_loaded(model: Any) -> Any:
+    """A LoadedModel-like object from a LoadedModel, or from a bare nn.Module that follows the
+    output protocol (wrapped by ``utnet_diag.model.sources``)."""
+    if isinstance(model, nn.Module):
+        try:
+            from utnet_diag.model.sources import wrap_module
+        except ImportError:
+            raise InputError(
+                "pass the result of utnet_diag.load_model(...), not a bare nn.Module",
+                hint="utnet_diag.load_model(model_factory='pkg.module:build')",
+            ) from None
+        return wrap_module(model)
+    if not (hasattr(model, "model") and callable(getattr(model, "forward", None))):
+        raise InputError(
+            f"expected a loaded model (utnet_diag.load_model), got {type(model).__name__}"
+        )
+    return model
+
+
+def _buffers_snapshot(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(buf, buf.detach().clone()) for buf in model.buffers()]
+
+
+@contextmanager
+def training_step(model: nn.Module, seed: int = DEFAULT_SEED) -> Iterator[None]:
+    """Train mode and a seeded, forked RNG for the duration; afterwards each module's mode and
+    every buffer are restored. Parameters and ``.grad`` are left alone by the diagnostics."""
+    modes = [(m, m.training) for m in model.modules()]
+    buffers = _buffers_snapshot(model)
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            model.train()
+            yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
+        with torch.no_grad():
+            for buf, saved in buffers:
+                if buf.shape == saved.shape:
+                    buf.copy_(saved)
+
+
+def _protocol_model(model: nn.Module) -> nn.Module | None:
+    """The module that implements ``module_groups()`` (the model or one it wraps), if any."""
+    for candidate in (model, getattr(model, "model", None), getattr(model, "module", None)):
+        if isinstance(candidate, nn.Module) and callable(getattr(candidate, "module_groups", None)):
+            return candidate
+    return None
+
+
+def first_tensor(value: Any) -> torch.Tensor | None:
+    """The first floating tensor in a (nested) output: tensor, tuple/list, or dict."""
+    if isinstance(value, torch.Tensor):
+        return value if value.is_floating_point() else None
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            found = first_tensor(item)
+            if found is not None:
+                return found
+    return None
+
+
+class _BoundaryProbe:
+    """Finds the trunk/heads boundary: the model's own ``last_trunk_features`` when it implements
+    ``module_groups()``, else the output of the last trunk-named child to run (a guess)."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.protocol = _protocol_model(model)
+        self.handles: list[Any] = []
+        self.last: tuple[str, torch.Tensor] | None = None
+        self.owner = self.protocol if self.protocol is not None else model
+        children = [name for name, _ in self.owner.named_children()]
+        if self.protocol is not None:
+            groups = self.protocol.module_groups()
+            self.trunk = list(groups.get("trunk", []))
+            self.heads = list(groups.get("heads", []))
+        else:
+            self.trunk = [n for n in children if TRUNK_NAME_PATTERN.search(n)]
+            self.heads = [n for n in children if n not in self.trunk]
+            for name, child in self.owner.named_children():
+                if name in self.trunk:
+                    self.handles.append(child.register_forward_hook(self._hook(name)))
+        prefix = "" if self.owner is model else self._prefix(model, self.owner)
+        self.trunk = [prefix + n for n in self.trunk]
+        self.heads = [prefix + n for n in self.heads]
+
+    @staticmethod
+    def _prefix(root: nn.Module, inner: nn.Module) -> str:
+        for name, module in root.named_modules():
+            if module is inner:
+                return name + "." if name else ""
+        return ""
+
+    def _hook(self, name: str):
+        def record(_module: nn.Module, _args: Any, output: Any) -> None:
+            tensor = first_tensor(output)
+            if tensor is not None:
+                self.last = (name, tensor)
+
+        return record
+
+    def result(self) -> Boundary:
+        for handle in self.handles:
+            handle.remove()
+        if self.protocol is not None:
+            features = getattr(self.protocol, "last_trunk_features", None)
+            if isinstance(features, torch.Tensor):
+                return Boundary(features, self.trunk, self.heads,
+                                "the model's last_trunk_features", False)  # fmt: skip
+            return Boundary(None, self.trunk, self.heads,
+                            "the model sets no last_trunk_features", False)  # fmt: skip
+        if self.last is None:
+            why = (
+                "no child is named like a trunk (backbone/vit/encoder/patch_embed/fusion)"
+                if not self.trunk
+                else f"the trunk children ({', '.join(self.trunk)}) returned no tensor"
+            )
+            return Boundary(None, self.trunk, self.heads, why, True)
+        name, tensor = self.last
+        return Boundary(tensor, self.trunk, self.heads,
+                        f"output of '{name}' (guessed from child names)", True)  # fmt: skip
+
+
+def forward_pass(
+    inputs: RunInputs, *, grad: bool = True, seed: int = DEFAULT_SEED
+) -> ForwardResult:
+    """Run the model once on the batch and compute the spec's loss terms.
+
+    Call inside :func:`training_step`. With ``grad`` the outputs keep their autograd graph.
+    """
+    probe = _BoundaryProbe(inputs.model)
+    start = time.perf_counter()
+    try:
+        with torch.set_grad_enabled(grad):
+            outputs = inputs.loaded.forward(inputs.batch)
+            elapsed = time.perf_counter() - start
+            terms = compute_terms(
+                outputs,
+                inputs.batch,
+                inputs.config.weights,
+                root_id=inputs.config.root_id,
+                gt_vertices=_gt_vertices(inputs),
+            )
+    finally:
+        boundary = probe.result()
+    if not isinstance(outputs, dict) or "keypoints_3d" not in outputs:
+        raise InputError("the model's outputs have no 'keypoints_3d'", hint="check --output-map")
+    return ForwardResult(inputs, outputs, terms, boundary, grad, seed, elapsed)
+
+
+def _gt_vertices(inputs: RunInputs) -> torch.Tensor | None:
+    """Ground-truth vertices for the vertex term when the batch has none: MANO on the GT params."""
+    weights = inputs.config.weights
+    batch = inputs.batch
+    if not weights.use_vertex_loss or "vertices_3d" in batch:
+        return None
+    mano = getattr(inputs.loaded, "mano", None)
+    build = getattr(mano, "vertices_from_params", None)
+    if build is None or "mano_pose" not in batch or "mano_shape" not in batch:
+        return None
+    with torch.no_grad():
+        return build(batch["mano_pose"], batch["mano_shape"])
+
+
+def detach_outputs(outputs: Any) -> Any:
+    """The outputs with every tensor detached (nested dicts/lists kept)."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs.detach()
+    if isinstance(outputs, dict):
+        return {k: detach_outputs(v) for k, v in outputs.items()}
+    if isinstance(outputs, (list, tuple)):
+        return type(outputs)(detach_outputs(v) for v in outputs)
+    return outputs
+
+
+def all_finite(value: Any) -> bool:
+    """True when every floating tensor inside ``value`` (nested) is finite."""
+    if isinstance(value, torch.Tensor):
+        return not value.is_floating_point() or bool(torch.isfinite(value).all())
+    if isinstance(value, dict):
+        return all(all_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(all_finite(v) for v in value)
+    return True
