@@ -1,0 +1,159 @@
+"""Reports: JSON with schema_version/status/counts, JUnit, rendering, and the check engine."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+from rich.console import Console
+
+from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome, run_checks
+from utnet_diag.report.junit import to_junit, write_junit
+from utnet_diag.report.render import render_report
+from utnet_diag.report.result import SCHEMA_VERSION, CheckResult, Report, Status, overall_status
+
+
+def sample_report() -> Report:
+    return Report(
+        "check-batch",
+        [
+            CheckResult("a", Status.PASS, "fine", value=1.5, family="batch"),
+            CheckResult("b", Status.WARN, "hmm", value=float("nan"), hint="look", family="batch"),
+            CheckResult(
+                "c",
+                Status.FAIL,
+                "broken",
+                value=float("inf"),
+                threshold=0.5,
+                hint="fix it",
+                family="batch",
+            ),  # fmt: skip
+            CheckResult("d", Status.SKIP, "requires c", family="convention"),
+        ],
+        {"batch": {"size": 8, "keys": {"rgb": (8, 3, 4, 4)}}},
+    )
+
+
+def test_json_has_schema_version_status_counts_and_sections():
+    data = json.loads(sample_report().to_json())
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert data["command"] == "check-batch"
+    assert data["status"] == "fail"
+    assert data["counts"] == {"pass": 1, "warn": 1, "fail": 1, "skip": 1}
+    assert [c["id"] for c in data["checks"]] == ["a", "b", "c", "d"]
+    assert data["checks"][1]["value"] == "nan" and data["checks"][2]["value"] == "inf"
+    assert data["checks"][2]["hint"] == "fix it" and data["checks"][2]["threshold"] == 0.5
+    assert data["batch"]["keys"]["rgb"] == [8, 3, 4, 4]
+
+
+def test_overall_status_and_exit_codes():
+    report = sample_report()
+    assert report.status is Status.FAIL
+    assert report.exit_code("fail") == 1
+    warn_only = Report(
+        "x", [CheckResult("b", Status.WARN, "hmm"), CheckResult("d", Status.SKIP, "")]
+    )
+    assert warn_only.status is Status.WARN
+    assert warn_only.exit_code("fail") == 0 and warn_only.exit_code("warn") == 1
+    assert overall_status([CheckResult("s", Status.SKIP, "")]) is Status.PASS
+    assert Report("x").exit_code() == 0
+    assert report.check("c").message == "broken"
+    with pytest.raises(KeyError):
+        report.check("zzz")
+
+
+def test_junit_one_testcase_per_check_with_failures(tmp_path):
+    report = sample_report()
+    root = ET.fromstring(to_junit(report, "fail"))
+    suite = root.find("testsuite")
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["a", "b", "c", "d"]
+    assert (
+        suite.get("tests") == "4" and suite.get("failures") == "1" and suite.get("skipped") == "1"
+    )
+    by_name = {c.get("name"): c for c in cases}
+    assert by_name["c"].find("failure") is not None
+    assert "hint: fix it" in by_name["c"].find("failure").text
+    assert by_name["b"].find("failure") is None
+    assert by_name["d"].find("skipped") is not None
+    assert by_name["c"].get("classname") == "utnet_diag.batch"
+    strict = ET.fromstring(to_junit(report, "warn")).find("testsuite")
+    assert strict.get("failures") == "2"
+    assert {c.get("name") for c in strict.findall("testcase") if c.find("failure") is not None} == {
+        "b",
+        "c",
+    }
+    out = tmp_path / "report.xml"
+    write_junit(report, out)
+    assert ET.parse(out).getroot().tag == "testsuites"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_render_shows_tables_hints_and_verdict():
+    console = Console(record=True, width=160)
+    render_report(sample_report(), console)
+    text = console.export_text()
+    assert "batch checks" in text and "convention checks" in text
+    assert "→ fix it" in text and "→ look" in text
+    assert "FAILED" in text and "1 failed, 1 warnings, 1 passed, 1 skipped" in text
+
+
+def make_registry() -> tuple[CheckRegistry, list[str]]:
+    ran: list[str] = []
+    registry = CheckRegistry("demo")
+
+    @registry.check("base", hint="base hint")
+    def base(ctx: CheckContext) -> Outcome:
+        ran.append("base")
+        return Outcome.fail("base broke") if ctx.extras.get("break") else Outcome.ok("base fine")
+
+    @registry.check("child", requires=("base",), hint="child hint")
+    def child(ctx: CheckContext) -> Outcome:
+        """Needs base."""
+        ran.append("child")
+        return Outcome.warn("child warns", value=2)
+
+    @registry.check("grandchild", requires=("child",))
+    def grandchild(ctx: CheckContext) -> Outcome:
+        ran.append("grandchild")
+        return Outcome.ok("ok")
+
+    return registry, ran
+
+
+def test_engine_skips_a_check_whose_prerequisite_failed():
+    registry, ran = make_registry()
+    ctx = CheckContext(extras={"break": True})
+    results = run_checks(registry.specs, ctx)
+    assert [r.status for r in results] == [Status.FAIL, Status.SKIP, Status.SKIP]
+    assert results[1].message == "requires base"
+    assert results[2].message == "requires child"
+    assert ran == ["base"]
+    assert results[0].hint == "base hint" and results[1].hint is None
+    assert all(r.family == "demo" for r in results)
+
+
+def test_engine_runs_prerequisites_that_passed_and_keeps_hints_for_problems():
+    registry, ran = make_registry()
+    results = run_checks(registry.specs, CheckContext())
+    assert [r.status for r in results] == [Status.PASS, Status.WARN, Status.PASS]
+    assert results[0].hint is None  # hints are for problems
+    assert results[1].hint == "child hint" and results[1].value == 2
+    assert registry.specs[1].description == "Needs base."
+    assert ran == ["base", "child", "grandchild"]
+
+
+def test_engine_prior_results_and_select():
+    registry, ran = make_registry()
+    prior = [CheckResult("base", Status.FAIL, "failed elsewhere")]
+    results = run_checks(registry.specs[1:], CheckContext(), prior=prior)
+    assert results[0].status is Status.SKIP
+    only = run_checks(registry.specs, CheckContext(), select=["base"])
+    assert [r.id for r in only] == ["base"]
+
+
+def test_duplicate_check_ids_are_refused():
+    registry, _ = make_registry()
+    with pytest.raises(ValueError, match="duplicate check id"):
+        registry.check("base")(lambda ctx: Outcome.ok("again"))
