@@ -13,6 +13,7 @@ third column is not a confidence, so conf is 1 as UTNet's train.py uses it.
 from __future__ import annotations
 
 import pickle
+import struct
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -103,7 +104,11 @@ def _read_pt(path: Path) -> Any:
             path=str(path),
             hint="save the batch as a dict of tensors",
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+    except (
+        RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile,
+        # the weights-only unpickler of a non-zip (legacy) file fails on garbage with these
+        IndexError, KeyError, TypeError, AttributeError, struct.error,
+    ) as err:  # fmt: skip
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(f"not a readable torch file ({msg[:160]})", path=str(path)) from None
 
