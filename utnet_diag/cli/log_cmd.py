@@ -1,0 +1,45 @@
+"""``utnet-diag parse-log LOGFILE``: healthy ranges, NaN, stuck terms, trends and total consistency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from utnet_diag.cli.app import app, emit
+from utnet_diag.cli.options import ConfigOpt, FailOn, FailOnOpt, JsonOpt, JunitOpt, PresetOpt
+
+
+@app.command("parse-log")
+def parse_log_command(
+    logfile: Annotated[Path, typer.Argument(help="Training log with 'Loss breakdown' blocks.")],
+    config: ConfigOpt = None,
+    preset: PresetOpt = None,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option("--plot", help="Draw per-term curves to this .png/.svg/.pdf (matplotlib)."),
+    ] = None,
+    window: Annotated[
+        Optional[int],
+        typer.Option("--window", min=3, help="Blocks per window for trends (default: N/4)."),
+    ] = None,
+    json_out: JsonOpt = False,
+    junit: JunitOpt = None,
+    fail_on: FailOnOpt = FailOn.fail,
+) -> None:
+    """Read a training log and check every loss block against the spec's healthy ranges.
+
+    Also finds NaN/Inf, terms stuck at 0 or constant, divergence and plateaus, and checks that
+    the logged total is the weighted sum of the logged terms under the config's weights.
+    """
+    from utnet_diag.cli import render_log  # noqa: F401  (registers the section renderers)
+    from utnet_diag.config import load_config
+    from utnet_diag.logs.checks import LogCheckOptions, diagnose_log
+
+    diag_config = load_config(config, preset.value if preset is not None else None)
+    options = LogCheckOptions(
+        trend_window=window, weights_given=config is not None or preset is not None
+    )
+    report = diagnose_log(logfile, diag_config, options, plot_path=plot)
+    raise typer.Exit(emit(report, json_out, junit, fail_on.value))
