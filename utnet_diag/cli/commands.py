@@ -3,3 +3,4 @@
 # ruff: noqa: F401
 from utnet_diag.cli import info
 from utnet_diag.cli import check_batch_cmd
+from utnet_diag.cli import log_cmd
