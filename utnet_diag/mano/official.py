@@ -1,0 +1,188 @@
+"""Loading MANO pickles without chumpy and without running code from the file.
+
+The official ``MANO_RIGHT.pkl``/``MANO_LEFT.pkl`` (v1.2) are Python 2 pickles that reference
+chumpy and scipy objects. A restricted unpickler resolves only the globals such a file uses and
+turns them into plain numpy arrays:
+
+- ``chumpy.ch.Ch``: its state's ``x`` array;
+- ``chumpy.reordering.Select``: ``a.x.ravel()[idxs].reshape(preferred_shape)``;
+- ``scipy.sparse.csc.csc_matrix``: densified from ``data``, ``indices``, ``indptr``, ``_shape``;
+- numpy arrays and dtypes, and ``set``.
+
+Any other global (``os.system``, ``builtins.eval``...) is refused with an error naming it.
+The result goes to smplx through ``data_struct``, so smplx never unpickles anything itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from utnet_diag.errors import InputError
+from utnet_diag.io.safe_pickle import NUMPY_GLOBALS, restricted_load
+
+# The keys smplx's MANO needs, and the shapes they must have (None: any size on that axis).
+REQUIRED_SHAPES: dict[str, tuple[int | None, ...]] = {
+    "v_template": (778, 3),
+    "f": (1538, 3),
+    "J_regressor": (16, 778),
+    "kintree_table": (2, 16),
+    "weights": (778, 16),
+    "posedirs": (778, 3, 135),
+    "shapedirs": (778, 3, None),
+    "hands_components": (45, 45),
+    "hands_mean": (45,),
+}
+
+
+class _PickledState:
+    """Stands in for a class from the file: records its constructor args and pickled state."""
+
+    kind = "object"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def field(self, name: str) -> Any:
+        state = self.state[0] if isinstance(self.state, tuple) else self.state
+        if not isinstance(state, dict) or name not in state:
+            raise InputError(f"a pickled {self.kind} has no '{name}' in its state")
+        return state[name]
+
+
+class ChumpyCh(_PickledState):
+    kind = "chumpy.ch.Ch"
+
+
+class ChumpySelect(_PickledState):
+    kind = "chumpy.reordering.Select"
+
+
+class CscMatrix(_PickledState):
+    kind = "scipy.sparse.csc.csc_matrix"
+
+
+MANO_GLOBALS: dict[tuple[str, str], Any] = {
+    **NUMPY_GLOBALS,
+    ("chumpy.ch", "Ch"): ChumpyCh,
+    ("chumpy.reordering", "Select"): ChumpySelect,
+    ("scipy.sparse.csc", "csc_matrix"): CscMatrix,
+    ("__builtin__", "set"): set,
+    ("builtins", "set"): set,
+}
+
+
+def _as_array(value: Any, key: str, depth: int = 0) -> Any:
+    """Plain numpy array (or str) for one value of the pickled dict."""
+    if depth > 4:
+        raise InputError(f"'{key}' nests chumpy objects too deeply")
+    if isinstance(value, ChumpyCh):
+        return _as_array(value.field("x"), key, depth + 1)
+    if isinstance(value, ChumpySelect):
+        source = np.asarray(_as_array(value.field("a"), key, depth + 1)).ravel()
+        idxs = np.asarray(value.field("idxs")).astype(np.int64).ravel()
+        shape = tuple(int(n) for n in np.asarray(value.field("preferred_shape")).ravel())
+        if idxs.size and (idxs.min() < 0 or idxs.max() >= source.size):
+            raise InputError(f"'{key}' selects indices outside its {source.size} values")
+        if int(np.prod(shape)) != idxs.size:
+            raise InputError(f"'{key}' selects {idxs.size} values but its shape is {shape}")
+        return source[idxs].reshape(shape)
+    if isinstance(value, CscMatrix):
+        return _dense_from_csc(value, key)
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            raise InputError(f"'{key}' is an object array; expected numbers")
+        return value
+    if isinstance(value, (str, bytes, int, float, set, list, tuple)) or value is None:
+        return value
+    raise InputError(f"'{key}' holds an unsupported {type(value).__name__}")
+
+
+def _dense_from_csc(matrix: CscMatrix, key: str) -> np.ndarray:
+    """Dense (rows, cols) array from a pickled scipy csc_matrix's state."""
+    data = np.asarray(matrix.field("data"), dtype=np.float64)
+    indices = np.asarray(matrix.field("indices")).astype(np.int64)
+    indptr = np.asarray(matrix.field("indptr")).astype(np.int64)
+    rows, cols = (int(n) for n in matrix.field("_shape"))
+    if indptr.shape != (cols + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+        raise InputError(f"'{key}' is a malformed sparse matrix (bad indptr)")
+    if indptr[-1] != data.size or data.size != indices.size:
+        raise InputError(f"'{key}' is a malformed sparse matrix (data/indices sizes)")
+    if indices.size and (indices.min() < 0 or indices.max() >= rows):
+        raise InputError(f"'{key}' is a malformed sparse matrix (row index out of range)")
+    dense = np.zeros((rows, cols))
+    columns = np.repeat(np.arange(cols), np.diff(indptr))
+    np.add.at(dense, (indices, columns), data)
+    return dense
+
+
+def validate_mano_data(data: dict[str, Any], path: str | None = None) -> None:
+    """InputError naming the file and the keys when ``data`` lacks MANO keys or has bad shapes."""
+    missing = [k for k in REQUIRED_SHAPES if k not in data]
+    if missing:
+        raise InputError(
+            f"not a MANO model: missing keys {', '.join(missing)}",
+            path=path,
+            hint="expected the official MANO_RIGHT.pkl/MANO_LEFT.pkl (v1.2) or a converted copy",
+        )
+    for key, expected in REQUIRED_SHAPES.items():
+        shape = np.shape(data[key])
+        ok = len(shape) == len(expected) and all(
+            e is None or s == e for s, e in zip(shape, expected)
+        )
+        if not ok:
+            want = "(" + ", ".join("N" if e is None else str(e) for e in expected) + ")"
+            raise InputError(f"MANO key '{key}' has shape {shape}; expected {want}", path=path)
+        if not np.issubdtype(np.asarray(data[key]).dtype, np.number):
+            raise InputError(f"MANO key '{key}' is not numeric", path=path)
+    if np.shape(data["shapedirs"])[2] < 10:
+        raise InputError("MANO shapedirs has fewer than 10 shape components", path=path)
+    for key in ("v_template", "shapedirs", "posedirs", "weights", "J_regressor"):
+        if not np.all(np.isfinite(np.asarray(data[key], dtype=np.float64))):
+            raise InputError(f"MANO key '{key}' holds NaN or Inf", path=path)
+
+
+def load_mano_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Plain-array MANO data from a pickle (official chumpy-based, or plain arrays), or .npz.
+
+    Returns ``(data, info)``; ``info`` says which chumpy/scipy objects were converted.
+    """
+    from utnet_diag.io.files import require_file
+
+    p = require_file(path, "MANO model", suffixes=(".pkl", ".npz"))
+    if p.suffix.lower() == ".npz":
+        try:
+            with np.load(p, allow_pickle=False) as npz:
+                raw: Any = {k: npz[k] for k in npz.files}
+        except ValueError as err:
+            raise InputError(f"MANO npz holds Python objects ({err})", path=str(p)) from None
+        except OSError as err:
+            raise InputError(f"MANO npz is not readable: {err}", path=str(p)) from None
+        raw = {k: (str(v) if v.dtype.kind == "U" else v) for k, v in raw.items()}
+    else:
+        raw = restricted_load(p, MANO_GLOBALS, encoding="latin1", what="MANO pickle")
+    if not isinstance(raw, dict):
+        raise InputError(
+            f"MANO file holds a {type(raw).__name__}, not a dict of arrays", path=str(p)
+        )
+    converted: dict[str, str] = {}
+    data: dict[str, Any] = {}
+    for key, value in raw.items():
+        key = key.decode("latin1") if isinstance(key, bytes) else str(key)
+        if isinstance(value, (ChumpyCh, ChumpySelect, CscMatrix)):
+            converted[key] = value.kind
+        try:
+            data[key] = _as_array(value, key)
+        except InputError as err:
+            raise InputError(str(err), path=str(p)) from None
+    validate_mano_data(data, str(p))
+    for key in REQUIRED_SHAPES:
+        data[key] = np.array(data[key], dtype=np.uint32 if key == "f" else None)
+    info = {"path": str(p), "converted": converted, "keys": sorted(data)}
+    return data, info
