@@ -1,0 +1,143 @@
+"""The streaming log parser: block format, tolerated noise, precision, bad files."""
+
+from __future__ import annotations
+
+import gzip
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from utnet_diag.errors import InputError
+from utnet_diag.logs.parse import NO_BLOCKS_MESSAGE, parse_log
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "logs"
+
+
+def test_spec_normal_example_values() -> None:
+    log = parse_log(FIXTURES / "spec_normal.log")
+    assert log.n_blocks == 1
+    assert log.values["loss_2d"][0] == 334.8019
+    assert log.values["loss_3d_joint"][0] == 73632.9062
+    assert log.values["shape_prior"][0] == 70.4138
+    assert log.values["loss_aux"][0] == 0.0
+    assert log.values["total"][0] == 3826.6260
+    assert not log.present["loss_3d_vert"][0] and not log.present["pose_prior"][0]
+    assert log.decimals["total"][0] == -4
+    assert log.resolution("total")[0] == pytest.approx(0.5e-4)
+    assert log.lines_read == 6 and log.lines_skipped == 0
+
+
+def test_spec_abnormal_example_reads_nan() -> None:
+    log = parse_log(FIXTURES / "spec_abnormal.log")
+    assert log.values["loss_2d"][0] == 10000.0
+    assert log.decimals["loss_2d"][0] == -1
+    assert math.isnan(log.values["loss_aux"][0]) and log.present["loss_aux"][0]
+    assert math.isnan(log.values["total"][0])
+
+
+def test_tqdm_and_debug_lines_are_skipped_not_parsed() -> None:
+    log = parse_log(FIXTURES / "tqdm_debug.log")
+    assert log.n_blocks == 40
+    assert log.lines_skipped == 52  # 2 header lines, 40 tqdm lines, 6 debug prints, 4 val lines
+    assert log.malformed == 0 and log.incomplete_blocks == 0
+    # iterations restart each epoch of 500 iterations, logged every 50
+    assert log.epochs.tolist()[:12] == [0] * 10 + [1] * 2
+    assert log.iters.tolist()[:3] == [0, 50, 100]
+    # the header after a timestamp prefix is found and its line number is right
+    assert log.lines[0] == 4
+
+
+def test_optional_vertex_and_pose_lines() -> None:
+    log = parse_log(FIXTURES / "vertex_pose.log")
+    assert log.terms_present() == [
+        "loss_2d",
+        "loss_3d_joint",
+        "loss_3d_vert",
+        "shape_prior",
+        "pose_prior",
+        "loss_aux",
+        "total",
+    ]
+    assert log.present["loss_3d_vert"].all() and log.present["pose_prior"].all()
+
+
+def _write(tmp_path: Path, text: str | bytes, name: str = "train.log") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def test_carriage_returns_tensor_values_and_malformed_lines(tmp_path: Path) -> None:
+    text = (
+        "100%|██████| 5/5\r[Epoch 2, Iter 30] Loss breakdown:\r\n"
+        "  2D keypoint loss: tensor(12.5000, device='cuda:0')\r\n"
+        "  3D joint loss: 1.5e+03\r\n"
+        "  Aux loss: None\r\n"
+        "  Total loss: 90.125\r\n"
+    )
+    log = parse_log(_write(tmp_path, text))
+    assert log.n_blocks == 1
+    assert (log.epochs[0], log.iters[0]) == (2, 30)
+    assert log.values["loss_2d"][0] == 12.5
+    assert log.values["loss_3d_joint"][0] == 1500.0 and log.decimals["loss_3d_joint"][0] == 2
+    assert not log.present["loss_aux"][0]
+    assert log.malformed == 1 and log.malformed_examples[0] == (4, "Aux loss: None")
+
+
+def test_incomplete_repeated_and_orphan_lines(tmp_path: Path) -> None:
+    text = (
+        "  Total loss: 5.0\n"  # before any block: orphan
+        "[Epoch 0, Iter 0] Loss breakdown:\n"
+        "  2D keypoint loss: 1.0\n"
+        "[Epoch 0, Iter 1] Loss breakdown:\n"  # previous block had no total
+        "[Epoch 0, Iter 2] Loss breakdown:\n"  # previous header had no terms
+        "  2D keypoint loss: 2.0\n"
+        "  Total loss: 3.0\n"
+        "  Total loss: 4.0\n"  # repeated: closes the block, counted as orphan
+    )
+    log = parse_log(_write(tmp_path, text))
+    assert log.n_blocks == 2
+    assert log.values["loss_2d"].tolist() == [1.0, 2.0]
+    assert log.incomplete_blocks == 1 and log.empty_headers == 1 and log.orphan_term_lines == 2
+    assert log.values["total"][1] == 3.0
+
+
+def test_gzip_log(tmp_path: Path) -> None:
+    raw = (FIXTURES / "spec_normal.log").read_bytes()
+    log = parse_log(_write(tmp_path, gzip.compress(raw), "train.log.gz"))
+    assert log.values["total"].tolist() == [3826.626]
+
+
+def test_large_log_values_stay_in_arrays(tmp_path: Path) -> None:
+    block = (
+        "[Epoch {e}, Iter {i}] Loss breakdown:\n  2D keypoint loss: {v:.4f}\n"
+        "  3D joint loss: 1.0\n  Total loss: 2.0\n"
+    )
+    text = "".join(block.format(e=i // 100, i=i % 100, v=i / 7) for i in range(5000))
+    log = parse_log(_write(tmp_path, text))
+    assert log.n_blocks == 5000
+    assert log.values["loss_2d"].dtype == np.float64
+    np.testing.assert_allclose(log.values["loss_2d"], np.round(np.arange(5000) / 7, 4))
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("empty.log", "log file is empty (0 bytes)"),
+        ("no_blocks.log", NO_BLOCKS_MESSAGE),
+        ("binary.log", "not a text log: binary data (NUL bytes)"),
+        ("missing.log", "log file not found"),
+    ],
+)
+def test_bad_files_raise_input_error(name: str, message: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_log(FIXTURES / name)
+    assert message in str(caught.value)
+    assert caught.value.path == str(FIXTURES / name)
+
+
+def test_directory_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="directory"):
+        parse_log(tmp_path)
