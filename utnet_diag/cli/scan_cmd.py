@@ -1,0 +1,151 @@
+"""``utnet-diag scan --dataset ho3d|dexycb --root DIR``: every per-sample check over a dataset."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from utnet_diag.cli.app import app, emit
+from utnet_diag.cli.options import DeviceOpt, FailOn, FailOnOpt, JsonOpt, JunitOpt, ManoOpt
+
+
+class DatasetName(str, Enum):
+    ho3d = "ho3d"
+    dexycb = "dexycb"
+
+
+DatasetOpt = Annotated[DatasetName, typer.Option("--dataset", help="Dataset format on disk.")]
+RootOpt = Annotated[Path, typer.Option("--root", help="Dataset root folder.")]
+SplitOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--split",
+        help="HO3D: train or evaluation (default train). DexYCB: all (default) or a "
+        "subject[/sequence[/serial]] prefix.",
+    ),
+]
+EXIT_INTERRUPTED = 130
+
+
+@app.command("scan")
+def scan_command(
+    dataset: DatasetOpt,
+    root: RootOpt,
+    split: SplitOpt = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=0, help="DataLoader worker processes (0: none).")
+    ] = 0,
+    limit: Annotated[
+        Optional[int], typer.Option("--limit", min=1, help="Scan only the first N samples.")
+    ] = None,
+    images: Annotated[
+        bool,
+        typer.Option(
+            "--images/--no-images", help="Decode RGB and depth (--no-images: annotations only)."
+        ),
+    ] = True,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Write one JSON line per finding (JSONL).")
+    ] = None,
+    max_findings: Annotated[
+        int,
+        typer.Option(
+            "--max-findings-per-check",
+            min=1,
+            help="List at most N findings per check; count the rest.",
+        ),
+    ] = 1000,
+    chunk_size: Annotated[
+        int, typer.Option("--chunk-size", min=1, help="Samples read and checked together.")
+    ] = 128,
+    mano: ManoOpt = None,
+    device: DeviceOpt = "auto",
+    json_out: JsonOpt = False,
+    junit: JunitOpt = None,
+    fail_on: FailOnOpt = FailOn.fail,
+) -> None:
+    """Run every per-sample check over every sample of an HO3D or DexYCB tree.
+
+    Bad files are findings, not crashes. Ctrl-C keeps what was found so far. Under
+    'torchrun --nproc-per-node N -m utnet_diag scan ...' the samples are sharded over the ranks
+    and the findings gathered on rank 0.
+    """
+    from utnet_diag.cli import render_scan  # noqa: F401  (registers the section renderer)
+    from utnet_diag.datasets.batch import open_reader
+    from utnet_diag.datasets.distributed import init_from_env, shutdown
+    from utnet_diag.datasets.scan import scan_dataset
+
+    reader = open_reader(dataset.value, root, split, str(mano) if mano else None)
+    dist = init_from_env(device)
+    is_main = dist is None or dist.is_main
+    with _progress(enabled=is_main and sys.stderr.isatty()) as progress:
+        report = scan_dataset(
+            reader,
+            images=images,
+            workers=workers,
+            limit=limit,
+            out=out,
+            max_findings_per_check=max_findings,
+            chunk_size=chunk_size,
+            progress=progress,
+            dist=dist,
+        )
+    shutdown(dist)
+    code = report.exit_code(fail_on.value)
+    if is_main:
+        code = emit(report, json_out, junit, fail_on.value)
+        if report.sections["scan"]["interrupted"]:
+            from utnet_diag.cli.app import say
+
+            say(f"utnet-diag: interrupted: {report.sections['scan']['status']}", style="yellow")
+            code = EXIT_INTERRUPTED
+    raise typer.Exit(code)
+
+
+class _progress:
+    """A rich progress bar on stderr (samples/s, ETA) as a ``progress(done, total)`` callback."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.task = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        from utnet_diag.cli.app import stderr_console
+
+        self.bar = Progress(
+            TextColumn("scan"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=stderr_console(),
+            transient=True,
+        )
+        self.bar.start()
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.task = self.bar.add_task("scan", total=total, rate="")
+        speed = self.bar.tasks[0].speed
+        rate = f"{speed:,.0f} samples/s" if speed else ""
+        self.bar.update(self.task, completed=done, rate=rate)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,388 @@
+"""Per-sample checks of a dataset scan, vectorised over a chunk with per-sample attribution.
+
+Two kinds: checks the readers apply while reading a frame (a file that is missing, does not
+decode, or asks to run code) and array checks over a :class:`CanonicalChunk`. Each array check
+returns the rows that offend with a specific message; :func:`run_array_checks` names the sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from utnet_diag.datasets.common import CanonicalChunk, Finding
+from utnet_diag.joints import BONES, JOINT_NAMES
+
+# Hand scale: wrist (0) to middle-finger base (9). An adult hand is about 90 mm.
+SCALE_JOINTS = (0, 9)
+SCALE_RANGE_MM = (20.0, 300.0)
+MAX_BONE_MM = 150.0
+MIN_BONE_MM = 1.0
+KP2D_AGREE_PX = 4.0
+PRINCIPAL_POINT_TOLERANCE = 0.15  # of the image size
+MAX_JOINT_ANGLE = np.pi + 1e-3
+BETA_WARN = 5.0
+SHAPE_PRIOR_HEALTHY = 100.0  # spec 9.2: L_prior (shape) = mean(betas^2) < 100
+DEPTH_WARN_MM = 50.0
+DEPTH_FAIL_MM = 300.0
+
+
+@dataclass(frozen=True)
+class DatasetCheck:
+    """A scan check: stable ``id``, what it checks, what to do when it fires.
+
+    ``array_fn`` (None for checks the readers apply) maps a chunk to ``(row, severity, message,
+    value)`` tuples; ``needs_images`` checks run only when images are decoded.
+    """
+
+    id: str
+    description: str
+    hint: str
+    array_fn: Callable[[CanonicalChunk], list[tuple[int, str, str, object]]] | None = None
+    needs_images: bool = False
+
+
+def _joint(j: int) -> str:
+    return f"joint {j} ({JOINT_NAMES[j]})"
+
+
+def check_finite(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+    out = []
+    arrays = {"3D joints": chunk.joints_mm, "camera matrix": chunk.cam_k}
+    for row in range(len(chunk)):
+        bad = [name for name, a in arrays.items() if not np.isfinite(a[row]).all()]
+        if chunk.has_mano[row]:
+            for name, a in (("MANO pose", chunk.mano_pose), ("MANO shape", chunk.mano_shape)):
+                if not np.isfinite(a[row]).all():
+                    bad.append(name)
+        if bad:
+            joints = np.flatnonzero(~np.isfinite(chunk.joints_mm[row]).all(axis=1))
+            where = f" at {_joint(int(joints[0]))}" if joints.size else ""
+            out.append(
+                (row, "fail", f"NaN/Inf in {', '.join(bad)}{where}: turns the loss into NaN", bad)
+            )
+    return out
+
+
+def check_kp3d_units(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+    a, b = SCALE_JOINTS
+    scale = np.linalg.norm(chunk.joints_mm[:, b] - chunk.joints_mm[:, a], axis=-1)
+    lo, hi = SCALE_RANGE_MM
+    out = []
+    for row in np.flatnonzero(np.isfinite(scale) & ((scale < lo) | (scale > hi))):
+        s = float(scale[row])
+        guess = " (looks like metres: multiply by 1000)" if s < 1 else ""
+        out.append(
+            (
+                int(row),
+                "fail",
+                f"wrist-to-middle1 is {s:.3g} mm, outside {lo:g}-{hi:g} mm{guess}",
+                s,
+            )
+        )
+    return out
+
+
+def check_kp3d_in_front(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+    z = chunk.joints_mm[..., 2]
+    out = []
+    with np.errstate(invalid="ignore"):
+        behind = np.nan_to_num(z, nan=1.0) <= 0
+    for row in np.flatnonzero(behind.any(axis=1)):
+        j = int(np.argmin(np.nan_to_num(z[row], nan=np.inf)))
+        out.append(
+            (
+                int(row),
+                "fail",
+                f"{int(behind[row].sum())}/21 joints behind the camera: {_joint(j)} at "
+                f"z={z[row, j]:.1f} mm (OpenGL axes not flipped to OpenCV?)",
+                float(z[row, j]),
+            )
+        )
+    return out
+
+
+def check_bone_lengths(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+    parents = np.array([p for p, _ in BONES])
+    children = np.array([c for _, c in BONES])
+    lengths = np.linalg.norm(chunk.joints_mm[:, children] - chunk.joints_mm[:, parents], axis=-1)
+    with np.errstate(invalid="ignore"):
+        bad = (lengths < MIN_BONE_MM) | (lengths > MAX_BONE_MM)
+    out = []
+    for row in np.flatnonzero(bad.any(axis=1)):
+        k = int(np.flatnonzero(bad[row])[0])
+        out.append(
+            (
+                int(row),
+                "warn",
+                f"{int(bad[row].sum())} bones outside {MIN_BONE_MM:g}-{MAX_BONE_MM:g} mm: "
+                f"{JOINT_NAMES[parents[k]]}->{JOINT_NAMES[children[k]]} is {lengths[row, k]:.1f} mm",
+                float(lengths[row, k]),
+            )
+        )
+    return out
+
+
+def _image_size(chunk: CanonicalChunk) -> np.ndarray:
+    """(N,2) image (W,H): decoded size, else twice the principal point."""
+    guess = 2.0 * chunk.cam_k[:, :2, 2]
+    return np.where(np.isfinite(chunk.image_wh), chunk.image_wh, guess)
+
+
+def check_kp2d_in_image(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+    wh = _image_size(chunk)
+    uv = chunk.uv_px
+    with np.errstate(invalid="ignore"):
+        outside = (
+            (uv[..., 0] < 0) | (uv[..., 1] < 0) | (uv[..., 0] > wh[:, None, 0])
+            | (uv[..., 1] > wh[:, None, 1])
+        )  # fmt: skip
+    count = outside.sum(axis=1)
+    out = []
+    for row in np.flatnonzero(count > 10):
+        out.append(
+            (
+                int(row),
+                "warn",
+                f"{int(count[row])}/21 projected joints outside the {wh[row, 0]:.0f}x"
+                f"{wh[row, 1]:.0f} image: wrist at ({uv[row, 0, 0]:.0f}, {uv[row, 0, 1]:.0f}) px",
+                int(count[row]),
+            )
+        )
+    return out
+
+
+def check_kp2d_agrees(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+    err = np.linalg.norm(chunk.uv_given_px - chunk.uv_px, axis=-1)
+    has_2d = np.isfinite(chunk.uv_given_px).all(axis=(1, 2))
+    worst = np.nanmax(np.where(np.isfinite(err), err, -1.0), axis=1)
+    out = []
+    for row in np.flatnonzero(has_2d & (worst > KP2D_AGREE_PX)):
+        j = int(np.nanargmax(err[row]))
+        out.append(
+            (
+                int(row),
+                "fail",
+                f"stored 2D labels differ from the projected 3D joints by up to {worst[row]:.1f} px"
+                f" at {_joint(j)} (another camera's intrinsics, or another joint order?)",
+                float(worst[row]),
+            )
+        )
+    return out
+
+
+def check_camera_intrinsics(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+    k = chunk.cam_k
+    out = []
+    with np.errstate(invalid="ignore"):
+        bad_focal = ~((k[:, 0, 0] > 0) & (k[:, 1, 1] > 0))
+        bad_row = ~np.all(np.abs(k[:, 2] - np.array([0.0, 0.0, 1.0])) < 1e-6, axis=1)
+    wh = chunk.image_wh
+    with np.errstate(invalid="ignore"):
+        off = np.abs(k[:, :2, 2] - wh / 2) > PRINCIPAL_POINT_TOLERANCE * wh
+    off_center = np.isfinite(wh).all(axis=1) & off.any(axis=1)
+    for row in np.flatnonzero(bad_focal | bad_row | off_center):
+        if bad_focal[row] or bad_row[row]:
+            text = (
+                f"camera matrix is not a pinhole intrinsic matrix: fx={k[row, 0, 0]:.4g}, "
+                f"fy={k[row, 1, 1]:.4g}, last row {np.round(k[row, 2], 4).tolist()}"
+            )
+        else:
+            text = (
+                f"principal point ({k[row, 0, 2]:.0f}, {k[row, 1, 2]:.0f}) px is far from the "
+                f"centre of the {wh[row, 0]:.0f}x{wh[row, 1]:.0f} image (intrinsics of another "
+                "resolution?)"
+            )
+        out.append((int(row), "fail", text, k[row, :2, 2].tolist()))
+    return out
+
+
+def check_mano_pose_range(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+    angles = np.linalg.norm(chunk.mano_pose.reshape(-1, 16, 3), axis=-1)
+    with np.errstate(invalid="ignore"):
+        bad = chunk.has_mano[:, None] & (angles > MAX_JOINT_ANGLE)
+    out = []
+    for row in np.flatnonzero(bad.any(axis=1)):
+        j = int(np.nanargmax(np.where(bad[row], angles[row], -1)))
+        out.append(
+            (
+                int(row),
+                "warn",
+                f"MANO pose angle {angles[row, j]:.2f} rad > pi at MANO joint {j}"
+                " (PCA coefficients or degrees stored as axis-angle?)",
+                float(angles[row, j]),
+            )
+        )
+    return out
+
+
+def check_mano_shape_range(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+    betas = chunk.mano_shape
+    with np.errstate(invalid="ignore"):
+        prior = np.mean(betas**2, axis=1)
+        largest = np.max(np.abs(betas), axis=1)
+    out = []
+    for row in np.flatnonzero(chunk.has_mano & np.isfinite(prior)):
+        if prior[row] > SHAPE_PRIOR_HEALTHY:
+            out.append(
+                (
+                    int(row),
+                    "fail",
+                    f"mean(betas^2) = {prior[row]:.4g} > {SHAPE_PRIOR_HEALTHY:g}: the shape prior"
+                    " alone will dominate the loss",
+                    float(prior[row]),
+                )
+            )
+        elif largest[row] > BETA_WARN:
+            out.append(
+                (int(row), "warn", f"|beta| up to {largest[row]:.2f} (> {BETA_WARN:g})",
+                 float(largest[row]))
+            )  # fmt: skip
+    return out
+
+
+def check_depth_agrees(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+    diff = np.abs(chunk.depth_at_joints_mm - chunk.joints_mm[..., 2])
+    has = np.isfinite(diff).sum(axis=1) >= 5
+    out = []
+    for row in np.flatnonzero(has):
+        median = float(np.nanmedian(diff[row]))
+        if median > DEPTH_WARN_MM:
+            severity = "fail" if median > DEPTH_FAIL_MM else "warn"
+            out.append(
+                (
+                    int(row),
+                    severity,
+                    f"depth image and 3D joints disagree by {median:.0f} mm (median over "
+                    f"{int(np.isfinite(diff[row]).sum())} joints): depth decoding or scale?",
+                    median,
+                )
+            )
+    return out
+
+
+READER_HINT = "fix or remove the file; a bad frame in training is what turns a loss into NaN"
+
+DATASET_CHECKS: tuple[DatasetCheck, ...] = (
+    DatasetCheck("meta_missing", "annotation file exists", READER_HINT),
+    DatasetCheck("meta_unreadable", "meta pickle unpickles", READER_HINT),
+    DatasetCheck(
+        "meta_unsafe",
+        "meta pickle names only numpy globals",
+        "the file asks to run code and was refused; replace it with a clean copy",
+    ),
+    DatasetCheck("meta_schema", "meta holds the expected arrays", READER_HINT),
+    DatasetCheck("labels_missing", "labels npz exists", READER_HINT),
+    DatasetCheck("labels_unreadable", "labels npz decodes", READER_HINT),
+    DatasetCheck("labels_unsafe", "labels npz holds no Python objects", READER_HINT),
+    DatasetCheck("labels_schema", "labels hold joint_3d, joint_2d, pose_m", READER_HINT),
+    DatasetCheck(
+        "calibration_present",
+        "camera intrinsics and MANO betas found",
+        "restore calibration/intrinsics/<serial>_640x480.yml and calibration/mano_<calib>/mano.yml",
+    ),
+    DatasetCheck(
+        "annotation_present",
+        "frame has a hand annotation",
+        "unannotated frames (evaluation splits, no hand in view) are skipped by the annotation checks",
+    ),
+    DatasetCheck("rgb_readable", "RGB image decodes", READER_HINT, needs_images=True),
+    DatasetCheck("depth_readable", "depth PNG decodes", READER_HINT, needs_images=True),
+    DatasetCheck(
+        "finite",
+        "annotations are finite",
+        "drop or fix the sample: check gradients and bad samples",
+        check_finite,
+    ),  # fmt: skip
+    DatasetCheck(
+        "kp3d_units",
+        "3D joints are in millimetres (hand scale 20-300 mm)",
+        "check units (mm): the spec's 3D loss expects millimetres",
+        check_kp3d_units,
+    ),
+    DatasetCheck(
+        "kp3d_in_front",
+        "3D joints are in front of the camera (z > 0)",
+        "convert OpenGL to OpenCV axes (flip y and z)",
+        check_kp3d_in_front,
+    ),
+    DatasetCheck(
+        "bone_lengths",
+        "bone lengths are plausible",
+        "the annotation is collapsed or a joint jumped; inspect the frame",
+        check_bone_lengths,
+    ),
+    DatasetCheck(
+        "kp2d_in_image",
+        "projected joints fall inside the image",
+        "check the camera matrix and that 3D joints are in this camera's frame",
+        check_kp2d_in_image,
+    ),
+    DatasetCheck(
+        "kp2d_agrees",
+        "stored 2D labels match the projected 3D joints",
+        "check 2D normalization and the camera projection",
+        check_kp2d_agrees,
+    ),
+    DatasetCheck(
+        "camera_intrinsics",
+        "camera matrix is a pinhole matrix centred on the image",
+        "check the camera projection: use the intrinsics of this image's resolution",
+        check_camera_intrinsics,
+    ),
+    DatasetCheck(
+        "mano_pose_range",
+        "MANO joint angles are at most pi",
+        "check the pose is axis-angle in radians, absolute (not PCA, not relative to hands_mean)",
+        check_mano_pose_range,
+    ),
+    DatasetCheck(
+        "mano_shape_range",
+        "MANO betas are plausible",
+        "check MANO shape parameters; lower w_prior",
+        check_mano_shape_range,
+    ),
+    DatasetCheck(
+        "depth_agrees",
+        "depth image agrees with the 3D joints",
+        "check the depth decoding (HO3D: (R + 256*G) * 0.000125 m in a wide integer type; "
+        "DexYCB: uint16 mm)",
+        check_depth_agrees,
+        needs_images=True,
+    ),
+)
+CHECKS_BY_ID = {c.id: c for c in DATASET_CHECKS}
+CHECK_ORDER = {c.id: n for n, c in enumerate(DATASET_CHECKS)}
+
+# Checks that do not apply to a dataset's format.
+NOT_APPLICABLE = {
+    "ho3d": {"labels_missing", "labels_unreadable", "labels_unsafe", "labels_schema",
+             "calibration_present", "kp2d_agrees"},
+    "dexycb": {"meta_unreadable", "meta_unsafe", "meta_schema"},
+}  # fmt: skip
+
+
+def run_array_checks(chunk: CanonicalChunk, images: bool) -> list[Finding]:
+    """All array checks over ``chunk``; findings name each offending sample and its file."""
+    findings: list[Finding] = []
+    if not len(chunk):
+        return findings
+    for check in DATASET_CHECKS:
+        if check.array_fn is None or (check.needs_images and not images):
+            continue
+        for row, severity, message, value in check.array_fn(chunk):
+            record = chunk.records[row]
+            findings.append(
+                Finding(
+                    record.index, record.sample_id, record.main_path, check.id, severity,
+                    message, value,
+                )
+            )  # fmt: skip
+    return findings
+
+
+def finding_sort_key(finding: Finding) -> tuple[int, int]:
+    """Order findings by sample, then by check (identical for any sharding)."""
+    return (finding.index, CHECK_ORDER.get(finding.check, len(CHECK_ORDER)))

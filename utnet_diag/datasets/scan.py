@@ -1,0 +1,316 @@
+"""``scan``: every per-sample check over every frame of a dataset, findings streamed to JSONL.
+
+Work is cut into chunks of consecutive samples; a chunk is read and checked in one place (the
+main process, a DataLoader worker, or a torchrun rank) and only its findings travel back, so
+workers add throughput without copying annotations between processes. Findings are ordered by
+sample index then check, which makes a sharded scan identical to a single-process one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from utnet_diag.datasets.checks import (
+    CHECKS_BY_ID,
+    DATASET_CHECKS,
+    NOT_APPLICABLE,
+    finding_sort_key,
+    run_array_checks,
+)
+from utnet_diag.datasets.common import DatasetReader, Finding
+from utnet_diag.errors import InputError
+from utnet_diag.report.result import CheckResult, Report, Status
+
+DEFAULT_CHUNK = 128
+DEFAULT_MAX_FINDINGS = 1000
+FIRST_IDS = 5
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class ChunkResult:
+    """What scanning one chunk yields: how many samples it covered and their findings."""
+
+    samples: int
+    findings: list[Finding]
+
+
+class ChunkScanner:
+    """Reads and checks chunks of sample indices; a map-style dataset for DataLoader workers."""
+
+    def __init__(self, reader: DatasetReader, chunks: Sequence[Sequence[int]], images: bool):
+        self.reader = reader
+        self.chunks = chunks
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, k: int) -> ChunkResult:
+        return scan_chunk(self.reader, self.chunks[k], self.images)
+
+
+def scan_chunk(reader: DatasetReader, indices: Sequence[int], images: bool) -> ChunkResult:
+    """Read ``indices`` and run every per-sample check; findings sorted by sample, then check."""
+    records = [reader.read(i, images) for i in indices]
+    findings = [p for r in records for p in r.problems]
+    findings += run_array_checks(reader.canonical(records), images)
+    findings.sort(key=finding_sort_key)
+    return ChunkResult(len(records), findings)
+
+
+def make_chunks(indices: Sequence[int], size: int) -> list[list[int]]:
+    """Consecutive runs of ``size`` indices."""
+    return [list(indices[i : i + size]) for i in range(0, len(indices), size)]
+
+
+def _identity(item: Any) -> Any:
+    return item
+
+
+def iterate_chunks(scanner: ChunkScanner, workers: int) -> Iterator[ChunkResult]:
+    """Chunk results in order, in this process (``workers=0``) or from DataLoader workers."""
+    if workers <= 0:
+        for k in range(len(scanner)):
+            yield scanner[k]
+        return
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(
+        scanner,
+        batch_size=None,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_identity,
+        prefetch_factor=4,
+        persistent_workers=False,
+    )
+    yield from loader
+
+
+@dataclass
+class FindingSink:
+    """Collects findings: counts per check and severity, keeps at most ``cap`` per check, and
+    streams the kept ones to ``<out>.partial`` (one JSON line each, flushed), renamed to ``out``
+    by :meth:`close`.
+    """
+
+    cap: int
+    out: str | None = None
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    kept: dict[str, list[Finding]] = field(default_factory=dict)
+    written: int = 0
+
+    def __post_init__(self) -> None:
+        self._handle = None
+        if self.out is not None:
+            folder = os.path.dirname(os.path.abspath(self.out))
+            if not os.path.isdir(folder):
+                raise InputError("output directory does not exist", path=folder)
+            self._handle = open(self.partial_path, "w", encoding="utf-8")  # noqa: SIM115
+
+    @property
+    def partial_path(self) -> str:
+        return f"{self.out}.partial"
+
+    def add(self, finding: Finding) -> None:
+        by_severity = self.counts.setdefault(finding.check, {})
+        by_severity[finding.severity] = by_severity.get(finding.severity, 0) + 1
+        kept = self.kept.setdefault(finding.check, [])
+        if len(kept) >= self.cap:
+            return
+        kept.append(finding)
+        if self._handle is not None:
+            self._handle.write(json.dumps(finding.to_dict(), allow_nan=False) + "\n")
+            self._handle.flush()
+            self.written += 1
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+            os.replace(self.partial_path, self.out)
+
+    def abort(self) -> None:
+        """Drop the partial file (a scan that broke before finding anything useful)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+            os.unlink(self.partial_path)
+
+
+def scan_dataset(
+    reader: DatasetReader,
+    *,
+    images: bool = False,
+    workers: int = 0,
+    limit: int | None = None,
+    out: str | os.PathLike | None = None,
+    max_findings_per_check: int = DEFAULT_MAX_FINDINGS,
+    chunk_size: int = DEFAULT_CHUNK,
+    progress: ProgressFn | None = None,
+    dist: Any = None,
+) -> Report:
+    """Scan every sample of ``reader`` (the first ``limit``) and return a Report (command "scan").
+
+    ``images`` decodes RGB and depth (otherwise only annotations are read); ``workers`` is the
+    number of DataLoader worker processes; ``out`` receives one JSON line per finding (at most
+    ``max_findings_per_check`` per check; the rest are counted); ``progress(done, total)`` is
+    called after each chunk; ``dist`` is a :class:`utnet_diag.datasets.distributed.DistContext`
+    to shard over torchrun ranks. Ctrl-C stops the scan: the findings so far are kept and the
+    report says "interrupted after N of M samples".
+    """
+    if max_findings_per_check < 1:
+        raise InputError("--max-findings-per-check must be at least 1")
+    if workers < 0:
+        raise InputError("--workers must be 0 or more")
+    total = len(reader) if limit is None else min(limit, len(reader))
+    rank, world = (dist.rank, dist.world_size) if dist is not None else (0, 1)
+    mine = range(rank, total, world)
+    scanner = ChunkScanner(reader, make_chunks(mine, chunk_size), images)
+    writes = rank == 0 and out is not None
+    # Sharded runs merge before writing; a single process streams as it goes.
+    sink = FindingSink(max_findings_per_check, str(out) if writes and world == 1 else None)
+    for finding in getattr(reader, "index_findings", []) if rank == 0 else []:
+        sink.add(finding)
+    start = time.perf_counter()
+    done = 0
+    interrupted = False
+    try:
+        for result in iterate_chunks(scanner, workers):
+            for finding in result.findings:
+                sink.add(finding)
+            done += result.samples
+            if progress is not None:
+                progress(done * world if world > 1 else done, total)
+    except KeyboardInterrupt:
+        interrupted = True
+    except BaseException:
+        sink.close()
+        raise
+    elapsed = time.perf_counter() - start
+    if world > 1:
+        from utnet_diag.datasets.distributed import gather_sinks
+
+        merged, done, interrupted = gather_sinks(dist, sink, done, interrupted)
+        sink = merged
+        if writes:
+            _write_all(sink, str(out))
+    else:
+        sink.close()
+    return _report(
+        reader, sink, total, done, interrupted, elapsed, images, workers, world, out,
+        max_findings_per_check,
+    )  # fmt: skip
+
+
+def _write_all(sink: FindingSink, out: str) -> None:
+    """Write a merged sink's kept findings in order (partial file, then rename)."""
+    writer = FindingSink(sink.cap, out)
+    ordered = sorted((f for kept in sink.kept.values() for f in kept), key=finding_sort_key)
+    for finding in ordered:
+        writer.add(finding)
+    writer.close()
+    sink.written = writer.written
+
+
+def _report(
+    reader: DatasetReader,
+    sink: FindingSink,
+    total: int,
+    done: int,
+    interrupted: bool,
+    elapsed: float,
+    images: bool,
+    workers: int,
+    world: int,
+    out: Any,
+    cap: int,
+) -> Report:
+    skipped_here = NOT_APPLICABLE.get(reader.name, set())
+    checks: list[CheckResult] = []
+    by_check: dict[str, Any] = {}
+    for check in DATASET_CHECKS:
+        if check.id in skipped_here:
+            continue
+        counts = sink.counts.get(check.id, {})
+        kept = sink.kept.get(check.id, [])
+        n = sum(counts.values())
+        first = [f.sample_id for f in kept[:FIRST_IDS]]
+        if n:
+            by_check[check.id] = {
+                "count": n,
+                "by_severity": dict(counts),
+                "suppressed": max(0, n - len(kept)),
+                "first_ids": first,
+            }
+        checks.append(_check_result(check.id, counts, kept, done, images))
+    unknown = sorted(set(sink.counts) - {c.id for c in DATASET_CHECKS})
+    for check_id in unknown:  # findings from checks outside the table (kept, never dropped)
+        counts = sink.counts[check_id]
+        by_check[check_id] = {"count": sum(counts.values()), "by_severity": dict(counts)}
+    status_line = (
+        f"interrupted after {done} of {total} samples" if interrupted else f"{done} samples"
+    )
+    section = {
+        **reader.describe(),
+        "samples_total": total,
+        "samples_scanned": done,
+        "interrupted": interrupted,
+        "status": status_line,
+        "images": images,
+        "workers": workers,
+        "world_size": world,
+        "elapsed_s": round(elapsed, 3),
+        "samples_per_s": round(done / elapsed, 1) if elapsed > 0 else None,
+        "findings_total": sum(sum(c.values()) for c in sink.counts.values()),
+        "findings_written": sink.written if out is not None else 0,
+        "max_findings_per_check": cap,
+        "out": str(out) if out is not None else None,
+        "notes": list(getattr(reader, "notes", [])),
+        "by_check": by_check,
+    }
+    return Report("scan", checks, {"scan": section})
+
+
+def _check_result(
+    check_id: str, counts: dict[str, int], kept: list[Finding], done: int, images: bool
+) -> CheckResult:
+    spec = CHECKS_BY_ID[check_id]
+    n = sum(counts.values())
+    if spec.needs_images and not images:
+        return CheckResult(
+            check_id, Status.SKIP, "images not decoded (--no-images)", family="dataset"
+        )
+    if n == 0:
+        return CheckResult(
+            check_id, Status.PASS, f"{spec.description}: all {done} samples", 0, family="dataset"
+        )
+    first = kept[0] if kept else None
+    where = f"; first {first.sample_id}: {first.message}" if first is not None else ""
+    if counts.get("fail"):
+        status = Status.FAIL
+    elif counts.get("warn"):
+        status = Status.WARN
+    else:
+        status = Status.PASS
+    message = f"{n}/{done} samples{where}"
+    suppressed = n - len(kept)
+    if suppressed > 0:
+        message += f" ({suppressed} more not listed: --max-findings-per-check)"
+    return CheckResult(
+        check_id,
+        status,
+        message,
+        value=n,
+        threshold=0,
+        hint=spec.hint if status is not Status.PASS else None,
+        family="dataset",
+        details={"first_ids": [f.sample_id for f in kept[:FIRST_IDS]], "by_severity": counts},
+    )
