@@ -4,3 +4,4 @@
 from utnet_diag.cli import info
 from utnet_diag.cli import check_batch_cmd
 from utnet_diag.cli import log_cmd
+from utnet_diag.cli import scan_cmd
