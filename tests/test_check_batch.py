@@ -365,3 +365,18 @@ def test_cli_bad_options_exit_2(capsys, clean_batch, write_batch, tmp_path):
     assert_input_error(code, err, "did you mean 'keypoints_3d'")
     code, _, err = run_cli(capsys)
     assert code == 2
+
+
+def test_example_script_writes_clean_and_faulty_batches(tmp_path, capsys):
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "make_clean_batch.py"
+    run = runpy.run_path(str(script))["main"]
+    assert (
+        run(["--out", str(tmp_path), "--n", "3", "--faults", "kp3d_metres", "--format", "npz"]) == 0
+    )
+    err = capsys.readouterr().err
+    assert "clean.npz" in err and "kp3d_metres.npz" in err
+    assert check_batch(tmp_path / "clean.npz").status is Status.PASS
+    assert check_batch(tmp_path / "kp3d_metres.npz").check("kp3d_units").status is Status.FAIL
