@@ -1,0 +1,513 @@
+"""Where the model under diagnosis comes from: the reference UTNet, a UTNet checkout, or a factory.
+
+* default: the reference UTNet (:mod:`utnet_diag.model.reference`); its checkpoint stores its
+  config. Without a checkpoint: the tiny preset with deterministic init (seed 0).
+* ``repo``: the user's UTNet checkout, built the way its ``train.py`` ``create_model`` does:
+  ``src.models.utnet.UTNet(img_size, patch_size, embed_dim, vit_depth, vit_num_heads,
+  num_hand_joints, num_vertices, mano_path, mean_params_path, num_scales, focal_length,
+  joint_rep_type)`` with the arguments read from ``config/config.yaml`` (its ``model:`` section,
+  else the top level); relative paths are resolved against the checkout.
+* ``model_factory``: ``module:callable`` (importable, or from the current directory); it is
+  called with no arguments, or with ``config=`` the config's ``model:`` section when it takes a
+  ``config`` parameter. ``output_map`` renames its outputs to the protocol.
+
+Every source is called as ``model(rgb, depth, n_i)`` and must return the protocol
+(:data:`OUTPUT_SHAPES`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from utnet_diag.config import DiagConfig, safe_load_yaml
+from utnet_diag.device import resolve_device
+from utnet_diag.errors import InputError, nearest
+from utnet_diag.io.files import require_dir
+from utnet_diag.model.checkpoint import apply_state_dict, key_report, load_checkpoint
+from utnet_diag.report.result import CheckResult
+
+# Protocol output -> expected shape after the batch dimension (None: any size).
+OUTPUT_SHAPES: dict[str, tuple[int, ...]] = {
+    "keypoints_2d": (21, 2),
+    "keypoints_3d": (21, 3),
+    "vertices": (778, 3),
+    "mano_params.global_orient": (1, 3, 3),
+    "mano_params.hand_pose": (15, 3, 3),
+    "mano_params.betas": (10,),
+    "coarse_pose": (48,),
+    "coarse_shape": (10,),
+    "coarse_cam": (3,),
+}
+# Needed even with strict_outputs=False: the 2D and 3D losses.
+CORE_OUTPUTS = ("keypoints_2d", "keypoints_3d")
+UTNET_ARGS = (
+    "img_size", "patch_size", "embed_dim", "vit_depth", "vit_num_heads", "num_hand_joints",
+    "num_vertices", "mano_path", "mean_params_path", "num_scales", "focal_length", "joint_rep_type",
+)  # fmt: skip
+PATH_ARGS = ("mano_path", "mean_params_path")
+REPO_MODULE, REPO_CLASS = "src.models.utnet", "UTNet"
+
+
+def parse_output_map(text: str | Mapping[str, str] | None) -> dict[str, str]:
+    """``"ours=theirs,ours=theirs"`` (or a mapping) -> {protocol key: model output key}.
+
+    Dotted names reach into nested dicts on either side (``mano_params.betas=pred_mano.betas``).
+    """
+    if text is None:
+        return {}
+    if isinstance(text, Mapping):
+        pairs = [(str(k), str(v)) for k, v in text.items()]
+    else:
+        pairs = []
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            if item.count("=") != 1 or not all(s.strip() for s in item.split("=")):
+                raise InputError(
+                    f"bad --output-map entry '{item}'", hint="write ours=theirs,ours=theirs"
+                )
+            ours, theirs = (s.strip() for s in item.split("="))
+            pairs.append((ours, theirs))
+    known = list(OUTPUT_SHAPES) + ["mano_params"]
+    out: dict[str, str] = {}
+    for ours, theirs in pairs:
+        if ours not in known:
+            guess = nearest(ours, known)
+            raise InputError(
+                f"--output-map names unknown output '{ours}'"
+                + (f"; did you mean '{guess}'?" if guess else ""),
+                hint=f"protocol outputs: {', '.join(known)}",
+            )
+        out[ours] = theirs
+    return out
+
+
+def _lookup(outputs: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = outputs
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _shape_text(t: Any) -> str:
+    return (
+        "(" + ",".join(str(s) for s in t.shape) + ")" if hasattr(t, "shape") else type(t).__name__
+    )
+
+
+def _as_rotmat(value: torch.Tensor, joints: int) -> torch.Tensor:
+    """Axis-angle (B, joints*3) or (B, joints, 3) -> (B, joints, 3, 3); other shapes unchanged."""
+    from utnet_diag.model.rotation import axis_angle_to_matrix
+
+    b = value.shape[0]
+    if (
+        value.dim() == 2
+        and value.shape[1] == joints * 3
+        or value.dim() == 3
+        and value.shape[1:] == (joints, 3)
+    ):
+        return axis_angle_to_matrix(value.reshape(b, joints, 3))
+    return value
+
+
+def map_outputs(
+    raw: Any, output_map: Mapping[str, str], batch_size: int, strict: bool = True
+) -> tuple[dict[str, Any], list[str]]:
+    """Model outputs -> protocol dict, validated. Returns it and notes on conversions applied.
+
+    Missing protocol keys raise an InputError naming them (all of them with ``strict``, else only
+    ``keypoints_2d``/``keypoints_3d``); wrong shapes raise an InputError with the shapes.
+    Axis-angle ``global_orient`` (B,3) and ``hand_pose`` (B,45) are converted to rotation matrices.
+    """
+    if not isinstance(raw, Mapping):
+        raise InputError(
+            f"the model returned a {type(raw).__name__}, not a dict of outputs",
+            hint="wrap it with --model-factory so that forward returns a dict",
+        )
+    notes: list[str] = []
+    out: dict[str, Any] = {}
+    missing: list[str] = []
+    for key, tail in OUTPUT_SHAPES.items():
+        source = output_map.get(key)
+        if source is None and key.startswith("mano_params.") and "mano_params" in output_map:
+            source = output_map["mano_params"] + key[len("mano_params") :]
+        value = _lookup(raw, source or key)
+        if value is None:
+            if strict or key in CORE_OUTPUTS:
+                missing.append(key if source is None else f"{key} (mapped to '{source}')")
+            continue
+        if not isinstance(value, torch.Tensor):
+            raise InputError(
+                f"model output '{source or key}' is a {type(value).__name__}, not a tensor"
+            )
+        if key == "mano_params.global_orient":
+            converted = _as_rotmat(value, 1)
+        elif key == "mano_params.hand_pose":
+            converted = _as_rotmat(value, 15)
+        else:
+            converted = value
+        if converted is not value:
+            notes.append(f"{key}: axis-angle {_shape_text(value)} converted to rotation matrices")
+        value = converted
+        if (
+            value.dim() != len(tail) + 1
+            or value.shape[0] != batch_size
+            or tuple(value.shape[1:]) != tail
+        ):
+            want = "(" + ",".join(str(d) for d in (batch_size, *tail)) + ")"
+            raise InputError(
+                f"model output '{source or key}' has shape {_shape_text(value)}, expected {key} {want}",
+                hint="fix the model or map the right output with --output-map",
+            )
+        if "." in key:
+            group, name = key.split(".")
+            out.setdefault(group, {})[name] = value
+        else:
+            out[key] = value
+    if missing:
+        found = ", ".join(sorted(map(str, raw))) or "none"
+        raise InputError(
+            f"model outputs lack {', '.join(missing)} (it returned: {found[:200]})",
+            hint="map your names with --output-map ours=theirs,ours=theirs",
+        )
+    for key, value in raw.items():  # keep extra outputs (cam, cam_translation, ...)
+        if key not in out and isinstance(value, torch.Tensor):
+            out.setdefault(key, value)
+    return out, notes
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to run on a batch, and what was learnt while loading it.
+
+    ``source``: human-readable origin; ``checks``: e.g. ``checkpoint_keys``; ``warnings``: text
+    for stderr; ``mano``: the reference model's ManoLayer (None for other sources); ``config``:
+    the model's config dict; ``image_size``: (H, W) the model expects, or None if unknown.
+    """
+
+    model: nn.Module
+    device: torch.device
+    source: str
+    checks: list[CheckResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    mano: Any = None
+    config: dict[str, Any] = field(default_factory=dict)
+    image_size: tuple[int, int] | None = None
+    output_map: dict[str, str] = field(default_factory=dict)
+    strict_outputs: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    def inputs(
+        self, batch: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """``(rgb, depth, n_i)`` on the model's device, checked against the expected image size."""
+        rgb = batch.get("rgb")
+        if rgb is None:
+            raise InputError("the batch has no 'rgb' images, which the model needs as input")
+        size = tuple(rgb.shape[-2:])
+        if self.image_size is not None and size != tuple(self.image_size):
+            h, w = self.image_size
+            raise InputError(
+                f"batch images are {size[0]}x{size[1]} but the model expects {h}x{w}",
+                hint="resize the crops or build the model with the matching img_size",
+            )
+        depth = batch.get("depth")
+        n_i = batch.get("n_i")
+        if n_i is None:
+            n_i = torch.full((rgb.shape[0],), 1.0 if depth is not None else 0.0)
+        to = dict(device=self.device, dtype=torch.float32)
+        return rgb.to(**to), (depth.to(**to) if depth is not None else None), n_i.to(**to)
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        """Run ``model(rgb, depth, n_i)`` and return the validated protocol outputs."""
+        rgb, depth, n_i = self.inputs(batch)
+        raw = self.model(rgb, depth, n_i)
+        outputs, notes = map_outputs(raw, self.output_map, rgb.shape[0], self.strict_outputs)
+        for note in notes:
+            if note not in self.notes:
+                self.notes.append(note)
+        return outputs
+
+    __call__ = forward
+
+
+@contextlib.contextmanager
+def _import_root(root: Path, package: str) -> Iterator[None]:
+    """Import ``package`` (and its submodules) from ``root`` only, then restore ``sys.path`` and
+    any same-named modules that were loaded before, so two checkouts never mix."""
+    saved = {k: v for k, v in sys.modules.items() if k == package or k.startswith(package + ".")}
+    for key in saved:
+        del sys.modules[key]
+    sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(root))
+        for key in [k for k in sys.modules if k == package or k.startswith(package + ".")]:
+            del sys.modules[key]
+        sys.modules.update(saved)
+
+
+def _user_code_error(what: str, err: BaseException) -> InputError:
+    text = " ".join(str(err).split())[:200]
+    return InputError(
+        f"{what} failed: {type(err).__name__}: {text}",
+        hint="set UTNET_DIAG_DEBUG=1 for the traceback",
+    )
+
+
+def repo_model_kwargs(repo: Path, model_cls: type) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Constructor arguments for the repo's UTNet from ``config/config.yaml``.
+
+    Returns (kwargs, the config mapping). Looks in ``model:`` first, then the top level; missing
+    arguments keep the constructor's defaults (an InputError names a required one that is absent).
+    """
+    config_path = repo / "config" / "config.yaml"
+    data = safe_load_yaml(config_path) if config_path.exists() else {}
+    if not isinstance(data, dict):
+        raise InputError("config must be a YAML mapping at the top level", path=str(config_path))
+    section = data.get("model") if isinstance(data.get("model"), dict) else {}
+    params = inspect.signature(model_cls.__init__).parameters
+    kwargs: dict[str, Any] = {}
+    missing: list[str] = []
+    for name, param in params.items():
+        if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if name in section:
+            value = section[name]
+        elif name in data and not isinstance(data[name], dict):
+            value = data[name]
+        elif param.default is not inspect.Parameter.empty:
+            continue
+        else:
+            missing.append(name)
+            continue
+        if name in PATH_ARGS and isinstance(value, str) and value and not os.path.isabs(value):
+            value = str((repo / value).resolve())
+        kwargs[name] = value
+    if missing:
+        raise InputError(
+            f"config/config.yaml gives no value for UTNet argument(s) {', '.join(missing)}",
+            path=str(config_path),
+            hint="add them under 'model:' as train.py's create_model passes them",
+        )
+    return kwargs, data
+
+
+def build_repo_model(repo: str | Path) -> tuple[nn.Module, dict[str, Any], str]:
+    """Import ``src.models.utnet.UTNet`` from a checkout and build it from its config.
+
+    Returns (model, the kwargs used, a description).
+    """
+    root = require_dir(repo, "UTNet checkout").resolve()
+    if not (root / "src" / "models" / "utnet.py").is_file():
+        raise InputError(
+            "not a UTNet checkout: src/models/utnet.py is missing",
+            path=str(root),
+            hint="--repo takes the folder that holds src/ and config/",
+        )
+    with _import_root(root, "src"):
+        try:
+            module = importlib.import_module(REPO_MODULE)
+        except Exception as err:  # noqa: BLE001 - the user's code
+            raise _user_code_error(f"importing {REPO_MODULE} from {root}", err) from None
+        model_cls = getattr(module, REPO_CLASS, None)
+        if not isinstance(model_cls, type):
+            raise InputError(f"{REPO_MODULE} defines no class {REPO_CLASS}", path=str(root))
+        kwargs, _ = repo_model_kwargs(root, model_cls)
+        try:
+            model = model_cls(**kwargs)
+        except Exception as err:  # noqa: BLE001
+            raise _user_code_error(f"building {REPO_MODULE}.{REPO_CLASS}", err) from None
+    if not isinstance(model, nn.Module):
+        raise InputError(f"{REPO_MODULE}.{REPO_CLASS} did not build a torch nn.Module")
+    return model, kwargs, f"repo {root} ({REPO_MODULE}.{REPO_CLASS})"
+
+
+def resolve_factory(spec: str) -> Callable[..., Any]:
+    """``module:callable`` -> the callable (importable, or found from the current directory)."""
+    if spec.count(":") != 1 or not all(spec.split(":")):
+        raise InputError(f"--model-factory '{spec}' must look like module:callable")
+    module_name, attr = spec.split(":")
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name and module_name.startswith(err.name):
+            raise InputError(
+                f"--model-factory: module '{module_name}' not found",
+                hint="make it importable (PYTHONPATH) or run from its folder",
+            ) from None
+        raise _user_code_error(f"importing {module_name}", err) from None
+    except Exception as err:  # noqa: BLE001
+        raise _user_code_error(f"importing {module_name}", err) from None
+    finally:
+        if added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(cwd)
+    factory = module
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
+        if factory is None:
+            raise InputError(f"--model-factory: '{module_name}' has no attribute '{attr}'")
+    if not callable(factory):
+        raise InputError(f"--model-factory: '{spec}' is not callable")
+    return factory  # type: ignore[return-value]
+
+
+def _image_size_of(value: Any) -> tuple[int, int] | None:
+    if isinstance(value, int):
+        return (value, value)
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, int) for v in value)
+    ):
+        return (int(value[0]), int(value[1]))
+    return None
+
+
+def load_model(
+    checkpoint: str | Path | None = None,
+    *,
+    repo: str | Path | None = None,
+    model_factory: str | None = None,
+    output_map: str | Mapping[str, str] | None = None,
+    config: DiagConfig | None = None,
+    mano_path: str | Path | None = None,
+    device: str | torch.device = "auto",
+    unsafe_load: bool = False,
+    strict_outputs: bool = True,
+    seed: int = 0,
+) -> LoadedModel:
+    """Build the model to diagnose from one source and load its checkpoint.
+
+    The result's ``checks`` hold ``checkpoint_keys`` when a checkpoint was given; ``warnings``
+    hold text the CLI prints on stderr (``--unsafe-load``). Raises InputError for bad inputs.
+    """
+    if repo is not None and model_factory is not None:
+        raise InputError("give one model source: --repo or --model-factory, not both")
+    if output_map and model_factory is None and repo is None:
+        raise InputError("--output-map applies to --model-factory or --repo models only")
+    torch_device = resolve_device(device)
+    mapping = parse_output_map(output_map)
+    ckpt = load_checkpoint(checkpoint, unsafe=unsafe_load) if checkpoint is not None else None
+    warnings = list(ckpt.warnings) if ckpt else []
+    mano = None
+    image_size: tuple[int, int] | None = None
+
+    if repo is not None:
+        model, model_config, source = build_repo_model(repo)
+        image_size = _image_size_of(model_config.get("img_size"))
+    elif model_factory is not None:
+        factory = resolve_factory(model_factory)
+        section = dict(config.model) if config is not None else {}
+        try:
+            takes_config = "config" in inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            takes_config = False
+        try:
+            model = factory(config=section) if takes_config else factory()
+        except Exception as err:  # noqa: BLE001 - the user's code
+            raise _user_code_error(f"--model-factory {model_factory}", err) from None
+        if not isinstance(model, nn.Module):
+            raise InputError(
+                f"--model-factory {model_factory} returned a {type(model).__name__}, not an nn.Module"
+            )
+        model_config = section
+        image_size = _image_size_of(getattr(model, "img_size", None)) or _image_size_of(
+            getattr(model, "image_size", None)
+        )
+        source = f"factory {model_factory}"
+    else:
+        from utnet_diag.mano import ManoLayer
+        from utnet_diag.model.reference import ReferenceConfig, build_reference
+
+        if ckpt is not None and ckpt.config is not None:
+            ref_config = ReferenceConfig.from_dict(ckpt.config, strict=False)
+        elif config is not None and config.model:
+            ref_config = ReferenceConfig.from_dict(config.model, strict=False)
+        else:
+            ref_config = ReferenceConfig.preset("tiny")
+        mano = ManoLayer(path=mano_path)
+        model = build_reference(ref_config, mano=mano, seed=seed)
+        model_config = ref_config.to_dict()
+        image_size = tuple(ref_config.img_size)  # type: ignore[assignment]
+        init = f"checkpoint {ckpt.path}" if ckpt else f"random init, seed {seed}"
+        source = f"reference UTNet ({ref_config.name}, {init})"
+
+    checks: list[CheckResult] = []
+    if ckpt is not None:
+        checks.append(key_report(model, ckpt.state_dict))
+        apply_state_dict(model, ckpt.state_dict)
+        if repo is not None or model_factory is not None:
+            source = f"{source}, checkpoint {ckpt.path}"
+    model.to(torch_device)
+    return LoadedModel(
+        model=model,
+        device=torch_device,
+        source=source,
+        checks=checks,
+        warnings=warnings,
+        mano=mano,
+        config=dict(model_config),
+        image_size=image_size,
+        output_map=mapping,
+        strict_outputs=strict_outputs,
+    )
+
+
+def inspect_checkpoint(
+    path: str | Path,
+    *,
+    repo: str | Path | None = None,
+    mano_path: str | Path | None = None,
+    unsafe_load: bool = False,
+) -> Any:
+    """Report on a checkpoint: sizes, dtypes, stored config, and its keys against a model.
+
+    The model compared with is ``repo``'s UTNet when given, else the reference UTNet built with
+    the checkpoint's stored config (the tiny preset when it stores none). Returns a Report
+    (command ``inspect-checkpoint``) whose ``checkpoint`` section holds ``warnings`` for stderr.
+    """
+    from utnet_diag.report.result import Report
+
+    data = load_checkpoint(path, unsafe=unsafe_load)
+    if repo is not None:
+        model, _, compared = build_repo_model(repo)
+    else:
+        from utnet_diag.mano import ManoLayer
+        from utnet_diag.model.reference import ReferenceConfig, build_reference
+
+        stored = data.config if data.config is not None else {}
+        ref_config = ReferenceConfig.from_dict(stored, strict=False)
+        model = build_reference(ref_config, mano=ManoLayer(path=mano_path))
+        what = "its stored config" if data.config is not None else "no stored config"
+        compared = f"reference UTNet ({ref_config.name}, {what})"
+    section = {"path": data.path, **data.summary(), "metadata": data.metadata}
+    section["warnings"] = list(data.warnings)
+    sections: dict[str, Any] = {"checkpoint": section, "compared_with": {"model": compared}}
+    sections["compared_with"]["parameters"] = sum(p.numel() for p in model.parameters())
+    if data.config is not None:
+        sections["stored_config"] = dict(data.config)
+    return Report(
+        command="inspect-checkpoint",
+        checks=[key_report(model, data.state_dict)],
+        sections=sections,
+    )
