@@ -211,3 +211,10 @@ def test_input_file_is_not_modified(clean_batch, write_batch):
     before = path.read_bytes()
     load_batch(path, max_samples=2)
     assert path.read_bytes() == before
+
+
+def test_float64_beyond_float32_range(clean_batch, write_batch):
+    huge = dict(clean_batch, keypoints_3d=clean_batch["keypoints_3d"].double() * 1e300)
+    one_line_error(
+        write_batch(huge), r"'keypoints_3d' holds 672 value\(s\) beyond the float32 range"
+    )

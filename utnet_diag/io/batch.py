@@ -26,7 +26,7 @@ import torch
 from utnet_diag.errors import InputError, ResourceError, UnsafeInputError, nearest
 from utnet_diag.io.files import require_file
 
-# key -> (rank, fixed trailing dims with None for free, allowed last dims or None, kind)
+# key -> (rank, fixed trailing dims with None for free, kind); allowed last dims in LAST_DIMS
 SCHEMA: dict[str, tuple[int, tuple[int | None, ...], str]] = {
     "rgb": (4, (3, None, None), "float"),
     "depth": (4, (1, None, None), "float"),
@@ -306,7 +306,17 @@ def coerce_batch(
             continue
         if kind == "float":
             if t.dtype in (torch.float32, torch.float64):
-                tensors[key] = t.float()
+                single = t.float()
+                overflow = torch.isinf(single) & torch.isfinite(t)
+                if bool(overflow.any()):
+                    big = t[overflow].abs().max().item()
+                    problem(
+                        f"'{key}' holds {int(overflow.sum())} value(s) beyond the float32 range "
+                        f"(up to {big:.3g})"
+                    )
+                    tensors.pop(key)
+                    continue
+                tensors[key] = single
             elif t.dtype in (torch.float16, torch.bfloat16):
                 problem(
                     f"'{key}' has dtype {str(t.dtype).replace('torch.', '')}; expected float32 (half precision loses mm accuracy)"
