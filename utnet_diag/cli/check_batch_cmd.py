@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 from utnet_diag.cli.app import app, emit
 from utnet_diag.cli.options import (
     ConfigOpt,
+    DatasetOpt,
+    DatasetRootOpt,
+    DatasetSplitOpt,
     FailOn,
     FailOnOpt,
+    IndicesOpt,
     JsonOpt,
     JunitOpt,
     MaxSamplesOpt,
@@ -21,13 +25,19 @@ from utnet_diag.cli.options import (
 
 @app.command("check-batch")
 def check_batch_command(
-    batch: Annotated[Path, typer.Argument(help="Batch file (.pt weights-only, or .npz).")],
+    batch: Annotated[
+        Optional[Path], typer.Argument(help="Batch file (.pt weights-only, or .npz).")
+    ] = None,
     config: ConfigOpt = None,
     preset: PresetOpt = None,
     max_samples: MaxSamplesOpt = None,
     json_out: JsonOpt = False,
     junit: JunitOpt = None,
     fail_on: FailOnOpt = FailOn.fail,
+    dataset: DatasetOpt = None,
+    root: DatasetRootOpt = None,
+    split: DatasetSplitOpt = None,
+    indices: IndicesOpt = None,
 ) -> None:
     """Check a batch's ground truth: schema, NaN/Inf, confidences, 2D range, 3D units, images,
     MANO parameters, and the coordinate conventions."""
@@ -36,5 +46,13 @@ def check_batch_command(
     from utnet_diag.diagnostics.check_batch import check_batch
 
     cfg = load_config(config, preset.value if preset is not None else None)
+    if dataset is not None or root is not None:  # a batch built from HO3D / DexYCB frames
+        from utnet_diag.datasets.batch import dataset_batch
+
+        batch = dataset_batch(batch, dataset, root, split, indices)
+    elif batch is None:
+        from utnet_diag.errors import InputError
+
+        raise InputError("give a BATCH file, or --dataset and --root")
     report = check_batch(batch, cfg, max_samples=max_samples)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

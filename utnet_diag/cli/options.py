@@ -75,3 +75,26 @@ UnsafeLoadOpt = Annotated[
         help="Load checkpoints with weights_only=False. Runs code from the file: trusted files only.",
     ),
 ]
+
+
+class DatasetName(str, Enum):
+    ho3d = "ho3d"
+    dexycb = "dexycb"
+
+
+DatasetOpt = Annotated[
+    Optional[DatasetName], typer.Option("--dataset", help="Dataset format on disk (with --root).")
+]
+DatasetRootOpt = Annotated[Optional[Path], typer.Option("--root", help="Dataset root folder.")]
+DatasetSplitOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--split",
+        help="HO3D: train or evaluation (default train). DexYCB: all (default) or a "
+        "subject[/sequence[/serial]] prefix.",
+    ),
+]
+IndicesOpt = Annotated[
+    Optional[str],
+    typer.Option("--indices", help="Dataset samples to use: 0,5,10-19 (default: the first 16)."),
+]

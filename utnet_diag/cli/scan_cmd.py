@@ -3,39 +3,32 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from utnet_diag.cli.app import app, emit
-from utnet_diag.cli.options import DeviceOpt, FailOn, FailOnOpt, JsonOpt, JunitOpt, ManoOpt
+from utnet_diag.cli.options import (
+    DatasetOpt,
+    DatasetRootOpt,
+    DatasetSplitOpt,
+    DeviceOpt,
+    FailOn,
+    FailOnOpt,
+    JsonOpt,
+    JunitOpt,
+    ManoOpt,
+)
 
-
-class DatasetName(str, Enum):
-    ho3d = "ho3d"
-    dexycb = "dexycb"
-
-
-DatasetOpt = Annotated[DatasetName, typer.Option("--dataset", help="Dataset format on disk.")]
-RootOpt = Annotated[Path, typer.Option("--root", help="Dataset root folder.")]
-SplitOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--split",
-        help="HO3D: train or evaluation (default train). DexYCB: all (default) or a "
-        "subject[/sequence[/serial]] prefix.",
-    ),
-]
 EXIT_INTERRUPTED = 130
 
 
 @app.command("scan")
 def scan_command(
-    dataset: DatasetOpt,
-    root: RootOpt,
-    split: SplitOpt = None,
+    dataset: DatasetOpt = None,
+    root: DatasetRootOpt = None,
+    split: DatasetSplitOpt = None,
     workers: Annotated[
         int, typer.Option("--workers", min=0, help="DataLoader worker processes (0: none).")
     ] = 0,
@@ -78,7 +71,12 @@ def scan_command(
     from utnet_diag.datasets.batch import open_reader
     from utnet_diag.datasets.distributed import init_from_env, shutdown
     from utnet_diag.datasets.scan import scan_dataset
+    from utnet_diag.errors import InputError
 
+    if dataset is None or root is None:
+        raise InputError(
+            "scan needs --dataset and --root", hint="e.g. --dataset ho3d --root /data/HO3D_v3"
+        )
     reader = open_reader(dataset.value, root, split, str(mano) if mano else None)
     dist = init_from_env(device)
     is_main = dist is None or dist.is_main

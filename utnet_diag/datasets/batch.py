@@ -140,3 +140,21 @@ def build_batch(
     batch.extra["paths"] = [r.main_path for r in chunk.records]
     batch.format = reader.name
     return batch
+
+
+def dataset_batch(
+    batch_file: object,
+    dataset: object,
+    root: str | os.PathLike | None,
+    split: str | None,
+    indices: str | None,
+):
+    """The Batch that ``check-batch --dataset D --root R [--split S] [--indices I]`` checks;
+    InputError for a half-given or conflicting choice."""
+    if batch_file is not None:
+        raise InputError("give either a BATCH file or --dataset/--root, not both")
+    if dataset is None or root is None:
+        raise InputError("--dataset and --root go together")
+    name = getattr(dataset, "value", dataset)
+    reader = open_reader(str(name), root, split)
+    return build_batch(reader, parse_indices(indices, len(reader)))

@@ -1,0 +1,98 @@
+"""``utnet-diag scan`` and ``check-batch --dataset``: exit codes, stdout/stderr, bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from utnet_diag.cli.app import main
+
+
+def test_scan_json_report_and_findings_file(ho3d_tree, tmp_path, capsys):
+    out = tmp_path / "findings.jsonl"
+    code = main(
+        ["scan", "--dataset", "ho3d", "--root", ho3d_tree.root, "--no-images", "--json",
+         "--out", str(out)]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1
+    report = json.loads(captured.out)  # stdout is only the JSON report
+    assert report["command"] == "scan"
+    assert report["scan"]["samples_scanned"] == 16
+    assert report["scan"]["by_check"]["meta_unsafe"]["first_ids"] == ["train/MC1/0002"]
+    lines = out.read_text().splitlines()
+    assert len(lines) == report["scan"]["findings_written"] > 5
+
+
+def test_scan_rich_output_names_checks_and_samples(dexycb_tree, capsys):
+    code = main(["scan", "--dataset", "dexycb", "--root", dexycb_tree.root, "--limit", "4"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "findings by check" in captured.out and "kp2d_agrees" in captured.out
+    assert "4 samples" in captured.out
+    assert "FAILED" in captured.out
+
+
+def test_scan_of_a_clean_tree_exits_zero(tmp_path, capsys):
+    from utnet_diag.synthetic.trees import write_ho3d_tree
+
+    write_ho3d_tree(tmp_path, sequences=("A",), frames_per_sequence=3)
+    assert main(["scan", "--dataset", "ho3d", "--root", str(tmp_path)]) == 0
+    assert "no findings" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["scan", "--root", "{root}"], "scan needs --dataset and --root"),
+        (["scan", "--dataset", "ho3d", "--root", "{root}/nope"], "HO3D root not found"),
+        (["scan", "--dataset", "ho3d", "--root", "{root}", "--split", "val"],
+         "unknown HO3D split 'val'"),
+        (["scan", "--dataset", "coco", "--root", "{root}"], "--dataset"),
+        (["scan", "--dataset", "ho3d", "--root", "{root}", "--workers", "-1"], "--workers"),
+        (["scan", "--dataset", "ho3d", "--root", "{root}", "--out", "{root}/no/dir/f.jsonl"],
+         "output directory does not exist"),
+        (["check-batch"], "give a BATCH file, or --dataset and --root"),
+        (["check-batch", "--dataset", "ho3d"], "--dataset and --root go together"),
+        (["check-batch", "--dataset", "ho3d", "--root", "{root}", "--indices", "99"],
+         "the dataset has 16 samples"),
+        (["check-batch", "b.pt", "--dataset", "ho3d", "--root", "{root}"], "not both"),
+        (["check-batch", "--dataset", "ho3d", "--root", "{root}", "--indices", "8-10"],
+         "none of the 3 selected ho3d frames has a usable annotation"),
+    ],
+)  # fmt: skip
+def test_bad_inputs_exit_2_with_one_line(ho3d_tree, capsys, args, match):
+    argv = [a.replace("{root}", ho3d_tree.root) for a in args]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert match in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_check_batch_on_dataset_frames(ho3d_tree, capsys):
+    code = main(
+        ["check-batch", "--dataset", "ho3d", "--root", ho3d_tree.root, "--indices", "0,14-15",
+         "--json"]
+    )  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert report["batch"]["size"] == 3
+    assert report["batch"]["format"] == "ho3d"
+    statuses = {c["id"]: c["status"] for c in report["checks"]}
+    # clean frames: the batch checks pass on the canonical conversion
+    for check_id in ("finite", "kp2d_range", "kp3d_units", "mano_pose", "mano_shape"):
+        assert statuses[check_id] == "pass", (check_id, report["checks"])
+    assert code in (0, 1)
+
+
+def test_check_batch_on_dataset_frames_catches_a_planted_fault(ho3d_tree, capsys):
+    code = main(
+        ["check-batch", "--dataset", "ho3d", "--root", ho3d_tree.root, "--indices", "0,2",
+         "--json", "--fail-on", "warn"]
+    )  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    units = next(c for c in report["checks"] if c["id"] == "kp3d_units")
+    # sample 2 holds millimetres in the metres field: its hand is 1000x too large
+    assert code == 1 and units["status"] in ("warn", "fail")
+    assert "train/ABF10/0002" in units["message"]
