@@ -180,6 +180,8 @@ def check_finite(ctx: CheckContext) -> Outcome:
     details: dict[str, dict] = {}
     total = 0
     for key, value in ctx.batch.tensors.items():
+        if bool(torch.isfinite(value).all()):
+            continue
         bad = ~torch.isfinite(value)
         n_bad = int(bad.sum())
         if not n_bad:
@@ -449,12 +451,24 @@ def check_image_range(ctx: CheckContext) -> Outcome:
         return Outcome.skip("no rgb in batch")
     flat = t.reshape(t.shape[0], -1)
     finite = torch.isfinite(flat)
-    if not bool(finite.any()):
+    count = finite.sum(dim=1)  # (B,) finite pixels per sample
+    if int(count.sum()) == 0:
         return Outcome.skip("rgb has no finite value")
-    values = flat[finite]
-    vmin, vmax = values.min().item(), values.max().item()
-    per_max = flat.masked_fill(~finite, float("-inf")).amax(dim=1)
-    details = {"min": vmin, "max": vmax, "mean": values.mean().item(), "std": values.std().item()}
+    if bool(finite.all()):  # the common case: no masking, one pass a statistic
+        per_min, per_max = flat.amin(dim=1), flat.amax(dim=1)
+        per_std, mean, std = flat.std(dim=1), flat.mean().item(), flat.std().item()
+    else:  # non-finite pixels (reported by ``finite``) are left out
+        zeroed = torch.where(finite, flat, torch.zeros(()))
+        per_max = torch.where(finite, flat, torch.full((), float("-inf"))).amax(dim=1)
+        per_min = torch.where(finite, flat, torch.full((), float("inf"))).amin(dim=1)
+        per_mean = zeroed.sum(dim=1) / count.clamp_min(1)
+        squares = torch.where(finite, (flat - per_mean[:, None]) ** 2, torch.zeros(()))
+        per_std = (squares.sum(dim=1) / (count - 1).clamp_min(1)).sqrt()
+        mean = (zeroed.sum() / count.sum()).item()
+        spread = torch.where(finite, (flat - mean) ** 2, torch.zeros(())).sum() / count.sum()
+        std = spread.sqrt().item()
+    vmin, vmax = per_min.min().item(), per_max.max().item()
+    details = {"min": vmin, "max": vmax, "mean": mean, "std": std}
     if vmax > th.rgb_255_max_min:
         samples = [int(i) for i in (per_max > th.rgb_255_max_min).nonzero()[:, 0]]
         details["samples_out"] = samples
@@ -469,8 +483,6 @@ def check_image_range(ctx: CheckContext) -> Outcome:
             f"(|x| <= {th.rgb_normalized_abs_max:g})",
             value=max(abs(vmin), abs(vmax)), threshold=th.rgb_normalized_abs_max, details=details,
         )  # fmt: skip
-    per_std = torch.stack([row[ok].std() if int(ok.sum()) > 1 else row.new_tensor(0.0)
-                           for row, ok in zip(flat, finite)])  # fmt: skip
     blank = per_std < th.rgb_constant_std
     if bool(blank.any()):
         samples = [int(i) for i in blank.nonzero()[:, 0]]
