@@ -77,6 +77,18 @@ def test_stored_config_rebuilds_another_size(tmp_path: Path, sample_batch) -> No
     )
 
 
+def test_config_model_section_sizes_a_checkpoint_without_stored_config(tmp_path: Path) -> None:
+    from utnet_diag.config import DiagConfig
+
+    small = build_reference({"embed_dim": 32, "vit_num_heads": 2})
+    torch.save(small.state_dict(), tmp_path / "c.pt")
+    cfg = DiagConfig(model={"embed_dim": 32, "vit_num_heads": 2, "mano_path": "x.pkl", "lr": 1})
+    loaded = load_model(tmp_path / "c.pt", config=cfg, device="cpu")
+    assert loaded.checks[0].status is Status.PASS and loaded.config["embed_dim"] == 32
+    # without a checkpoint the embedded tiny default is used whatever the config says
+    assert load_model(config=cfg, device="cpu").config["embed_dim"] == 64
+
+
 def test_missing_and_unexpected_keys_are_reported(tmp_path: Path) -> None:
     sd = dict(build_reference("tiny").state_dict())
     removed = [k for k in sd if k.startswith("refiner.layers.1.")]

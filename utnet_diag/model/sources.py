@@ -1,7 +1,8 @@
 """Where the model under diagnosis comes from: the reference UTNet, a UTNet checkout, or a factory.
 
 * default: the reference UTNet (:mod:`utnet_diag.model.reference`); its checkpoint stores its
-  config. Without a checkpoint: the tiny preset with deterministic init (seed 0).
+  config (a checkpoint without one is built from the config's ``model:`` section, else tiny).
+  Without a checkpoint: the tiny preset with deterministic init (seed 0).
 * ``repo``: the user's UTNet checkout, built the way its ``train.py`` ``create_model`` does:
   ``src.models.utnet.UTNet(img_size, patch_size, embed_dim, vit_depth, vit_num_heads,
   num_hand_joints, num_vertices, mano_path, mean_params_path, num_scales, focal_length,
@@ -439,9 +440,11 @@ def load_model(
         from utnet_diag.mano import ManoLayer
         from utnet_diag.model.reference import ReferenceConfig, build_reference
 
+        # No checkpoint: always the embedded tiny default (a config's model: section may
+        # describe a 600M-parameter ViT-H; random weights of that size diagnose nothing more).
         if ckpt is not None and ckpt.config is not None:
             ref_config = ReferenceConfig.from_dict(ckpt.config, strict=False)
-        elif config is not None and config.model:
+        elif ckpt is not None and config is not None and config.model:
             ref_config = ReferenceConfig.from_dict(config.model, strict=False)
         else:
             ref_config = ReferenceConfig.preset("tiny")
