@@ -41,10 +41,10 @@ class _PickledState:
     """Stands in for a class from the file: records its constructor args and pickled state."""
 
     kind = "object"
+    state: Any = None  # NEWOBJ creates instances without __init__; BUILD may never come
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.args = args
-        self.state: Any = None
 
     def __setstate__(self, state: Any) -> None:
         self.state = state
