@@ -137,6 +137,8 @@ def test_config_presets_and_errors() -> None:
         ReferenceConfig.from_dict({"embed_dims": 64})
     with pytest.raises(InputError, match="multiples of patch_size"):
         ReferenceConfig.from_dict({"img_size": [60, 48]})
+    with pytest.raises(InputError, match="invalid reference model config"):
+        ReferenceConfig.from_dict({"patch_size": "8"})
     with pytest.raises(InputError, match="unknown reference model preset"):
         ReferenceConfig.preset("huge")
     with pytest.raises(ValueError, match="expects"):

@@ -89,6 +89,14 @@ def test_config_model_section_sizes_a_checkpoint_without_stored_config(tmp_path:
     assert load_model(config=cfg, device="cpu").config["embed_dim"] == 64
 
 
+def test_nested_stored_config_uses_its_model_section(tmp_path: Path) -> None:
+    model = build_reference({"embed_dim": 32, "vit_num_heads": 2})
+    stored = {"model": {"embed_dim": 32, "vit_num_heads": 2}, "loss": {"w_2d": 1.0}}
+    torch.save({"model_state_dict": model.state_dict(), "config": stored}, tmp_path / "c.pt")
+    loaded = load_model(tmp_path / "c.pt", device="cpu")
+    assert loaded.config["embed_dim"] == 32 and loaded.checks[0].status is Status.PASS
+
+
 def test_missing_and_unexpected_keys_are_reported(tmp_path: Path) -> None:
     sd = dict(build_reference("tiny").state_dict())
     removed = [k for k in sd if k.startswith("refiner.layers.1.")]

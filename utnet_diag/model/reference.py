@@ -112,13 +112,16 @@ class ReferenceConfig:
                     )
                 continue
             clean[key] = value
-        if "img_size" in clean:
-            size = clean["img_size"]
-            clean["img_size"] = (int(size), int(size)) if isinstance(size, int) else tuple(size)
-        if "mean_global_orient" in clean:
-            clean["mean_global_orient"] = tuple(float(v) for v in clean["mean_global_orient"])
-        cfg = cls(**{**asdict(base), **clean})
-        cfg.validate()
+        try:
+            if "img_size" in clean:
+                size = clean["img_size"]
+                clean["img_size"] = (int(size), int(size)) if isinstance(size, int) else tuple(size)
+            if "mean_global_orient" in clean:
+                clean["mean_global_orient"] = tuple(float(v) for v in clean["mean_global_orient"])
+            cfg = cls(**{**asdict(base), **clean})
+            cfg.validate()
+        except (TypeError, ValueError) as err:
+            raise InputError(f"invalid reference model config ({err})") from None
         return cfg
 
     def validate(self) -> None:

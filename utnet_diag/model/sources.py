@@ -384,6 +384,15 @@ def _image_size_of(value: Any) -> tuple[int, int] | None:
     return None
 
 
+def reference_config_from(stored: Mapping[str, Any]) -> Any:
+    """The ReferenceConfig a checkpoint's stored config describes (its ``model:`` part if nested;
+    keys the reference model does not know are ignored)."""
+    from utnet_diag.model.reference import ReferenceConfig
+
+    section = stored.get("model") if isinstance(stored.get("model"), Mapping) else stored
+    return ReferenceConfig.from_dict(dict(section), strict=False)
+
+
 def load_model(
     checkpoint: str | Path | None = None,
     *,
@@ -443,7 +452,7 @@ def load_model(
         # No checkpoint: always the embedded tiny default (a config's model: section may
         # describe a 600M-parameter ViT-H; random weights of that size diagnose nothing more).
         if ckpt is not None and ckpt.config is not None:
-            ref_config = ReferenceConfig.from_dict(ckpt.config, strict=False)
+            ref_config = reference_config_from(ckpt.config)
         elif ckpt is not None and config is not None and config.model:
             ref_config = ReferenceConfig.from_dict(config.model, strict=False)
         else:
@@ -496,10 +505,9 @@ def inspect_checkpoint(
         model, _, compared = build_repo_model(repo)
     else:
         from utnet_diag.mano import ManoLayer
-        from utnet_diag.model.reference import ReferenceConfig, build_reference
+        from utnet_diag.model.reference import build_reference
 
-        stored = data.config if data.config is not None else {}
-        ref_config = ReferenceConfig.from_dict(stored, strict=False)
+        ref_config = reference_config_from(data.config or {})
         model = build_reference(ref_config, mano=ManoLayer(path=mano_path))
         what = "its stored config" if data.config is not None else "no stored config"
         compared = f"reference UTNet ({ref_config.name}, {what})"
