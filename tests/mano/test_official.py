@@ -179,3 +179,12 @@ def test_missing_file_and_wrong_extension(tmp_path):
     other.write_text("{}")
     with pytest.raises(InputError, match="extension"):
         load_mano_data(other)
+
+
+def test_face_indices_out_of_range(tmp_path):
+    data = dict(load_mano_data())
+    data["f"] = data["f"].astype(np.int64) + 1
+    path = tmp_path / "MANO_RIGHT.pkl"
+    path.write_bytes(pickle.dumps(data, protocol=4))
+    with pytest.raises(InputError, match=r"faces index vertices 1\.\.778"):
+        load_mano_file(path)

@@ -141,6 +141,10 @@ def validate_mano_data(data: dict[str, Any], path: str | None = None) -> None:
             raise InputError(f"MANO key '{key}' has shape {shape}; expected {want}", path=path)
         if not np.issubdtype(np.asarray(data[key]).dtype, np.number):
             raise InputError(f"MANO key '{key}' is not numeric", path=path)
+    faces = np.asarray(data["f"])
+    if faces.min() < 0 or faces.max() >= 778:
+        raise InputError(f"MANO faces index vertices {faces.min()}..{faces.max()}; expected 0..777",
+                         path=path)  # fmt: skip
     if np.shape(data["shapedirs"])[2] < 10:
         raise InputError("MANO shapedirs has fewer than 10 shape components", path=path)
     for key in ("v_template", "shapedirs", "posedirs", "weights", "J_regressor"):
