@@ -47,22 +47,20 @@ TERM_LABELS: dict[str, str] = {
     "loss_aux": "Aux loss",
     "total": "Total loss",
 }
-_LABEL_TO_TERM = {label.lower(): term for term, label in TERM_LABELS.items()}
+_LABEL_TO_INDEX = {label.lower().encode(): i for i, label in enumerate(TERM_LABELS.values())}
+_TOTAL = TERMS.index("total")
 
 NO_BLOCKS_MESSAGE = "no loss blocks found; expected lines like '[Epoch 0, Iter 0] Loss breakdown:'"
 
 _HEADER = re.compile(
     rb"\[\s*Epoch\s+(\d+)\s*,\s*Iter(?:ation)?\s+(\d+)\s*\]\s*Loss\s+breakdown", re.IGNORECASE
 )
+# A label, then a printed number (bare or as ``tensor(1.5, device='cuda:0')``, nan/inf in any
+# case) in group 2, or whatever else stands there in group 3 (a malformed value).
 _TERM = re.compile(
     rb"(?<![\w])(2D keypoint loss|3D joint loss|3D vertex loss|Prior loss \((?:shape|pose)\)"
-    rb"|Aux loss|Total loss)\s*:\s*(\S*)",
-    re.IGNORECASE,
-)
-# A printed number, bare or as ``tensor(1.5, device='cuda:0')``; nan/inf in any case.
-_NUMBER = re.compile(
-    rb"(?:tensor\()?([-+]?(?:nan|inf(?:inity)?|\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?))"
-    rb"(?:[,)]|$)",
+    rb"|Aux loss|Total loss)\s*:\s*(?:(?:tensor\()?([-+]?(?:nan|inf(?:inity)?"
+    rb"|\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?))(?![\w.])|(\S*))",
     re.IGNORECASE,
 )
 _BINARY_PROBE = 64 * 1024
@@ -115,56 +113,65 @@ class TrainingLog:
 
 
 class _Builder:
-    """Accumulates blocks into typed arrays while the file streams by."""
+    """Accumulates blocks into typed arrays while the file streams by (terms by index in TERMS)."""
 
     def __init__(self) -> None:
         self.epochs = array("q")
         self.iters = array("q")
         self.lines = array("q")
-        self.values = {t: array("d") for t in TERMS}
-        self.present = {t: array("b") for t in TERMS}
-        self.decimals = {t: array("b") for t in TERMS}
-        self.current: dict[str, tuple[float, int]] | None = None
-        self.header: tuple[int, int, int] | None = None
+        self.values = [array("d") for _ in TERMS]
+        self.present = [array("b") for _ in TERMS]
+        self.decimals = [array("b") for _ in TERMS]
+        self.current: list[tuple[float, int] | None] | None = None
+        self.filled = 0
+        self.header: tuple[int, int, int] = (0, 0, 0)
         self.incomplete = 0
         self.empty_headers = 0
         self.orphans = 0
 
     def open(self, epoch: int, iteration: int, line_no: int) -> None:
         self.close()
-        self.current = {}
+        self.current = [None] * len(TERMS)
+        self.filled = 0
         self.header = (epoch, iteration, line_no)
 
-    def add(self, term: str, value: float, exponent: int) -> bool:
+    def add(self, term: int, value: float, exponent: int) -> bool:
         """Store a value in the open block; False when there is none or the term repeats."""
-        if self.current is None:
+        current = self.current
+        if current is None:
             self.orphans += 1
             return False
-        if term in self.current:
+        if current[term] is not None:
             self.orphans += 1
             self.close()
             return False
-        self.current[term] = (value, exponent)
+        current[term] = (value, exponent)
+        self.filled += 1
         return True
 
     def close(self) -> None:
-        if self.current is None or self.header is None:
+        block = self.current
+        if block is None:
             return
-        block, (epoch, iteration, line_no) = self.current, self.header
-        self.current, self.header = None, None
-        if not block:
+        self.current = None
+        if not self.filled:
             self.empty_headers += 1
             return
-        if "total" not in block:
+        if block[_TOTAL] is None:
             self.incomplete += 1
+        epoch, iteration, line_no = self.header
         self.epochs.append(epoch)
         self.iters.append(iteration)
         self.lines.append(line_no)
-        for term in TERMS:
-            value, exponent = block.get(term, (math.nan, 0))
-            self.values[term].append(value)
-            self.present[term].append(term in block)
-            self.decimals[term].append(exponent)
+        for slot, values, present, decimals in zip(block, self.values, self.present, self.decimals):
+            if slot is None:
+                values.append(math.nan)
+                present.append(0)
+                decimals.append(0)
+            else:
+                values.append(slot[0])
+                present.append(1)
+                decimals.append(slot[1])
 
 
 def _open_log(path: Path):
@@ -175,13 +182,12 @@ def _open_log(path: Path):
 
 def _last_digit(number: bytes) -> int:
     """Power of ten of the last printed digit: b'334.8019' -> -4, b'10000' -> 0, b'1.5e+03' -> 2."""
+    if b"e" not in number and b"E" not in number:
+        dot = number.find(b".")
+        return 0 if dot < 0 else max(-127, dot + 1 - len(number))
     mantissa, _, exponent = number.lower().partition(b"e")
     digits = -len(mantissa.partition(b".")[2])
-    try:
-        shift = int(exponent) if exponent else 0
-    except ValueError:
-        shift = 0
-    return max(-127, min(127, digits + shift))
+    return max(-127, min(127, digits + int(exponent)))
 
 
 def _printable(raw: bytes, limit: int = 80) -> str:
@@ -217,23 +223,36 @@ def parse_log(path: str | Path) -> TrainingLog:
                 for segment in segments:
                     if b"oss" not in segment:  # every header and label contains "oss"
                         continue
-                    header = _HEADER.search(segment)
-                    if header is not None:
-                        builder.open(int(header.group(1)), int(header.group(2)), lines_read)
-                        matched = True
-                        continue
+                    if b"reakdown" in segment:
+                        header = _HEADER.search(segment)
+                        if header is not None:
+                            builder.open(int(header.group(1)), int(header.group(2)), lines_read)
+                            matched = True
+                            continue
+                    # Fast path for the usual '  3D joint loss: 73632.9062' line.
+                    label, colon, rest = segment.partition(b":")
+                    term = _LABEL_TO_INDEX.get(label.strip().lower()) if colon else None
+                    if term is not None:
+                        token = rest.split(None, 1)
+                        try:
+                            value = float(token[0]) if token else None
+                        except ValueError:
+                            value = None
+                        if value is not None:
+                            if builder.add(term, value, _last_digit(token[0])):
+                                matched = True
+                            continue
                     for term_match in _TERM.finditer(segment):
-                        term = _LABEL_TO_TERM[term_match.group(1).lower().decode()]
-                        number = _NUMBER.match(term_match.group(2))
-                        if number is None:
+                        text = term_match.group(2)
+                        if text is None:
                             if builder.current is not None:
                                 malformed += 1
                                 if len(examples) < _MAX_EXAMPLES:
                                     examples.append((lines_read, _printable(segment)))
                             continue
-                        text = number.group(1)
-                        value = float(text)
-                        matched = builder.add(term, value, _last_digit(text)) or matched
+                        term = _LABEL_TO_INDEX[term_match.group(1).lower()]
+                        if builder.add(term, float(text), _last_digit(text)):
+                            matched = True
                 if not matched:
                     skipped += 1
     except (OSError, EOFError, gzip.BadGzipFile) as err:
@@ -243,13 +262,14 @@ def parse_log(path: str | Path) -> TrainingLog:
         raise InputError(NO_BLOCKS_MESSAGE, path=str(p))
     return TrainingLog(
         path=str(p),
-        epochs=np.frombuffer(builder.epochs, dtype=np.int64).copy(),
-        iters=np.frombuffer(builder.iters, dtype=np.int64).copy(),
-        lines=np.frombuffer(builder.lines, dtype=np.int64).copy(),
-        values={t: np.frombuffer(a, dtype=np.float64).copy() for t, a in builder.values.items()},
-        decimals={t: np.frombuffer(a, dtype=np.int8).copy() for t, a in builder.decimals.items()},
+        # Views on the arrays (no copy): they keep the arrays alive and are never resized again.
+        epochs=np.frombuffer(builder.epochs, dtype=np.int64),
+        iters=np.frombuffer(builder.iters, dtype=np.int64),
+        lines=np.frombuffer(builder.lines, dtype=np.int64),
+        values={t: np.frombuffer(a, dtype=np.float64) for t, a in zip(TERMS, builder.values)},
+        decimals={t: np.frombuffer(a, dtype=np.int8) for t, a in zip(TERMS, builder.decimals)},
         present={
-            t: np.frombuffer(a, dtype=np.int8).astype(bool) for t, a in builder.present.items()
+            t: np.frombuffer(a, dtype=np.int8).view(bool) for t, a in zip(TERMS, builder.present)
         },
         lines_read=lines_read,
         lines_skipped=skipped,
