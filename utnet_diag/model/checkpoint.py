@@ -318,19 +318,33 @@ def key_report(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]) -
     )
 
 
-def apply_state_dict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
+def apply_state_dict(
+    model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], path: str | None = None
+) -> None:
     """Load matching tensors into ``model`` (non-strict: the key report says what is missing).
 
-    Raises InputError naming the first tensor whose shape differs, since no meaningful model
-    can be built from such a checkpoint.
+    Raises InputError when no checkpoint tensor matches a model tensor (another architecture)
+    or naming the first tensor whose shape differs, since no meaningful model can be built
+    from such a checkpoint. ``path`` names the checkpoint in the message.
     """
     own = model.state_dict()
+    hint = "build the model it was trained with (its config, --repo or --model-factory)"
+    if state_dict and own and not any(key in own for key in state_dict):
+        first_ckpt, first_model = next(iter(state_dict)), next(iter(own))
+        raise InputError(
+            f"none of the checkpoint's {len(state_dict)} tensors match the model's {len(own)}"
+            f" (checkpoint has '{first_ckpt}', model expects '{first_model}'): the checkpoint"
+            " is for another architecture",
+            path=path,
+            hint=hint,
+        )
     for key, tensor in state_dict.items():
         if key in own and tuple(own[key].shape) != tuple(tensor.shape):
             raise InputError(
                 f"checkpoint tensor '{key}' has shape {_shape(tensor)} but the model expects"
                 f" {_shape(own[key])}: the checkpoint is for another model configuration",
-                hint="build the model it was trained with (its config, --repo or --model-factory)",
+                path=path,
+                hint=hint,
             )
     model.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=False)
 

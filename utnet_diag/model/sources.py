@@ -467,7 +467,7 @@ def load_model(
     checks: list[CheckResult] = []
     if ckpt is not None:
         checks.append(key_report(model, ckpt.state_dict))
-        apply_state_dict(model, ckpt.state_dict)
+        apply_state_dict(model, ckpt.state_dict, path=str(ckpt.path))
         if repo is not None or model_factory is not None:
             source = f"{source}, checkpoint {ckpt.path}"
     model.to(torch_device)
