@@ -105,7 +105,7 @@ class ToyUTNet(nn.Module):
     def module_groups(self):
         return {"trunk": ["backbone"], "heads": ["coarse_head", "refine", "mano"]}
 
-    def forward(self, rgb: torch.Tensor, depth: torch.Tensor) -> dict:
+    def forward(self, rgb: torch.Tensor, depth: torch.Tensor, n_i=None) -> dict:
         feats = self.backbone(torch.cat([rgb, depth], 1))
         self.last_trunk_features = feats
         coarse = self.coarse_head(feats)

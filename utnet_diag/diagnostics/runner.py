@@ -45,6 +45,7 @@ class RunInputs:
     batch: Batch
     config: DiagConfig
     notes: list[str] = field(default_factory=list)
+    host_batch: Batch | None = None  # the batch as loaded, on the CPU (for the batch checks)
 
     @property
     def model(self) -> nn.Module:
@@ -141,23 +142,20 @@ def load_inputs(
             unsafe_load=unsafe_load,
         )
     loaded = as_loaded(model)
-    inputs = RunInputs(loaded, data, cfg, notes)
+    inputs = RunInputs(loaded, data, cfg, notes, host_batch=data)
     inputs.batch = data.to(inputs.device)
     return inputs
 
 
 def as_loaded(model: Any) -> Any:
     """A LoadedModel-like object from a LoadedModel, or from a bare nn.Module that follows the
-    output protocol (wrapped by ``utnet_diag.model.sources``)."""
+    output protocol (called as ``module(rgb, depth, n_i)``)."""
     if isinstance(model, nn.Module):
-        try:
-            from utnet_diag.model.sources import wrap_module
-        except ImportError:
-            raise InputError(
-                "pass the result of utnet_diag.load_model(...), not a bare nn.Module",
-                hint="utnet_diag.load_model(model_factory='pkg.module:build')",
-            ) from None
-        return wrap_module(model)
+        from utnet_diag.model.sources import LoadedModel
+
+        first = next(model.parameters(), None)
+        device = first.device if first is not None else torch.device("cpu")
+        return LoadedModel(model=model, device=device, source=f"in-memory {type(model).__name__}")
     if not (hasattr(model, "model") and callable(getattr(model, "forward", None))):
         raise InputError(
             f"expected a loaded model (utnet_diag.load_model), got {type(model).__name__}"
@@ -302,17 +300,23 @@ def forward_pass(
 
 
 def _gt_vertices(inputs: RunInputs) -> torch.Tensor | None:
-    """Ground-truth vertices for the vertex term when the batch has none: MANO on the GT params."""
+    """Ground-truth vertices for the vertex term when the batch has none: MANO on the GT params,
+    placed so that their root joint is the batch's GT root (the term is root-relative)."""
     weights = inputs.config.weights
     batch = inputs.batch
     if not weights.use_vertex_loss or "vertices_3d" in batch:
         return None
     mano = getattr(inputs.loaded, "mano", None)
-    build = getattr(mano, "vertices_from_params", None)
-    if build is None or "mano_pose" not in batch or "mano_shape" not in batch:
+    needed = ("mano_pose", "mano_shape", "keypoints_3d")
+    if mano is None or any(k not in batch for k in needed):
         return None
+    from utnet_diag.mano.layer import mano_forward_pose48
+
+    root = inputs.config.root_id
     with torch.no_grad():
-        return build(batch["mano_pose"], batch["mano_shape"])
+        out = mano_forward_pose48(mano, batch["mano_pose"], batch["mano_shape"])
+        shift = batch["keypoints_3d"][:, root, :3] - out.joints[:, root]
+        return out.vertices + shift[:, None, :]
 
 
 def detach_outputs(outputs: Any) -> Any:

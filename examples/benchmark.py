@@ -1,0 +1,107 @@
+"""Speed of grad-flow against a plain training step, and of ``utnet-diag --help``.
+
+Prints, on the embedded default (reference UTNet, synthetic batch of 16):
+- a plain training step (forward, total loss, backward) and ``grad_flow`` timed in one run, and
+  their ratio (target: at most 1.3x); the same with ``exact=True``;
+- ``utnet-diag --help`` wall time against ``python -c "import torch"`` (target: at most 1/4).
+
+Run: ``python examples/benchmark.py [--device cpu|cuda] [--repeats 7] [--batch-size 16]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+
+def _median_time(fn, repeats: int, sync) -> float:
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _wall(cmd: list[str], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--skip-cli", action="store_true", help="skip the --help timing")
+    args = parser.parse_args()
+
+    import torch
+
+    from utnet_diag.diagnostics.grad_flow import grad_flow
+    from utnet_diag.diagnostics.runner import load_inputs
+    from utnet_diag.losses import compute_terms
+    from utnet_diag.model.reference import ReferenceConfig
+    from utnet_diag.synthetic.sample import make_sample_batch
+
+    size = tuple(ReferenceConfig.preset("tiny").img_size)
+    batch = make_sample_batch(args.batch_size, seed=0, image_size=size)
+    inputs = load_inputs(batch=batch, device=args.device)
+    loaded, weights = inputs.loaded, inputs.config.weights
+    device = inputs.device
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    params = [p for p in loaded.model.parameters() if p.requires_grad]
+
+    def plain_step() -> None:
+        loaded.model.train()
+        outputs = loaded.forward(inputs.batch)
+        total = compute_terms(outputs, inputs.batch, weights).total
+        total.backward()
+        for p in params:
+            p.grad = None
+
+    def diag(exact: bool):
+        return lambda: grad_flow(loaded, inputs.batch, exact=exact)
+
+    for fn in (plain_step, diag(False), diag(True)):  # warm-up
+        fn()
+    torch.set_num_threads(torch.get_num_threads())
+    print(f"device {device}, batch {args.batch_size}, torch threads {torch.get_num_threads()},"
+          f" model {loaded.source}")  # fmt: skip
+    # Interleave the measurements so drifts in machine load hit both alike.
+    plain_times, flow_times, exact_times = [], [], []
+    for _ in range(args.repeats):
+        plain_times.append(_median_time(plain_step, 1, sync))
+        flow_times.append(_median_time(diag(False), 1, sync))
+        exact_times.append(_median_time(diag(True), 1, sync))
+    plain = statistics.median(plain_times)
+    flow = statistics.median(flow_times)
+    exact = statistics.median(exact_times)
+    print(f"plain training step        {plain * 1e3:8.1f} ms")
+    print(f"grad_flow                  {flow * 1e3:8.1f} ms   ratio {flow / plain:5.2f}x"
+          " (target <= 1.3x)")  # fmt: skip
+    print(f"grad_flow --exact          {exact * 1e3:8.1f} ms   ratio {exact / plain:5.2f}x")
+
+    if args.skip_cli:
+        return
+    repeats = max(3, args.repeats // 2)
+    help_s = _wall([sys.executable, "-m", "utnet_diag", "--help"], repeats)
+    torch_s = _wall([sys.executable, "-c", "import torch"], repeats)
+    python_s = _wall([sys.executable, "-c", "pass"], repeats)
+    print(f"utnet-diag --help          {help_s * 1e3:8.1f} ms")
+    print(f"python -c 'import torch'   {torch_s * 1e3:8.1f} ms   ratio {help_s / torch_s:5.2f}"
+          " (target <= 0.25)")  # fmt: skip
+    print(f"python -c 'pass'           {python_s * 1e3:8.1f} ms   (interpreter start-up)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Checks on one training step's gradients (``grad-flow``, ``gate``).
+
+``ctx.extras['grad']`` is a :class:`utnet_diag.diagnostics.grad_flow.GradStats`;
+``ctx.extras['nan_origin']`` a NanOrigin or None. The vanishing/exploding limits are heuristics
+(the spec gives none): they are module constants, and every message shows the measured numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome
+
+GRAD_CHECKS = CheckRegistry("grad")
+
+VANISH_RELATIVE = 1e-4  # a group whose grad/param ratio is below this x the median ratio
+# The spec's losses are batch sums, so large gradient norms are normal (Adam rescales them);
+# only absurd norms are flagged, and the update size when the config gives a learning rate.
+EXPLODE_WARN = 1e6
+EXPLODE_FAIL = 1e9
+UPDATE_RATIO_WARN = 0.1  # lr * grad/param: one plain SGD step would move weights by 10%
+DROWN_RATIO = 100.0  # a supervision term below 1/100 of the strongest at the boundary
+CONFLICT_COSINE = -0.5  # two terms pulling the trunk features in opposite directions
+SUPERVISION_TERMS = ("loss_2d", "loss_3d_joint", "loss_3d_vert", "loss_aux")
+
+HINT_REACH = (
+    "look for .detach(), torch.no_grad() or .data in the forward between the backbone and the"
+    " heads; check the coarse outputs get gradient (spec 9.3: 'Aux loss not decreasing')"
+)
+
+
+def _stats(ctx: CheckContext) -> Any:
+    return ctx.extras["grad"]
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "none"
+    if not math.isfinite(x):
+        return repr(x)
+    return f"{x:.3g}"
+
+
+@GRAD_CHECKS.check("grad_finite", hint="check the learning rate, divisions by zero and bad samples")
+def grad_finite(ctx: CheckContext) -> Outcome:
+    """Every gradient is finite."""
+    stats = _stats(ctx)
+    bad = [(g["name"], g["nonfinite"]) for g in stats.groups if g["nonfinite"]]
+    if not bad and math.isfinite(stats.total_grad_norm):
+        return Outcome.ok(f"all gradients finite (total norm {_fmt(stats.total_grad_norm)})",
+                          stats.total_grad_norm)  # fmt: skip
+    origin = ctx.extras.get("nan_origin")
+    listing = ", ".join(f"{name} ({n} values)" for name, n in bad) or "total norm"
+    where = f"; {origin.message}" if origin is not None else "; origin not found"
+    return Outcome.fail(
+        f"non-finite gradients in {listing}{where}",
+        value=[name for name, _ in bad],
+        details={"nan_origin": origin.to_dict() if origin is not None else None},
+    )
+
+
+@GRAD_CHECKS.check("grad_dead", requires=("grad_finite",),
+                   hint="a trainable module gets no gradient: it is unused or cut off by"
+                        " .detach()/no_grad; freeze it on purpose (requires_grad=False) or"
+                        " reconnect it")  # fmt: skip
+def grad_dead(ctx: CheckContext) -> Outcome:
+    """Every trainable parameter receives a non-zero gradient."""
+    stats = _stats(ctx)
+    whole = [g["name"] for g in stats.groups if g["trainable"] and g["no_grad_share"] == 1.0]
+    partial = [(g["name"], g["dead"]) for g in stats.groups
+               if g["dead"] and g["name"] not in whole]  # fmt: skip
+    trainable = sum(1 for g in stats.groups if g["trainable"])
+    if whole:
+        return Outcome.fail(
+            f"{len(whole)}/{trainable} trainable module groups get no gradient: {', '.join(whole)}",
+            value=whole, details={"dead_groups": whole, "dead_tensors": dict(partial)},
+        )  # fmt: skip
+    if partial:
+        names = [n for _, tensors in partial for n in tensors]
+        return Outcome.warn(
+            f"{len(names)} parameter tensors get no or an all-zero gradient: "
+            + ", ".join(names[:5]) + (" …" if len(names) > 5 else ""),
+            value=names, details={"dead_tensors": dict(partial)},
+        )  # fmt: skip
+    return Outcome.ok(f"all {trainable} trainable module groups get gradient")
+
+
+@GRAD_CHECKS.check("grad_vanishing", requires=("grad_finite",),
+                   hint="gradient barely reaches these modules: check normalization layers,"
+                        " saturating activations, and tiny loss weights")  # fmt: skip
+def grad_vanishing(ctx: CheckContext) -> Outcome:
+    """No module group's grad/param ratio is 10^4 below the median group's."""
+    stats = _stats(ctx)
+    ratios = {g["name"]: g["ratio"] for g in stats.groups if g["ratio"] is not None}
+    positive = sorted(r for r in ratios.values() if r > 0)
+    if not positive:
+        if ratios:
+            return Outcome.fail("every gradient is zero", value=0.0)
+        return Outcome.skip("no trainable parameters with gradient")
+    median = positive[len(positive) // 2]
+    limit = VANISH_RELATIVE * median
+    low = {n: r for n, r in ratios.items() if 0 < r < limit}
+    if low:
+        listing = ", ".join(f"{n} {_fmt(r)}" for n, r in low.items())
+        return Outcome.warn(
+            f"grad/param ratio of {listing} is below {_fmt(limit)} ({VANISH_RELATIVE:g}x the"
+            f" median {_fmt(median)})",
+            value=low, threshold=limit,
+        )  # fmt: skip
+    smallest = min(ratios.items(), key=lambda kv: kv[1] if kv[1] > 0 else math.inf)
+    return Outcome.ok(
+        f"smallest grad/param ratio {_fmt(smallest[1])} ({smallest[0]}); median {_fmt(median)}",
+        value=smallest[1], threshold=limit,
+    )  # fmt: skip
+
+
+def _learning_rate(ctx: CheckContext) -> float | None:
+    training = getattr(ctx.config, "training", None) or {}
+    for key in ("lr", "learning_rate", "base_lr"):
+        value = training.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return None
+
+
+@GRAD_CHECKS.check("grad_exploding", requires=("grad_finite",),
+                   hint="lower the learning rate or the large loss weights, or clip gradients;"
+                        " check the loss units (mm sums grow with the batch)")  # fmt: skip
+def grad_exploding(ctx: CheckContext) -> Outcome:
+    """No module group's gradient norm exceeds 1e6 (fail at 1e9); with the config's learning
+    rate, no plain SGD step would move a group's weights by more than 10% of their norm."""
+    stats = _stats(ctx)
+    groups = [g for g in stats.groups if g["trainable"]]
+    if not groups:
+        return Outcome.skip("no trainable parameters")
+    worst = max(groups, key=lambda g: g["grad_norm"])
+    big = [g for g in groups if g["grad_norm"] > EXPLODE_WARN]
+    listing = ", ".join(f"{g['name']} {_fmt(g['grad_norm'])}" for g in big)
+    if worst["grad_norm"] > EXPLODE_FAIL:
+        return Outcome.fail(f"gradient norms above {EXPLODE_FAIL:g}: {listing}",
+                            worst["grad_norm"], EXPLODE_FAIL)  # fmt: skip
+    lr = _learning_rate(ctx)
+    steep = []
+    if lr is not None:
+        steep = [g for g in groups
+                 if g["ratio"] is not None and lr * g["ratio"] > UPDATE_RATIO_WARN]  # fmt: skip
+    if big or steep:
+        parts = []
+        if big:
+            parts.append(f"gradient norms above {EXPLODE_WARN:g}: {listing}")
+        if steep:
+            parts.append(f"with lr {lr:g} one SGD step moves "
+                         + ", ".join(f"{g['name']} by {lr * g['ratio']:.0%}" for g in steep)
+                         + " of its weight norm")  # fmt: skip
+        return Outcome.warn("; ".join(parts), worst["grad_norm"], EXPLODE_WARN)
+    text = f"largest gradient norm {_fmt(worst['grad_norm'])} ({worst['name']}) < {EXPLODE_WARN:g}"
+    if lr is None:
+        text += "; no learning rate in the config, update size not checked"
+    return Outcome.ok(text, worst["grad_norm"], EXPLODE_WARN)
+
+
+@GRAD_CHECKS.check("grad_reach", requires=("grad_finite",), hint=HINT_REACH)
+def grad_reach(ctx: CheckContext) -> Outcome:
+    """Every active term reaches the backbone; the aux term too; 2D and 3D reach the refinement."""
+    stats = _stats(ctx)
+    trunk = [g["name"] for g in stats.groups if g["role"] == "trunk" and g["trainable"]]
+    active = [t for t in stats.terms if t["active"]]
+    if not active:
+        return Outcome.skip("no active loss term")
+    problems: list[str] = []
+    for t in active:
+        if not t["reaches"]:
+            problems.append(f"{t['term']} reaches no parameter")
+        elif trunk and not set(t["reaches"]) & set(trunk):
+            problems.append(f"{t['term']} does not reach the backbone ({', '.join(trunk)})")
+    refine = [g for g in stats.refine_groups if (stats.group(g) or {}).get("trainable")]
+    if refine:
+        for t in active:
+            if t["term"] in ("loss_2d", "loss_3d_joint") and not set(t["reaches"]) & set(refine):
+                problems.append(f"{t['term']} does not reach the refinement ({', '.join(refine)})")
+    reach = {t["term"]: t["reaches"] for t in active}
+    if problems:
+        return Outcome.fail("; ".join(problems), value=reach, details={"reach": reach})
+    notes = []
+    if not trunk:
+        notes.append("no trainable trunk identified: backbone reach not checked")
+    if not refine:
+        notes.append("no refinement module (gcn/refine) found: refinement reach not checked")
+    if stats.boundary.get("guessed"):
+        notes.append(f"trunk guessed: {stats.boundary['description']}")
+    text = f"all {len(active)} active terms reach the backbone"
+    if refine:
+        text += "; 2D and 3D reach the refinement"
+    return Outcome.ok(text + (f" ({'; '.join(notes)})" if notes else ""),
+                      details={"reach": reach})  # fmt: skip
+
+
+@GRAD_CHECKS.check("grad_balance", requires=("grad_finite",),
+                   hint="rebalance the loss weights (spec 9.1: w_2d=1.0, w_3d_joint=1.0 as a"
+                        " start); a drowned term barely trains the backbone")  # fmt: skip
+def grad_balance(ctx: CheckContext) -> Outcome:
+    """No supervision term's gradient at the trunk boundary is 100x below the strongest."""
+    stats = _stats(ctx)
+    norms = {t["term"]: t["boundary_norm"] for t in stats.terms
+             if t["active"] and t["boundary_norm"] is not None}  # fmt: skip
+    if not norms:
+        why = stats.boundary.get("unavailable", "no active term")
+        return Outcome.skip(f"no per-term gradient at the trunk boundary: {why}")
+    strongest, top = max(norms.items(), key=lambda kv: kv[1])
+    drowned = {t: n for t, n in norms.items()
+               if t in SUPERVISION_TERMS and t != strongest and n * DROWN_RATIO < top}  # fmt: skip
+    conflicts = [c for c in stats.conflicts if c["cosine"] < CONFLICT_COSINE]
+    conflict_text = "; ".join(f"{c['a']} vs {c['b']} cosine {c['cosine']:.2f}" for c in conflicts)
+    where = f"at {stats.boundary['description']}"
+    details = {"boundary_norms": norms, "conflicts": stats.conflicts}
+    if drowned:
+        listing = ", ".join(
+            f"{t} ({top / n:.3g}x smaller)" if n > 0 else f"{t} (zero)" for t, n in drowned.items()
+        )
+        text = f"{strongest} drowns {listing} {where}"
+        if conflict_text:
+            text += f"; conflicts: {conflict_text}"
+        return Outcome.warn(text, value=norms, threshold=DROWN_RATIO, details=details)
+    text = f"per-term gradient norms {where} within {DROWN_RATIO:g}x of {strongest}'s"
+    if conflict_text:
+        text += f"; conflicts: {conflict_text}"
+    return Outcome.ok(text, value=norms, threshold=DROWN_RATIO, details=details)

@@ -1,0 +1,75 @@
+"""``utnet-diag grad-flow``: one training step's gradients per module and per loss term."""
+
+from __future__ import annotations
+
+import typer
+
+from utnet_diag.cli.app import app, emit, say
+from utnet_diag.cli.model_opts import (
+    DepthOpt,
+    ExactOpt,
+    PlotOpt,
+    SeedOpt,
+    model_kwargs,
+    warn_loaded,
+)
+from utnet_diag.cli.options import (
+    BatchOpt,
+    CheckpointOpt,
+    ConfigOpt,
+    DeviceOpt,
+    FailOn,
+    FailOnOpt,
+    JsonOpt,
+    JunitOpt,
+    ManoOpt,
+    MaxSamplesOpt,
+    ModelFactoryOpt,
+    OutputMapOpt,
+    PresetOpt,
+    RepoOpt,
+    UnsafeLoadOpt,
+)
+
+
+@app.command("grad-flow")
+def grad_flow_command(
+    checkpoint: CheckpointOpt = None,
+    batch: BatchOpt = None,
+    config: ConfigOpt = None,
+    preset: PresetOpt = None,
+    repo: RepoOpt = None,
+    model_factory: ModelFactoryOpt = None,
+    output_map: OutputMapOpt = None,
+    mano: ManoOpt = None,
+    device: DeviceOpt = "auto",
+    max_samples: MaxSamplesOpt = None,
+    unsafe_load: UnsafeLoadOpt = False,
+    exact: ExactOpt = False,
+    depth: DepthOpt = 1,
+    plot: PlotOpt = None,
+    seed: SeedOpt = 0,
+    json_out: JsonOpt = False,
+    junit: JunitOpt = None,
+    fail_on: FailOnOpt = FailOn.fail,
+) -> None:
+    """Gradients of one training step (weights unchanged): per module group, per loss term
+    (which modules it reaches, its share at the trunk/heads boundary, conflicts), NaN origin."""
+    from utnet_diag.cli import render_run  # noqa: F401  (registers the section renderers)
+    from utnet_diag.diagnostics.grad_flow import grad_flow, save_grad_plot
+
+    if plot is not None and not plot.parent.is_dir():
+        from utnet_diag.errors import InputError
+
+        raise InputError("output directory does not exist", path=str(plot.parent))
+    kwargs = model_kwargs(
+        checkpoint=checkpoint, batch=batch, config=config, preset=preset, repo=repo,
+        model_factory=model_factory, output_map=output_map, mano=mano, device=device,
+        max_samples=max_samples, unsafe_load=unsafe_load,
+    )  # fmt: skip
+    report = grad_flow(exact=exact, depth=depth, seed=seed, **kwargs)
+    warn_loaded(report)
+    if plot is not None:
+        save_grad_plot(report, plot)
+        say(f"wrote {plot}")
+    raise typer.Exit(emit(report, json_out, junit, fail_on.value))

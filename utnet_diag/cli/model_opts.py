@@ -1,0 +1,63 @@
+"""The options every model command shares (checkpoint, batch, config, model source, device), and
+the ones of the gradient commands. Importing this module must not import torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from utnet_diag.cli.options import Preset
+
+ExactOpt = Annotated[
+    bool,
+    typer.Option("--exact", help="One backward per loss term: exact per-term, per-module norms."),
+]
+DepthOpt = Annotated[
+    int,
+    typer.Option("--depth", min=1, max=8, help="Module-path depth of the groups (1: top level)."),
+]
+PlotOpt = Annotated[
+    Optional[Path],
+    typer.Option("--plot", help="Also draw the per-module bar chart to this PNG (matplotlib)."),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for dropout and other randomness.")]
+
+
+def model_kwargs(
+    *,
+    checkpoint: Path | None,
+    batch: Path | None,
+    config: Path | None,
+    preset: Preset | None,
+    repo: Path | None,
+    model_factory: str | None,
+    output_map: str | None,
+    mano: Path | None,
+    device: str,
+    max_samples: int | None,
+    unsafe_load: bool,
+) -> dict[str, Any]:
+    """The keyword arguments of the core model functions (``gate``, ``loss_breakdown``, ...)."""
+    return dict(
+        checkpoint=checkpoint,
+        batch=batch,
+        config=config,
+        preset=preset.value if preset is not None else None,
+        repo=repo,
+        model_factory=model_factory,
+        output_map=output_map,
+        mano=mano,
+        device=device,
+        max_samples=max_samples,
+        unsafe_load=unsafe_load,
+    )
+
+
+def warn_loaded(report: Any) -> None:
+    """Print the model loader's warnings and the run notes on stderr."""
+    from utnet_diag.cli.app import say
+
+    for note in report.sections.get("run", {}).get("notes", []):
+        say(f"note: {note}")

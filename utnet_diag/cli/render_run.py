@@ -1,0 +1,146 @@
+"""Rich renderers for the model commands' sections: run, loss table, metrics, gradients."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from utnet_diag.report.render import fmt_value, section_renderer
+from utnet_diag.report.result import Report
+
+BAR_WIDTH = 24
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):  # non-finite floats arrive as 'nan' / 'inf' after jsonable
+        return value
+    return fmt_value(float(value), digits)
+
+
+def _share(value: Any) -> str:
+    return "" if value is None else f"{float(value):.1%}"
+
+
+@section_renderer("run")
+def render_run(console: Console, section: dict[str, Any], report: Report) -> None:
+    table = Table(title="run", title_justify="left", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    for key in ("model", "batch", "batch_size", "device", "config", "mode", "forward_s"):
+        if key in section:
+            table.add_row(key.replace("_", " "), str(section[key]))
+    console.print(table)
+
+
+@section_renderer("loss_table")
+def render_loss_table(console: Console, section: dict[str, Any], report: Report) -> None:
+    table = Table(title="loss breakdown", title_justify="left")
+    for name, justify in (("term", "left"), ("value", "right"), ("weight", "right"),
+                          ("weight from", "left"), ("weighted", "right"), ("share", "right"),
+                          ("per sample", "right"), ("mean error", "right")):  # fmt: skip
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in section.get("terms", []):
+        if row.get("per_element") is not None:
+            error = f"{_num(row['per_element'], 3)} {row['unit']}"
+            if row.get("per_element_px256") is not None:
+                error += f" ({_num(row['per_element_px256'], 3)} px@256)"
+        else:
+            error = ", ".join(f"{k} {_num(v, 3)}" for k, v in row.get("parts", {}).items())
+        table.add_row(
+            row["label"], _num(row["logged"]), _num(row["weight"]), str(row["weight_source"]),
+            _num(row["weighted"]), _share(row.get("share")), _num(row.get("per_sample")), error,
+        )  # fmt: skip
+    table.add_row(Text("Total", style="bold"), "", "", "", _num(section.get("total")), "", "", "")
+    console.print(table)
+    skipped = section.get("skipped") or {}
+    if skipped:
+        text = "; ".join(f"{k}: {v}" for k, v in skipped.items())
+        console.print(Text(f"not computed: {text}", style="dim"))
+    console.print(Text(f"batch size {section.get('batch_size')}: 2D/3D/vertex values are batch"
+                       " sums; prior and aux are means", style="dim"))  # fmt: skip
+
+
+@section_renderer("metrics")
+def render_metrics(console: Console, section: dict[str, Any], report: Report) -> None:
+    line = Text("metrics: ", style="bold")
+    line.append(
+        f"MPJPE {_num(section.get('mpjpe_mm'))} mm, PA-MPJPE {_num(section.get('pa_mpjpe_mm'))}"
+        f" mm, Avg Metric {_num(section.get('avg_metric_mm'))} mm"
+        f" (root-relative, {section.get('samples')} samples)"
+    )
+    console.print(line)
+
+
+def _bar(value: float | None, low: float, high: float) -> Text:
+    """A log-scale bar between ``low`` and ``high``."""
+    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return Text("non-finite" if isinstance(value, str) else "", style="bold red")
+    if value <= 0:
+        return Text("no gradient", style="red")
+    span = max(math.log10(high) - math.log10(low), 1e-9)
+    frac = (math.log10(value) - math.log10(low)) / span
+    width = max(1, round(BAR_WIDTH * min(max(frac, 0.0), 1.0)))
+    return Text("█" * width, style="cyan")
+
+
+@section_renderer("grad_modules")
+def render_grad_modules(console: Console, section: dict[str, Any], report: Report) -> None:
+    groups = section.get("groups", [])
+    norms = [g["grad_norm"] for g in groups
+             if isinstance(g["grad_norm"], (int, float)) and g["grad_norm"] > 0]  # fmt: skip
+    low = min(norms) if norms else 1.0
+    high = max(norms) if norms else 1.0
+    if high == low:
+        low = high / 10
+    table = Table(title=f"gradients per module (depth {section.get('depth', 1)}; bar: log"
+                        " gradient norm)", title_justify="left")  # fmt: skip
+    for name, justify in (("module", "left"), ("role", "left"), ("grad norm", "right"),
+                          ("", "left"), ("param norm", "right"), ("grad/param", "right"),
+                          ("no grad", "right"), ("non-finite", "right")):  # fmt: skip
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for g in groups:
+        table.add_row(
+            g["name"], g["role"], _num(g["grad_norm"], 3), _bar(g["grad_norm"], low, high),
+            _num(g["param_norm"], 3), _num(g["ratio"], 3),
+            _share(g["no_grad_share"]) if g["trainable"] else "frozen",
+            str(g["nonfinite"]) if g["nonfinite"] else "",
+        )  # fmt: skip
+    console.print(table)
+    console.print(Text(f"total gradient norm {_num(section.get('total_grad_norm'))}", style="dim"))
+
+
+@section_renderer("grad_terms")
+def render_grad_terms(console: Console, section: dict[str, Any], report: Report) -> None:
+    boundary = section.get("boundary", {})
+    title = f"loss terms at the trunk/heads boundary ({boundary.get('description', '?')})"
+    table = Table(title=title, title_justify="left")
+    for name, justify in (("term", "left"), ("weight", "right"), ("boundary grad", "right"),
+                          ("share", "right"), ("reaches", "left")):  # fmt: skip
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for t in section.get("terms", []):
+        table.add_row(
+            t["term"] + ("" if t["active"] else " (off)"), _num(t["weight"]),
+            _num(t["boundary_norm"], 3), _share(t["share"]), ", ".join(t["reaches"]) or "nothing",
+        )  # fmt: skip
+    console.print(table)
+    conflicts = [c for c in section.get("conflicts", []) if c["cosine"] < 0]
+    if conflicts:
+        text = ", ".join(f"{c['a']}/{c['b']} {c['cosine']:.2f}" for c in conflicts)
+        console.print(Text(f"conflicting terms (cosine < 0): {text}", style="yellow"))
+    if boundary.get("guessed"):
+        console.print(Text("the trunk/heads boundary was guessed from child names", style="dim"))
+    if boundary.get("unavailable"):
+        console.print(Text(f"no per-term attribution: {boundary['unavailable']}", style="dim"))
+
+
+@section_renderer("nan_origin")
+def render_nan_origin(console: Console, section: dict[str, Any], report: Report) -> None:
+    line = Text("first non-finite value: ", style="bold red")
+    line.append(f"[{section.get('stage')}] {section.get('message')}")
+    console.print(line)

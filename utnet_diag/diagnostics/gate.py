@@ -1,0 +1,77 @@
+"""``gate``: check-batch, loss-breakdown and grad-flow in one process, for CI.
+
+One model load and one forward pass (kept with its graph) are shared: loss-breakdown reads the
+detached outputs and loss values, grad-flow differentiates the same graph. The report holds the
+batch checks (families batch/convention), the model/checkpoint checks, the loss and prediction
+checks, and the gradient checks, with sections for the loss table, metrics and gradients.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from utnet_diag.diagnostics.grad_flow import grad_from_forward
+from utnet_diag.diagnostics.loss_breakdown import breakdown_from_forward, run_section
+from utnet_diag.diagnostics.runner import DEFAULT_SEED, forward_pass, load_inputs, training_step
+from utnet_diag.report.result import Report
+
+COMMAND = "gate"
+
+
+def gate(
+    checkpoint: str | Path | None = None,
+    batch: Any = None,
+    config: Any = None,
+    *,
+    model: Any = None,
+    preset: str | None = None,
+    repo: str | Path | None = None,
+    model_factory: str | None = None,
+    output_map: str | dict[str, str] | None = None,
+    mano: str | Path | None = None,
+    device: str = "auto",
+    max_samples: int | None = None,
+    unsafe_load: bool = False,
+    exact: bool = False,
+    depth: int = 1,
+    seed: int = DEFAULT_SEED,
+) -> Report:
+    """Every check utnet-diag has for a model and a batch, from one load and one forward.
+
+    With no checkpoint, model source or batch, the embedded reference model and default batch
+    are used, so ``gate()`` works on a fresh install. ``model`` may be an already loaded model.
+    Returns Report ``gate``; ``report.exit_code(fail_on)`` is the CLI's exit code.
+    """
+    from utnet_diag.diagnostics.check_batch import batch_check_results, batch_section
+    from utnet_diag.errors import InputError
+
+    if depth < 1:
+        raise InputError(f"--depth must be >= 1, got {depth}")
+    inputs = load_inputs(
+        checkpoint, batch, config, preset=preset, repo=repo, model_factory=model_factory,
+        output_map=output_map, mano=mano, device=device, max_samples=max_samples,
+        unsafe_load=unsafe_load, model=model,
+    )  # fmt: skip
+    host = inputs.host_batch if inputs.host_batch is not None else inputs.batch
+    checks = batch_check_results(host, inputs.config, getattr(inputs.loaded, "mano", None))
+    checks += list(getattr(inputs.loaded, "checks", []) or [])
+    with training_step(inputs.model, seed):
+        fwd = forward_pass(inputs, grad=True, seed=seed)
+        loss_checks, loss_sections = breakdown_from_forward(fwd)
+        origin = loss_sections.get("nan_origin")
+        grad_checks, grad_sections, _ = grad_from_forward(
+            fwd, exact=exact, depth=depth, nan_origin=_origin_object(origin)
+        )
+    sections: dict[str, Any] = {"run": run_section(inputs, fwd), "batch": batch_section(host)}
+    sections.update(loss_sections)
+    sections.update(grad_sections)
+    return Report(COMMAND, checks + loss_checks + grad_checks, sections)
+
+
+def _origin_object(origin: dict[str, Any] | None) -> Any:
+    if origin is None:
+        return None
+    from utnet_diag.diagnostics.nan_origin import NanOrigin
+
+    return NanOrigin(**origin)

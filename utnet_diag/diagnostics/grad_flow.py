@@ -1,0 +1,511 @@
+"""``grad-flow``: one training step's gradients, per module group and per loss term.
+
+Nothing is written to the model: gradients come from ``torch.autograd.grad`` (``.grad`` fields
+untouched, no optimizer step), the forward runs inside :func:`runner.training_step` (modes and
+buffers restored). Cost of the default path, beyond a plain training step: one small backward per
+active term through the heads only (to the trunk/heads boundary), and a walk of the autograd
+graph to find which module groups each term reaches. ``exact=True`` instead runs one full
+backward per term and reports exact per-term, per-group gradient norms.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from utnet_diag.checks.engine import CheckContext, run_checks
+from utnet_diag.checks.grad import GRAD_CHECKS
+from utnet_diag.diagnostics.runner import (
+    DEFAULT_SEED,
+    ForwardResult,
+    all_finite,
+    forward_pass,
+    load_inputs,
+    training_step,
+)
+from utnet_diag.report.result import CheckResult, Report
+
+REFINE_PATTERN = ("gcn", "refine")
+
+
+@dataclass
+class GradStats:
+    """Gradient statistics of one step (JSON-ready through :meth:`to_sections`).
+
+    ``groups``: per module group: ``name``, ``role`` (trunk/head), ``tensors``, ``trainable``
+    (elements), ``grad_norm``, ``param_norm``, ``ratio`` (grad/param), ``no_grad_share`` (share
+    of trainable elements with no or zero gradient), ``dead`` (tensor names with no or all-zero
+    gradient), ``nonfinite`` (elements); in exact mode ``term_norms``.
+    ``terms``: per loss term: ``term``, ``weight``, ``active``, ``reaches`` (groups),
+    ``boundary_norm`` (norm of its weighted gradient at the trunk/heads boundary), ``share``.
+    """
+
+    groups: list[dict[str, Any]]
+    terms: list[dict[str, Any]]
+    conflicts: list[dict[str, Any]]
+    boundary: dict[str, Any]
+    total_grad_norm: float
+    exact: bool
+    depth: int
+    refine_groups: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def group(self, name: str) -> dict[str, Any] | None:
+        return next((g for g in self.groups if g["name"] == name), None)
+
+    def term(self, name: str) -> dict[str, Any] | None:
+        return next((t for t in self.terms if t["term"] == name), None)
+
+    def to_sections(self) -> dict[str, Any]:
+        return {
+            "grad_modules": {
+                "groups": self.groups,
+                "depth": self.depth,
+                "total_grad_norm": self.total_grad_norm,
+            },  # fmt: skip
+            "grad_terms": {
+                "terms": self.terms,
+                "conflicts": self.conflicts,
+                "boundary": self.boundary,
+                "exact": self.exact,
+                "seconds": round(self.seconds, 4),
+            },  # fmt: skip
+        }
+
+
+def group_of(param_name: str, depth: int) -> str:
+    """Module group of a parameter: the first ``depth`` parts of its module path."""
+    parts = param_name.split(".")[:-1]
+    return ".".join(parts[:depth]) if parts else "(root)"
+
+
+def _role(param_name: str, trunk: list[str]) -> str:
+    return "trunk" if any(param_name.startswith(t + ".") for t in trunk) else "head"
+
+
+def reach_sets(
+    roots: dict[str, torch.Tensor],
+    param_bit: dict[int, int],
+    boundary: torch.Tensor | None = None,
+) -> dict[str, tuple[int, int]]:
+    """For each named scalar, bitmasks of the parameters its autograd graph reaches: ``(all,
+    bypass)``, where ``bypass`` holds those reached by a path that does not go through
+    ``boundary`` (the trunk/heads tensor). One post-order walk over the union of the graphs;
+    shared parts (the trunk) are walked once. ``param_bit``: id(parameter) -> bit index; bit
+    ``len(param_bit)`` of ``all`` is set when the graph reaches the boundary tensor.
+    """
+    cut_node = boundary.grad_fn if boundary is not None else None
+    cut_nr = boundary.output_nr if boundary is not None else -1
+    boundary_bit = 1 << len(param_bit)
+    masks: dict[Any, tuple[int, int]] = {}
+    out: dict[str, tuple[int, int]] = {}
+    for name, root in roots.items():
+        node = root.grad_fn
+        if node is None:
+            out[name] = (0, 0)
+            continue
+        stack: list[tuple[Any, bool]] = [(node, False)]
+        while stack:
+            current, expanded = stack.pop()
+            if current in masks:
+                continue
+            if not expanded:
+                stack.append((current, True))
+                stack.extend((c, False) for c, _ in current.next_functions
+                             if c is not None and c not in masks)  # fmt: skip
+                continue
+            full = bypass = 0
+            for child, nr in current.next_functions:
+                if child is None:
+                    continue
+                child_full, child_bypass = masks[child]
+                full |= child_full
+                if child is cut_node and nr == cut_nr:  # into the boundary tensor: no bypass
+                    full |= boundary_bit
+                elif child is cut_node:  # another output of the same node: a bypass
+                    bypass |= child_full
+                else:
+                    bypass |= child_bypass
+            variable = getattr(current, "variable", None)
+            if variable is not None and id(variable) in param_bit:
+                bit = 1 << param_bit[id(variable)]
+                full |= bit
+                bypass |= bit
+            masks[current] = (full, bypass)
+        out[name] = masks[node]
+    return out
+
+
+def _norms(tensors: list[torch.Tensor]) -> list[float]:
+    if not tensors:
+        return []
+    return torch.stack(torch._foreach_norm(tensors)).double().tolist()
+
+
+def _grad(
+    output: torch.Tensor,
+    inputs: list[torch.Tensor],
+    grad_output: torch.Tensor | None = None,
+    retain: bool = True,
+) -> list[torch.Tensor | None]:
+    if not inputs:
+        return []
+    return list(torch.autograd.grad(output, inputs, grad_output, retain_graph=retain,
+                                    allow_unused=True))  # fmt: skip
+
+
+def compute_grad_stats(
+    fwd: ForwardResult, *, exact: bool = False, depth: int = 1, model: nn.Module | None = None
+) -> GradStats:
+    """Gradients of the total loss (and per term) for a forward pass that kept its graph.
+
+    Default path, when the trunk/heads boundary is known and every path from the loss into the
+    trunk goes through it: one vmapped backward of all active terms through the heads (per-term
+    gradients at the boundary and of the head parameters), then one backward through the trunk
+    with the summed boundary gradient: about the cost of a single training backward. With
+    ``exact`` the trunk backward is vmapped over the terms as well.
+    """
+    if not fwd.grad:
+        raise ValueError("grad stats need a forward pass run with grad=True")
+    start = time.perf_counter()
+    model = model if model is not None else fwd.inputs.model
+    weights = fwd.config.weights
+    boundary = fwd.boundary
+    named = list(model.named_parameters())
+    group_names: list[str] = []
+    group_index: dict[str, int] = {}
+    for name, _ in named:
+        g = group_of(name, depth)
+        if g not in group_index:
+            group_index[g] = len(group_names)
+            group_names.append(g)
+    trainable = [(n, p) for n, p in named if p.requires_grad]
+    params = [p for _, p in trainable]
+    param_bit = {id(p): i for i, p in enumerate(params)}
+    param_gid = [group_index[group_of(n, depth)] for n, _ in trainable]
+
+    terms = fwd.terms.terms
+    active = {k: weights.weight_of(k) for k in terms if weights.weight_of(k) != 0}
+    features = boundary.features
+    usable = isinstance(features, torch.Tensor) and features.requires_grad
+    reach = reach_sets(dict(terms), param_bit, features if usable else None)
+    boundary_bit = 1 << len(params)
+
+    boundary_info: dict[str, Any] = {
+        "description": boundary.description,
+        "guessed": boundary.guessed,
+        "trunk": boundary.trunk,
+        "heads": boundary.heads,
+        "shape": list(features.shape) if isinstance(features, torch.Tensor) else None,
+    }
+    if not usable:
+        boundary_info["unavailable"] = (
+            "no boundary tensor" if features is None else "the boundary needs no gradient"
+        )
+    names_active = [k for k in active if terms[k].grad_fn is not None]
+    all_mask = bypass_mask = 0
+    for k in names_active:
+        all_mask |= reach[k][0]
+        bypass_mask |= reach[k][1]
+    reached = [i for i in range(len(params)) if all_mask >> i & 1]
+    direct = [i for i in reached if bypass_mask >> i & 1]
+    chain = [i for i in reached if not bypass_mask >> i & 1]
+
+    grads: list[torch.Tensor | None] = [None] * len(params)
+    boundary_grads: dict[str, torch.Tensor] = {}
+    term_group_norms: dict[str, list[float]] = {}
+    total = fwd.terms.total
+    if names_active and usable:
+        direct_params = [params[i] for i in direct]
+        chain_params = [params[i] for i in chain]
+        via = [k for k in names_active if reach[k][0] & boundary_bit]
+        zero = torch.zeros_like(features)
+        if exact:
+            per_term: dict[int, list[torch.Tensor | None]] = {i: [] for i in reached}
+            for k in names_active:
+                found = _grad(active[k] * terms[k], [features] + direct_params)
+                g_b = found[0] if found[0] is not None else zero
+                boundary_grads[k] = g_b
+                for i, g in zip(direct, found[1:]):
+                    per_term[i].append(g)
+                chained = _grad(features, chain_params, g_b) if k in via else [None] * len(chain)
+                for i, g in zip(chain, chained):
+                    per_term[i].append(g)
+            for i, per in per_term.items():
+                present = [g for g in per if g is not None]
+                grads[i] = torch.stack(present).sum(0) if present else None
+            term_group_norms = _per_term_group_norms(per_term, names_active, param_gid,
+                                                     len(group_names))  # fmt: skip
+        else:
+            # One pass through the heads for the total, one per term to the boundary except the
+            # largest, which is the total minus the others (exact up to rounding, as it dominates).
+            found = _grad(total, [features] + direct_params)
+            g_total = found[0] if found[0] is not None else zero
+            for i, g in zip(direct, found[1:]):
+                grads[i] = g
+            anchor = max(via, key=lambda k: abs(float(active[k] * terms[k].detach())), default=None)
+            rest = zero
+            for k in names_active:
+                if k == anchor:
+                    continue
+                if k in via:
+                    (g,) = _grad(active[k] * terms[k], [features])
+                    boundary_grads[k] = g if g is not None else zero
+                    rest = rest + boundary_grads[k]
+                else:
+                    boundary_grads[k] = zero
+            if anchor is not None:
+                boundary_grads[anchor] = g_total - rest
+            for i, g in zip(chain, _grad(features, chain_params, g_total, retain=False)):
+                grads[i] = g
+    elif names_active and exact:
+        per_term = {i: [] for i in reached}
+        for k in names_active:
+            for i, g in zip(reached, _grad(active[k] * terms[k], [params[i] for i in reached])):
+                per_term[i].append(g)
+        for i, per in per_term.items():
+            present = [g for g in per if g is not None]
+            grads[i] = torch.stack(present).sum(0) if present else None
+        term_group_norms = _per_term_group_norms(per_term, names_active, param_gid,
+                                                 len(group_names))  # fmt: skip
+    elif names_active and reached:
+        for i, g in zip(reached, _grad(total, [params[i] for i in reached], retain=False)):
+            grads[i] = g
+    per_term_boundary = (
+        torch.stack([boundary_grads[k] for k in names_active]) if boundary_grads else None
+    )
+
+    present = [g for g in grads if g is not None]
+    tensor_norms = iter(_norms(present))
+    norms = [next(tensor_norms) if g is not None else None for g in grads]
+    param_norms = _norms([p.detach() for p in params])
+    groups = _group_rows(trainable, grads, norms, param_norms, named, group_names, depth,
+                         boundary.trunk)  # fmt: skip
+    if exact:
+        for gid, row in enumerate(groups):
+            row["term_norms"] = {t: n[gid] for t, n in term_group_norms.items()}
+    total_sq = sum(n * n for n in norms if n is not None)
+    total_norm = math.sqrt(total_sq) if math.isfinite(total_sq) else float("nan")
+
+    # Terms: reach, boundary norms, shares, conflicts.
+    b_norms: dict[str, float] = {}
+    flat: dict[str, torch.Tensor] = {}
+    if per_term_boundary is not None:
+        rows = per_term_boundary.reshape(len(names_active), -1).double()
+        row_norms = rows.norm(dim=1).tolist()
+        for k, term in enumerate(names_active):
+            flat[term] = rows[k]
+            b_norms[term] = row_norms[k]
+        gram = (rows @ rows.T).tolist()
+    b_sum = sum(v for v in b_norms.values() if math.isfinite(v))
+    term_rows = []
+    for term in terms:
+        full = reach[term][0]
+        groups_reached = sorted({param_gid[i] for i in range(len(params)) if full >> i & 1})
+        term_rows.append({
+            "term": term,
+            "weight": weights.weight_of(term),
+            "active": term in active,
+            "reaches": [group_names[g] for g in groups_reached],
+            "boundary_norm": b_norms.get(term),
+            "share": (b_norms[term] / b_sum) if term in b_norms and b_sum > 0 else None,
+        })  # fmt: skip
+    conflicts = []
+    if per_term_boundary is not None:
+        for i, a in enumerate(names_active):
+            for j in range(i + 1, len(names_active)):
+                na, nb = b_norms[a], b_norms[names_active[j]]
+                if na > 0 and nb > 0:
+                    cos = gram[i][j] / (na * nb)
+                    conflicts.append({"a": a, "b": names_active[j], "cosine": cos})
+    refine = [
+        g for g in group_names
+        if any(p in g.lower() for p in REFINE_PATTERN) and _group_role(g, boundary.trunk) == "head"
+    ]  # fmt: skip
+    boundary_info["chained"] = bool(usable and chain)
+    return GradStats(groups, term_rows, conflicts, boundary_info, total_norm, exact, depth,
+                     refine, time.perf_counter() - start)  # fmt: skip
+
+
+def _per_term_group_norms(
+    per_term: dict[int, list[torch.Tensor | None]], names: list[str], param_gid: list[int], n: int
+) -> dict[str, list[float]]:
+    """Per term, the gradient norm of each group; ``per_term``: param index -> one grad a term."""
+    sq = [[0.0] * n for _ in names]
+    for i, per in per_term.items():
+        present = [(k, g) for k, g in enumerate(per) if g is not None]
+        for (k, _), norm in zip(present, _norms([g for _, g in present])):
+            sq[k][param_gid[i]] += norm * norm
+    return {t: [math.sqrt(v) if math.isfinite(v) else float("nan") for v in sq[k]]
+            for k, t in enumerate(names)}  # fmt: skip
+
+
+def _group_role(group: str, trunk: list[str]) -> str:
+    return _role(group + ".x", trunk) if group != "(root)" else "head"
+
+
+def _group_rows(trainable, grads, norms, param_norms, named, group_names, depth, trunk):
+    rows = {
+        gid: {
+            "name": g,
+            "role": _group_role(g, trunk),
+            "tensors": 0,
+            "trainable": 0,
+            "frozen": 0,
+            "grad_norm": 0.0,
+            "param_norm": 0.0,
+            "ratio": None,
+            "no_grad_share": None,
+            "dead": [],
+            "nonfinite": 0,
+        }  # fmt: skip
+        for gid, g in enumerate(group_names)
+    }
+    index = {g: i for i, g in enumerate(group_names)}
+    sq_g = [0.0] * len(group_names)
+    sq_p = [0.0] * len(group_names)
+    missing = [0] * len(group_names)
+    for name, param in named:
+        row = rows[index[group_of(name, depth)]]
+        row["tensors"] += 1
+        if not param.requires_grad:
+            row["frozen"] += param.numel()
+    zero_counts = _zero_counts(grads)
+    for k, ((name, param), grad) in enumerate(zip(trainable, grads)):
+        gid = index[group_of(name, depth)]
+        row = rows[gid]
+        row["trainable"] += param.numel()
+        sq_p[gid] += param_norms[k] ** 2
+        if grad is None:
+            missing[gid] += param.numel()
+            row["dead"].append(name)
+            continue
+        norm = norms[k]
+        if not math.isfinite(norm):
+            row["nonfinite"] += int((~torch.isfinite(grad)).sum())
+        sq_g[gid] += norm * norm
+        zeros = zero_counts[k]
+        missing[gid] += zeros
+        if zeros == param.numel():
+            row["dead"].append(name)
+    for gid, row in rows.items():
+        row["grad_norm"] = math.sqrt(sq_g[gid]) if math.isfinite(sq_g[gid]) else float("nan")
+        row["param_norm"] = math.sqrt(sq_p[gid])
+        if row["trainable"]:
+            row["no_grad_share"] = missing[gid] / row["trainable"]
+            if row["param_norm"] > 0 and math.isfinite(row["grad_norm"]):
+                row["ratio"] = row["grad_norm"] / row["param_norm"]
+    return [rows[i] for i in range(len(group_names))]
+
+
+def _zero_counts(grads: list[torch.Tensor | None]) -> list[int]:
+    present = [g for g in grads if g is not None]
+    counts = iter(torch.stack([(g == 0).sum() for g in present]).tolist() if present else [])
+    return [next(counts) if g is not None else 0 for g in grads]
+
+
+def grad_from_forward(
+    fwd: ForwardResult, *, exact: bool = False, depth: int = 1, nan_origin: Any = None
+) -> tuple[list[CheckResult], dict[str, Any], GradStats]:
+    """grad-flow's checks and sections for a forward pass that kept its graph (used by gate).
+
+    ``nan_origin``: a forward origin already found (gate passes loss-breakdown's), else searched
+    for only when a gradient is non-finite."""
+    stats = compute_grad_stats(fwd, exact=exact, depth=depth)
+    origin = nan_origin
+    bad = any(g["nonfinite"] for g in stats.groups) or not math.isfinite(stats.total_grad_norm)
+    if bad and origin is None:
+        from utnet_diag.diagnostics.nan_origin import locate_backward, locate_forward
+
+        forward_ok = all_finite(fwd.outputs) and bool(torch.isfinite(fwd.terms.total))
+        origin = locate_forward(fwd.inputs, fwd.seed) if not forward_ok else None
+        if origin is None:
+            origin = locate_backward(fwd.inputs, fwd.seed)
+    ctx = CheckContext(batch=fwd.batch, config=fwd.config, model=fwd.inputs.model,
+                       extras={"grad": stats, "nan_origin": origin})  # fmt: skip
+    checks = run_checks(GRAD_CHECKS.specs, ctx)
+    sections = stats.to_sections()
+    if origin is not None:
+        sections["nan_origin"] = origin.to_dict()
+    return checks, sections, stats
+
+
+def grad_flow(
+    model: Any = None,
+    batch: Any = None,
+    *,
+    config: Any = None,
+    preset: str | None = None,
+    device: str = "auto",
+    exact: bool = False,
+    depth: int = 1,
+    seed: int = DEFAULT_SEED,
+    **load_options: Any,
+) -> Report:
+    """One training step's gradients, per module group and per loss term; weights unchanged.
+
+    Args:
+        model: a LoadedModel, or None to load one (``load_options`` as in ``load_model``).
+        batch: a Batch, a path, or None for the embedded default.
+        exact: one full backward per term for exact per-term, per-group norms.
+        depth: module-path depth of the groups (1: top-level children).
+    Returns:
+        Report ``grad-flow`` with sections ``run``, ``grad_modules``, ``grad_terms``.
+    """
+    from utnet_diag.diagnostics.loss_breakdown import run_section
+
+    if depth < 1:
+        from utnet_diag.errors import InputError
+
+        raise InputError(f"--depth must be >= 1, got {depth}")
+    inputs = load_inputs(
+        batch=batch, config=config, preset=preset, device=device, model=model, **load_options
+    )
+    with training_step(inputs.model, seed):
+        fwd = forward_pass(inputs, grad=True, seed=seed)
+        checks, sections, _ = grad_from_forward(fwd, exact=exact, depth=depth)
+    model_checks = list(getattr(inputs.loaded, "checks", []) or [])
+    return Report("grad-flow", model_checks + checks, {"run": run_section(inputs, fwd), **sections})
+
+
+def save_grad_plot(report: Report, path: Any) -> None:
+    """Bar chart of gradient norm and grad/param ratio per module group, written atomically as PNG.
+
+    Needs matplotlib (the ``plot`` extra)."""
+    import io
+
+    from utnet_diag.errors import InputError
+    from utnet_diag.io.files import write_bytes_atomic
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError("--plot needs matplotlib", hint="pip install 'utnet-diag[plot]'") from None
+    groups = report.sections.get("grad_modules", {}).get("groups", [])
+    names = [g["name"] for g in groups]
+    norms = [
+        g["grad_norm"] if g["grad_norm"] and math.isfinite(g["grad_norm"]) else 0 for g in groups
+    ]
+    ratios = [g["ratio"] or 0 for g in groups]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(names) + 1.5))
+    colors = ["tab:blue" if g["role"] == "trunk" else "tab:orange" for g in groups]
+    for ax, values, title in ((axes[0], norms, "gradient norm"), (axes[1], ratios, "grad / param")):
+        ax.barh(names, [max(v, 1e-30) for v in values], color=colors)
+        ax.set_xscale("log")
+        ax.set_title(title)
+        ax.invert_yaxis()
+    axes[1].set_yticklabels([])
+    fig.suptitle("utnet-diag grad-flow (blue: trunk, orange: heads)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    write_bytes_atomic(path, buf.getvalue())
