@@ -54,7 +54,7 @@ def scan_command(
     ] = 1000,
     chunk_size: Annotated[
         int, typer.Option("--chunk-size", min=1, help="Samples read and checked together.")
-    ] = 128,
+    ] = 512,
     mano: ManoOpt = None,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,

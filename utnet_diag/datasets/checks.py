@@ -49,20 +49,21 @@ def _joint(j: int) -> str:
 
 
 def check_finite(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+    parts = {
+        "3D joints": np.isfinite(chunk.joints_mm).all(axis=(1, 2)),
+        "camera matrix": np.isfinite(chunk.cam_k).all(axis=(1, 2)),
+        "MANO pose": ~chunk.has_mano | np.isfinite(chunk.mano_pose).all(axis=1),
+        "MANO shape": ~chunk.has_mano | np.isfinite(chunk.mano_shape).all(axis=1),
+    }
+    ok = np.logical_and.reduce(list(parts.values()))
     out = []
-    arrays = {"3D joints": chunk.joints_mm, "camera matrix": chunk.cam_k}
-    for row in range(len(chunk)):
-        bad = [name for name, a in arrays.items() if not np.isfinite(a[row]).all()]
-        if chunk.has_mano[row]:
-            for name, a in (("MANO pose", chunk.mano_pose), ("MANO shape", chunk.mano_shape)):
-                if not np.isfinite(a[row]).all():
-                    bad.append(name)
-        if bad:
-            joints = np.flatnonzero(~np.isfinite(chunk.joints_mm[row]).all(axis=1))
-            where = f" at {_joint(int(joints[0]))}" if joints.size else ""
-            out.append(
-                (row, "fail", f"NaN/Inf in {', '.join(bad)}{where}: turns the loss into NaN", bad)
-            )
+    for row in np.flatnonzero(~ok):
+        bad = [name for name, fine in parts.items() if not fine[row]]
+        joints = np.flatnonzero(~np.isfinite(chunk.joints_mm[row]).all(axis=1))
+        where = f" at {_joint(int(joints[0]))}" if joints.size else ""
+        out.append(
+            (int(row), "fail", f"NaN/Inf in {', '.join(bad)}{where}: turns the loss into NaN", bad)
+        )
     return out
 
 

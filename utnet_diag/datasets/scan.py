@@ -26,7 +26,7 @@ from utnet_diag.datasets.common import DatasetReader, Finding
 from utnet_diag.errors import InputError
 from utnet_diag.report.result import CheckResult, Report, Status
 
-DEFAULT_CHUNK = 128
+DEFAULT_CHUNK = 512
 DEFAULT_MAX_FINDINGS = 1000
 FIRST_IDS = 5
 

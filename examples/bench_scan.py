@@ -1,0 +1,89 @@
+"""Speed of ``scan`` (annotations only) against a bare loop that only unpickles HO3D meta files.
+
+Writes a synthetic HO3D tree of ``--frames`` frames (meta files only: an annotation-only scan
+never opens the images), then times in one run, interleaved, median of ``--repeats``:
+- the bare loop: ``pickle.load(f, encoding='latin1')`` on every meta file (plain pickle on files
+  this script wrote itself; the tool never does that on user data);
+- ``scan_dataset(..., images=False)`` with one process (target: at most 1.25x the bare loop);
+- the same with ``--workers`` DataLoader workers (target: at most the bare loop).
+
+Run: ``python examples/bench_scan.py [--frames 2000] [--workers 2] [--repeats 5] [--root DIR]``.
+``examples/benchmark.py`` calls :func:`bench_scan` for its scan section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import statistics
+import tempfile
+import time
+
+
+def bare_unpickle_loop(root: str, split: str = "train") -> int:
+    """Unpickle every meta file listed in ``<root>/<split>.txt``; returns the count."""
+    with open(os.path.join(root, f"{split}.txt"), encoding="utf-8") as handle:
+        pairs = [line.strip().split("/") for line in handle if line.strip()]
+    for seq, frame in pairs:
+        with open(os.path.join(root, split, seq, "meta", frame + ".pkl"), "rb") as meta:
+            pickle.load(meta, encoding="latin1")
+    return len(pairs)
+
+
+def bench_scan(frames: int = 2000, workers: int = 2, repeats: int = 5, root: str | None = None):
+    """Print and return the bare-loop and scan timings (seconds) on a ``frames``-frame tree."""
+    from utnet_diag.datasets.ho3d import HO3DReader
+    from utnet_diag.datasets.scan import scan_dataset
+    from utnet_diag.synthetic.trees import write_ho3d_tree
+
+    with tempfile.TemporaryDirectory() as scratch:
+        root = root or os.path.join(scratch, "ho3d")
+        if not os.path.isfile(os.path.join(root, "train.txt")):
+            per_sequence = 100
+            names = [f"SEQ{k:03d}" for k in range(-(-frames // per_sequence))]
+            start = time.perf_counter()
+            write_ho3d_tree(root, sequences=names, frames_per_sequence=per_sequence,
+                            images=False, faults={"nan_joints": [7], "huge_betas": [1234 % frames]})  # fmt: skip
+            print(f"wrote {len(names) * per_sequence} HO3D meta files in "
+                  f"{time.perf_counter() - start:.1f} s")  # fmt: skip
+
+        def scan(n_workers: int):
+            return lambda: scan_dataset(HO3DReader(root), images=False, workers=n_workers)
+
+        runs = {"bare unpickle loop": lambda: bare_unpickle_loop(root),
+                "scan, 1 process": scan(0),
+                f"scan, --workers {workers}": scan(workers)}  # fmt: skip
+        for fn in runs.values():  # warm the page cache and imports
+            fn()
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(repeats):  # interleaved, so load drifts hit all alike
+            for name, fn in runs.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        count = len(HO3DReader(root))
+        bare = medians["bare unpickle loop"]
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"scan benchmark: {count} HO3D frames, annotations only, median of {repeats} "
+              f"(wall time; {os.cpu_count()} cores, load average {load:.1f})")  # fmt: skip
+        for name, seconds in medians.items():
+            print(f"  {name:<24} {seconds * 1000:8.1f} ms  {count / seconds:9,.0f} frames/s"
+                  f"  {seconds / bare:5.2f}x bare")  # fmt: skip
+        print(f"  targets: 1 process <= 1.25x bare, --workers {workers} <= 1.00x bare")
+        return medians
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--root", default=None, help="reuse (or create) the tree here")
+    args = parser.parse_args()
+    bench_scan(args.frames, args.workers, args.repeats, args.root)
+
+
+if __name__ == "__main__":
+    main()
