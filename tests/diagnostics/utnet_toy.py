@@ -79,6 +79,7 @@ class ToyUTNet(nn.Module):
         self.mano_bypass = mano_bypass
         self.backbone = nn.Sequential(
             nn.Conv2d(4, 8, 8, stride=8),
+            nn.AdaptiveAvgPool2d(4),
             nn.Flatten(),
             nn.Linear(8 * 16, 32),
             nn.BatchNorm1d(32),
