@@ -163,3 +163,19 @@ def test_limit_and_bad_arguments(ho3d_tree):
         scan_dataset(HO3DReader(ho3d_tree.root), max_findings_per_check=0)
     with pytest.raises(InputError, match="output directory does not exist"):
         scan_dataset(HO3DReader(ho3d_tree.root), out="/nonexistent/dir/f.jsonl")
+
+
+def test_batch_checks_are_attributed_to_samples(ho3d_tree, tmp_path):
+    out = tmp_path / "b.jsonl"
+    report = scan_dataset(HO3DReader(ho3d_tree.root), images=False, out=out, batch_checks=True)
+    batch_found = {
+        (entry["index"], entry["check"])
+        for entry in map(json.loads, out.read_text().splitlines())
+        if entry["check"].startswith("batch:")
+    }
+    assert (1, "batch:finite") in batch_found
+    assert {(2, "batch:kp3d_units"), (4, "batch:kp3d_units")} <= batch_found
+    assert (5, "batch:mano_shape") in batch_found
+    assert not {i for i, _ in batch_found} & set(HO3D_CLEAN)
+    assert report.sections["scan"]["batch_checks"] is True
+    assert report.sections["scan"]["by_check"]["batch:kp3d_units"]["count"] == 2

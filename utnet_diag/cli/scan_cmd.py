@@ -55,6 +55,13 @@ def scan_command(
     chunk_size: Annotated[
         int, typer.Option("--chunk-size", min=1, help="Samples read and checked together.")
     ] = 512,
+    batch_checks: Annotated[
+        bool,
+        typer.Option(
+            "--batch-checks/--no-batch-checks",
+            help="Also run check-batch's checks per chunk, attributed to samples (slower).",
+        ),
+    ] = False,
     mano: ManoOpt = None,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
@@ -91,6 +98,7 @@ def scan_command(
             chunk_size=chunk_size,
             progress=progress,
             dist=dist,
+            batch_checks=batch_checks,
         )
     shutdown(dist)
     code = report.exit_code(fail_on.value)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from utnet_diag.datasets.common import (
+    CanonicalChunk,
     DatasetReader,
     crop_image,
     hand_crop_boxes,
@@ -88,7 +89,6 @@ def build_batch(
     Frames that are unannotated or unreadable are left out and listed in ``batch.notes``
     (``scan`` reports them in detail); InputError when none is left.
     """
-    from utnet_diag.io.batch import coerce_batch
 
     records = [reader.read(i, images) for i in indices]
     chunk = reader.canonical(records)
@@ -104,6 +104,29 @@ def build_batch(
             path=reader.root,
             hint="pick other --indices or run 'utnet-diag scan' to see why",
         )
+    batch = chunk_to_batch(chunk, images, image_size, source=f"{reader.name}:{reader.root}")
+    if images and "rgb" not in batch.tensors:
+        notes.append("rgb left out: some frames' images did not decode")
+    n = len(chunk)
+    batch.notes.extend(notes)
+    batch.notes.append(
+        f"{reader.name} {reader.split}: {n} of {len(records)} frames, crops {image_size[1]}x"
+        f"{image_size[0]}, 2D normalised to the crop, 3D camera-frame mm (OpenCV, spec order)"
+    )
+    batch.format = reader.name
+    return batch
+
+
+def chunk_to_batch(
+    chunk: CanonicalChunk,
+    images: bool = True,
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+    source: str | None = None,
+):
+    """A canonical Batch of a chunk's annotated samples (rgb/depth only when every frame's
+    images decoded). Non-finite annotations are kept as they are: the checks report them."""
+    from utnet_diag.io.batch import coerce_batch
+
     n = len(chunk)
     boxes = hand_crop_boxes(np.nan_to_num(chunk.uv_px, nan=0.0))
     kp2d = normalize_to_crop(chunk.uv_px, boxes)
@@ -129,16 +152,8 @@ def build_batch(
                 has_depth[k] = 1.0
         raw["depth"] = depth
         raw["n_i"] = has_depth
-    elif images:
-        notes.append("rgb left out: some frames' images did not decode")
-    batch, _ = coerce_batch(raw, source=f"{reader.name}:{reader.root}", strict=True)
-    batch.notes.extend(notes)
-    batch.notes.append(
-        f"{reader.name} {reader.split}: {n} of {len(records)} frames, crops {image_size[1]}x"
-        f"{image_size[0]}, 2D normalised to the crop, 3D camera-frame mm (OpenCV, spec order)"
-    )
+    batch, _ = coerce_batch(raw, source=source, strict=True)
     batch.extra["paths"] = [r.main_path for r in chunk.records]
-    batch.format = reader.name
     return batch
 
 

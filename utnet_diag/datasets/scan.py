@@ -44,25 +44,86 @@ class ChunkResult:
 class ChunkScanner:
     """Reads and checks chunks of sample indices; a map-style dataset for DataLoader workers."""
 
-    def __init__(self, reader: DatasetReader, chunks: Sequence[Sequence[int]], images: bool):
+    def __init__(
+        self,
+        reader: DatasetReader,
+        chunks: Sequence[Sequence[int]],
+        images: bool,
+        batch_checks: bool = False,
+    ):
         self.reader = reader
         self.chunks = chunks
         self.images = images
+        self.batch_checks = batch_checks
 
     def __len__(self) -> int:
         return len(self.chunks)
 
     def __getitem__(self, k: int) -> ChunkResult:
-        return scan_chunk(self.reader, self.chunks[k], self.images)
+        return scan_chunk(self.reader, self.chunks[k], self.images, self.batch_checks)
 
 
-def scan_chunk(reader: DatasetReader, indices: Sequence[int], images: bool) -> ChunkResult:
-    """Read ``indices`` and run every per-sample check; findings sorted by sample, then check."""
+def scan_chunk(
+    reader: DatasetReader, indices: Sequence[int], images: bool, batch_checks: bool = False
+) -> ChunkResult:
+    """Read ``indices`` and run every per-sample check; findings sorted by sample, then check.
+
+    ``batch_checks`` also runs check-batch's checks (``BATCH_CHECKS``, ``CONVENTION_CHECKS``) on
+    the chunk as one batch, and re-runs each that does not pass on every sample alone to name
+    the samples (torch; slower than the array checks).
+    """
     records = [reader.read(i, images) for i in indices]
     findings = [p for r in records for p in r.problems]
-    findings += run_array_checks(reader.canonical(records), images)
+    chunk = reader.canonical(records)
+    findings += run_array_checks(chunk, images)
+    if batch_checks and len(chunk):
+        findings += registry_findings(chunk, images)
     findings.sort(key=finding_sort_key)
     return ChunkResult(len(records), findings)
+
+
+def registry_findings(chunk: Any, images: bool) -> list[Finding]:
+    """check-batch's checks over a chunk, attributed to samples: a check that warns or fails on
+    the chunk is re-run on each sample alone; a sample on which it does not pass is a finding
+    ``batch:<id>``. A chunk-level result no single sample reproduces is attributed to the chunk's
+    first sample with a message saying so."""
+    from utnet_diag.checks.batch import BATCH_CHECKS
+    from utnet_diag.checks.conventions import CONVENTION_CHECKS
+    from utnet_diag.checks.engine import CheckContext, run_checks
+    from utnet_diag.datasets.batch import chunk_to_batch
+    from utnet_diag.io.batch import Batch
+
+    specs = BATCH_CHECKS.specs + CONVENTION_CHECKS.specs
+    batch = chunk_to_batch(chunk, images)
+    bad = {"fail", "warn"}
+    results = run_checks(specs, CheckContext(batch=batch))
+    findings: list[Finding] = []
+    for result in results:
+        if result.status.value not in bad:
+            continue
+        spec = next(s for s in specs if s.id == result.id)
+        hits = 0
+        for row, record in enumerate(chunk.records):
+            one = Batch(
+                {k: v[row : row + 1] for k, v in batch.tensors.items()},
+                [record.sample_id], batch.source, format=batch.format,
+            )  # fmt: skip
+            (alone,) = run_checks([spec], CheckContext(batch=one))
+            if alone.status.value in bad:
+                hits += 1
+                findings.append(
+                    Finding(record.index, record.sample_id, record.main_path,
+                            f"batch:{result.id}", alone.status.value, alone.message, alone.value)
+                )  # fmt: skip
+        if not hits:
+            first = chunk.records[0]
+            findings.append(
+                Finding(first.index, first.sample_id, first.main_path, f"batch:{result.id}",
+                        result.status.value,
+                        f"on the chunk of {len(chunk)} samples from here (no single sample "
+                        f"alone): {result.message}", result.value)
+            )  # fmt: skip
+    return findings
 
 
 def make_chunks(indices: Sequence[int], size: int) -> list[list[int]]:
@@ -156,6 +217,7 @@ def scan_dataset(
     chunk_size: int = DEFAULT_CHUNK,
     progress: ProgressFn | None = None,
     dist: Any = None,
+    batch_checks: bool = False,
 ) -> Report:
     """Scan every sample of ``reader`` (the first ``limit``) and return a Report (command "scan").
 
@@ -163,7 +225,8 @@ def scan_dataset(
     number of DataLoader worker processes; ``out`` receives one JSON line per finding (at most
     ``max_findings_per_check`` per check; the rest are counted); ``progress(done, total)`` is
     called after each chunk; ``dist`` is a :class:`utnet_diag.datasets.distributed.DistContext`
-    to shard over torchrun ranks. Ctrl-C stops the scan: the findings so far are kept and the
+    to shard over torchrun ranks; ``batch_checks`` adds check-batch's checks per chunk with
+    per-sample attribution (findings ``batch:<check id>``). Ctrl-C stops the scan: the findings so far are kept and the
     report says "interrupted after N of M samples".
     """
     if max_findings_per_check < 1:
@@ -173,7 +236,7 @@ def scan_dataset(
     total = len(reader) if limit is None else min(limit, len(reader))
     rank, world = (dist.rank, dist.world_size) if dist is not None else (0, 1)
     mine = range(rank, total, world)
-    scanner = ChunkScanner(reader, make_chunks(mine, chunk_size), images)
+    scanner = ChunkScanner(reader, make_chunks(mine, chunk_size), images, batch_checks)
     writes = rank == 0 and out is not None
     # Sharded runs merge before writing; a single process streams as it goes.
     sink = FindingSink(max_findings_per_check, str(out) if writes and world == 1 else None)
@@ -204,10 +267,12 @@ def scan_dataset(
             _write_all(sink, str(out))
     else:
         sink.close()
-    return _report(
+    report = _report(
         reader, sink, total, done, interrupted, elapsed, images, workers, world, out,
         max_findings_per_check,
     )  # fmt: skip
+    report.sections["scan"]["batch_checks"] = batch_checks
+    return report
 
 
 def _write_all(sink: FindingSink, out: str) -> None:
