@@ -1,0 +1,104 @@
+"""CLI of loss-breakdown, grad-flow and gate: exit codes, pure JSON, JUnit, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+import torch
+
+from utnet_diag.cli.app import main
+
+
+def _one_error_line(err: str) -> None:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("utnet-diag: error:")
+    assert "Traceback" not in err
+
+
+def test_gate_embedded_default_exit_0_json_and_junit(tmp_path, capsys) -> None:
+    junit = tmp_path / "gate.xml"
+    assert main(["gate", "--json", "--junit", str(junit)]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(out)  # stdout is the JSON document and nothing else
+    assert doc["command"] == "gate" and doc["counts"]["fail"] == 0
+    assert {"loss_table", "metrics", "grad_modules", "grad_terms"} <= set(doc)
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and int(suite.get("tests")) == len(doc["checks"])
+    assert int(suite.get("failures")) == 0
+
+
+def test_gate_rich_output_and_fail_on_warn(capsys) -> None:
+    # The embedded default warns (config weights are below the spec's recommendation).
+    assert main(["gate", "--fail-on", "warn"]) == 1
+    out = capsys.readouterr().out
+    assert "loss breakdown" in out and "gradients per module" in out
+    assert "utnet-diag gate: FAILED" in out
+
+
+@pytest.mark.parametrize(
+    ("factory", "failing"),
+    [
+        ("utnet_toy:build_nan", "loss_finite"),
+        ("utnet_toy:build_detached", "grad_dead"),
+        ("utnet_toy:build_mano_bypass", "pred_degenerate"),
+    ],
+)
+def test_planted_faults_exit_1(factory, failing, capsys) -> None:
+    assert main(["gate", "--model-factory", factory, "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    status = {c["id"]: c["status"] for c in doc["checks"]}
+    assert status[failing] == "fail"
+    if failing == "grad_dead":
+        assert status["grad_reach"] == "fail"
+
+
+def test_loss_breakdown_and_grad_flow_commands(tmp_path, capsys) -> None:
+    assert main(["loss-breakdown", "--model-factory", "utnet_toy:build", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["command"] == "loss-breakdown" and doc["loss_table"]["batch_size"] == 8
+    plot = tmp_path / "grad.png"
+    code = main(["grad-flow", "--model-factory", "utnet_toy:build", "--exact", "--depth", "2",
+                 "--plot", str(plot)])  # fmt: skip
+    assert code == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "loss terms at the trunk/heads boundary" in capsys.readouterr().out
+
+
+def _bad_batch(tmp_path):
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(b"not a torch file at all")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--checkpoint", "/nonexistent/ckpt.pt"], "not found"),
+        (["--device", "tpu"], "unknown device"),
+        (["--batch", "/nonexistent/batch.pt"], "not found"),
+        (["--batch", "GARBAGE"], "garbage.pt"),
+        (["--model-factory", "no_such_module_xyz:build"], "no_such_module_xyz"),
+        (["--model-factory", "utnet_toy:build", "--output-map", "keypoints_3d"], "output"),
+        (["--depth", "0"], "depth"),
+        (["--config", "/nonexistent/config.yaml"], "not found"),
+    ],
+)
+@pytest.mark.parametrize("command", ["gate", "grad-flow"])
+def test_bad_inputs_exit_2(command, args, needle, tmp_path, capsys) -> None:
+    args = [_bad_batch(tmp_path) if a == "GARBAGE" else a for a in args]
+    assert main([command, *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    _one_error_line(captured.err)
+    assert needle in captured.err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_on_a_cpu_machine_exit_2(capsys) -> None:
+    assert main(["loss-breakdown", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    _one_error_line(err)
+    assert "no CUDA GPU" in err
