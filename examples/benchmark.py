@@ -103,5 +103,16 @@ def main() -> None:
     print(f"python -c 'pass'           {python_s * 1e3:8.1f} ms   (interpreter start-up)")
 
 
+# ---- scan (issue 6): annotation-only dataset scan against a bare unpickling loop ----------------
+def bench_scan(frames: int = 2000, workers: int = 2, repeats: int = 5) -> dict[str, float]:
+    """Scan of a synthetic ``frames``-frame HO3D tree, annotations only, against a bare loop that
+    only unpickles the meta files (targets: 1 process <= 1.25x, --workers 2 <= 1x); see
+    examples/bench_scan.py, which also runs on its own."""
+    from bench_scan import bench_scan as run_scan_benchmark  # examples/ is sys.path[0]
+
+    return run_scan_benchmark(frames=frames, workers=workers, repeats=repeats)
+
+
 if __name__ == "__main__":
     main()
+    bench_scan()
