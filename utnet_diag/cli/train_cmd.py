@@ -1,0 +1,110 @@
+"""``utnet-diag overfit``: train a copy of the model on one batch; pass when it memorises it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from utnet_diag.cli.app import app, emit, say, stderr_console
+from utnet_diag.cli.model_opts import model_kwargs
+from utnet_diag.cli.options import (
+    BatchOpt,
+    CheckpointOpt,
+    ConfigOpt,
+    DeviceOpt,
+    FailOn,
+    FailOnOpt,
+    JsonOpt,
+    JunitOpt,
+    ManoOpt,
+    MaxSamplesOpt,
+    ModelFactoryOpt,
+    OutputMapOpt,
+    PresetOpt,
+    RepoOpt,
+    UnsafeLoadOpt,
+)
+
+
+@app.command("overfit")
+def overfit_command(
+    checkpoint: CheckpointOpt = None,
+    batch: BatchOpt = None,
+    config: ConfigOpt = None,
+    preset: PresetOpt = None,
+    repo: RepoOpt = None,
+    model_factory: ModelFactoryOpt = None,
+    output_map: OutputMapOpt = None,
+    mano: ManoOpt = None,
+    device: DeviceOpt = "auto",
+    max_samples: MaxSamplesOpt = None,
+    unsafe_load: UnsafeLoadOpt = False,
+    steps: Annotated[int, typer.Option("--steps", min=2, help="AdamW steps.")] = 300,
+    lr: Annotated[
+        Optional[float], typer.Option("--lr", min=0.0, help="Default: the config's training lr.")
+    ] = None,
+    target: Annotated[
+        float,
+        typer.Option("--target", min=0.0, max=1.0, help="Pass below this share of the start."),
+    ] = 0.1,
+    mpjpe_threshold: Annotated[
+        float, typer.Option("--mpjpe-threshold", min=0.0, help="Pass below this MPJPE (mm).")
+    ] = 10.0,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Per-term curves (.png).")] = None,
+    json_out: JsonOpt = False,
+    junit: JunitOpt = None,
+    fail_on: FailOnOpt = FailOn.fail,
+) -> None:
+    """Train a copy of the model on one batch (never written back): the loss must fall below
+    --target of its start and MPJPE below --mpjpe-threshold; names stalled terms and unmoved
+    module groups."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from utnet_diag.diagnostics.overfit import (
+        OverfitOptions,
+        learning_rate_of,
+        overfit,
+        save_overfit_plot,
+    )
+    from utnet_diag.diagnostics.runner import load_inputs
+    from utnet_diag.errors import InputError
+
+    if plot is not None and (plot.suffix.lower() != ".png" or not plot.parent.is_dir()):
+        raise InputError("--plot must name a .png file in an existing folder", path=str(plot))
+    kwargs = model_kwargs(
+        checkpoint=checkpoint, batch=batch, config=config, preset=preset, repo=repo,
+        model_factory=model_factory, output_map=output_map, mano=mano, device=device,
+        max_samples=max_samples, unsafe_load=unsafe_load,
+    )  # fmt: skip
+    inputs = load_inputs(**kwargs)
+    options = OverfitOptions(
+        steps=steps,
+        lr=lr if lr is not None else learning_rate_of(inputs.config),
+        target_fraction=target,
+        mpjpe_threshold_mm=mpjpe_threshold,
+    )
+    with Progress(
+        TextColumn("overfit"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[losses]}"),
+        TimeRemainingColumn(),
+        console=stderr_console(),
+        transient=True,
+        disable=json_out,
+    ) as bar:
+        task = bar.add_task("overfit", total=steps, losses="")
+
+        def progress(step: int, values: dict[str, float]) -> None:
+            text = " ".join(f"{k.replace('loss_', '')}={v:.4g}" for k, v in values.items())
+            bar.update(task, completed=step + 1, losses=text)
+
+        report = overfit(inputs, options, progress)
+    for warning in getattr(inputs.loaded, "warnings", []):
+        say(f"warning: {warning}")
+    if plot is not None:
+        save_overfit_plot(report, plot)
+        say(f"wrote {plot}")
+    raise typer.Exit(emit(report, json_out, junit, fail_on.value))

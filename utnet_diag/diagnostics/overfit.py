@@ -1,0 +1,338 @@
+"""``overfit``: train a copy of the model on one batch and check that it can memorise it.
+
+A model that cannot overfit one batch has a wiring bug: a detached head, a frozen module, a
+bypassed MANO layer, a loss that does not reach the weights. The run works on a deep copy of the
+model (the loaded weights are never changed and nothing is written), with AdamW (no weight decay,
+so a weight without gradient stays exactly where it was) and a forked, seeded RNG.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome, run_checks
+from utnet_diag.diagnostics.metrics import pose_metrics
+from utnet_diag.diagnostics.runner import RunInputs, _protocol_model
+from utnet_diag.losses import compute_terms
+from utnet_diag.report.result import Report
+
+OVERFIT_CHECKS = CheckRegistry("overfit")
+TERM_LABELS = {
+    "loss_2d": "2D keypoint loss",
+    "loss_3d_joint": "3D joint loss",
+    "loss_3d_vert": "3D vertex loss",
+    "loss_prior": "prior loss",
+    "loss_aux": "aux loss",
+}
+
+
+@dataclass(frozen=True)
+class OverfitOptions:
+    """Steps, learning rate and pass thresholds of an overfit run."""
+
+    steps: int = 300
+    lr: float = 1e-3
+    target_fraction: float = 0.1  # pass when the final total < this fraction of the first
+    mpjpe_threshold_mm: float = 10.0
+    stall_fraction: float = 0.9  # a term still above this fraction of its start has stalled
+    moved_rtol: float = 1e-7  # a group whose relative weight change is below this did not move
+    seed: int = 0
+
+
+@dataclass
+class OverfitHistory:
+    """Per-step values: ``terms[name]`` and ``total`` (floats), ``mpjpe_mm`` per step."""
+
+    terms: dict[str, list[float]]
+    total: list[float]
+    mpjpe_mm: list[float]
+    first_nonfinite_step: int | None = None
+
+
+def _working_copy(loaded: Any) -> tuple[Any, nn.Module]:
+    """A loaded model whose ``model`` is a deep copy: training it leaves the original untouched."""
+    model = copy.deepcopy(loaded.model)
+    if dataclasses.is_dataclass(loaded):
+        return dataclasses.replace(loaded, model=model, notes=[]), model
+    raise TypeError("overfit needs a utnet_diag LoadedModel (utnet_diag.model.sources.load_model)")
+
+
+def module_groups_of(model: nn.Module) -> dict[str, list[str]]:
+    """Top-level parameter groups: group name -> parameter names (the model's own children)."""
+    groups: dict[str, list[str]] = {}
+    for name, _ in model.named_parameters():
+        groups.setdefault(name.split(".")[0], []).append(name)
+    return groups
+
+
+def train_on_batch(
+    inputs: RunInputs,
+    options: OverfitOptions,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[OverfitHistory, dict[str, dict[str, Any]], dict[str, Any]]:
+    """Train a copy of ``inputs.model`` on ``inputs.batch`` for ``options.steps`` AdamW steps.
+
+    Returns the history, per-group weight movement ({group: {relative_change, tensors, frozen}})
+    and facts about the outputs (whether ``keypoints_3d`` ever changed). ``progress(step, values)``
+    is called after each step with the step's total and terms.
+    """
+    loaded, model = _working_copy(inputs.loaded)
+    batch, config = inputs.batch, inputs.config
+    named = dict(model.named_parameters())
+    start = {name: p.detach().clone() for name, p in named.items()}
+    trainable = [p for p in named.values() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=options.lr, weight_decay=0.0) if trainable else None
+    history = OverfitHistory(terms={}, total=[], mpjpe_mm=[])
+    first_kp3d: torch.Tensor | None = None
+    kp3d_changed = False
+    gt3d = batch["keypoints_3d"]
+    devices = [p.device.index or 0 for p in trainable if p.device.type == "cuda"][:1]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(options.seed)
+        model.train()
+        for step in range(options.steps):
+            outputs = loaded.forward(batch)
+            terms = compute_terms(outputs, batch, config.weights, root_id=config.root_id)
+            values = {k: float(v.detach()) for k, v in terms.terms.items()}
+            total = float(terms.total.detach())
+            for key, value in values.items():
+                history.terms.setdefault(key, []).append(value)
+            history.total.append(total)
+            kp3d = outputs["keypoints_3d"].detach()
+            history.mpjpe_mm.append(pose_metrics(kp3d, gt3d, config.root_id)["mpjpe_mm"])
+            if first_kp3d is None:
+                first_kp3d = kp3d.clone()
+            elif not kp3d_changed and not torch.equal(kp3d, first_kp3d):
+                kp3d_changed = True
+            if progress is not None:
+                progress(step, {"total": total, **values})
+            if not math.isfinite(total):
+                history.first_nonfinite_step = step
+                break
+            if optimizer is None or not terms.total.requires_grad:
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            optimizer.step()
+    movement: dict[str, dict[str, Any]] = {}
+    for group, names in module_groups_of(model).items():
+        delta = sum(float((named[n].detach() - start[n]).norm() ** 2) for n in names) ** 0.5
+        size = sum(float(start[n].norm() ** 2) for n in names) ** 0.5
+        movement[group] = {
+            "relative_change": delta / size if size > 0 else delta,
+            "tensors": len(names),
+            "frozen": sum(not named[n].requires_grad for n in names),
+        }
+    facts = {
+        "keypoints_3d_changed": kp3d_changed,
+        "keypoints_3d_all_zero": bool(first_kp3d is not None and not first_kp3d.any()),
+        "by_design_frozen": [g for g in movement if "mano" in g.lower()],
+    }
+    protocol = _protocol_model(model)
+    if protocol is not None:
+        facts["module_groups"] = protocol.module_groups()
+    return history, movement, facts
+
+
+def _h(ctx: CheckContext) -> OverfitHistory:
+    return ctx.extras["history"]
+
+
+def _opts(ctx: CheckContext) -> OverfitOptions:
+    return ctx.extras["options"]
+
+
+@OVERFIT_CHECKS.check(
+    "overfit_finite", hint="lower --lr; run utnet-diag nan-origin on the batch to find the source"
+)
+def check_finite(ctx: CheckContext) -> Outcome:
+    """Every step's loss is finite."""
+    history = _h(ctx)
+    step = history.first_nonfinite_step
+    if step is None:
+        return Outcome.ok(f"all {len(history.total)} steps finite")
+    bad = [k for k, v in history.terms.items() if not math.isfinite(v[-1])]
+    return Outcome.fail(
+        f"the total became {history.total[-1]} at step {step}"
+        + (f" ({', '.join(TERM_LABELS.get(k, k) for k in bad)})" if bad else ""),
+        value=step,
+    )
+
+
+def _stalled_terms(history: OverfitHistory, stall: float) -> list[tuple[str, float]]:
+    """(term, final/first) for data terms that started above 0 and ended above ``stall`` of it."""
+    out = []
+    for key, values in history.terms.items():
+        if key == "loss_prior":  # a regularizer: it may grow from ~0 while the data terms fit
+            continue
+        first, last = values[0], values[-1]
+        if first > 0 and math.isfinite(last) and last / first > stall:
+            out.append((key, last / first))
+    return out
+
+
+@OVERFIT_CHECKS.check(
+    "overfit_total_drop",
+    requires=("overfit_finite",),
+    hint="the stalled term's path to the weights is broken: check utnet-diag grad-flow",
+)
+def check_total_drop(ctx: CheckContext) -> Outcome:
+    """The total falls below the target fraction of its first value."""
+    history, opts = _h(ctx), _opts(ctx)
+    first, last = history.total[0], history.total[-1]
+    ratio = last / first if first > 0 else 0.0
+    stalled = _stalled_terms(history, opts.stall_fraction)
+    details = {"first": first, "last": last, "ratio": ratio, "stalled": dict(stalled)}
+    text = f"total {first:.6g} -> {last:.6g} in {len(history.total)} steps ({ratio:.1%} of start)"
+    if ratio <= opts.target_fraction:
+        return Outcome.ok(text, value=ratio, threshold=opts.target_fraction, details=details)
+    if stalled:
+        names = ", ".join(f"{TERM_LABELS.get(k, k)} at {r:.0%} of its start" for k, r in stalled)
+        text += f"; stalled: {names}"
+    return Outcome.fail(text, value=ratio, threshold=opts.target_fraction, details=details)
+
+
+@OVERFIT_CHECKS.check(
+    "overfit_terms",
+    requires=("overfit_finite",),
+    hint="a term that does not fall on one batch gets no useful gradient: check the module that"
+    " produces its prediction (detached head, bypassed MANO, wrong output key)",
+)
+def check_terms(ctx: CheckContext) -> Outcome:
+    """Every loss term that starts above 0 falls (none stays above 90% of its start)."""
+    history, opts, facts = _h(ctx), _opts(ctx), ctx.extras["facts"]
+    stalled = _stalled_terms(history, opts.stall_fraction)
+    falls = {k: v[-1] / v[0] for k, v in history.terms.items() if v[0] > 0 and k != "loss_prior"}
+    notes = []
+    if not facts["keypoints_3d_changed"]:
+        zero = " (all zeros)" if facts["keypoints_3d_all_zero"] else ""
+        notes.append(
+            f"keypoints_3d never changed during training{zero}: the MANO layer looks bypassed or"
+            " its input is cut off"
+        )
+    if not stalled and not notes:
+        text = ", ".join(f"{TERM_LABELS.get(k, k)} {r:.1%}" for k, r in falls.items())
+        return Outcome.ok(f"every term falls (final/first: {text})", details={"ratios": falls})
+    parts = [f"{TERM_LABELS.get(k, k)} stalled at {r:.0%} of its start" for k, r in stalled]
+    return Outcome.fail("; ".join(parts + notes), value=len(stalled), details={"ratios": falls})
+
+
+@OVERFIT_CHECKS.check(
+    "overfit_mpjpe",
+    requires=("overfit_finite",),
+    hint="raise --steps or --lr; if MPJPE does not fall at all, check units (mm) and joint order",
+)
+def check_mpjpe(ctx: CheckContext) -> Outcome:
+    """MPJPE on the training batch falls below the threshold (mm)."""
+    history, opts = _h(ctx), _opts(ctx)
+    first, last = history.mpjpe_mm[0], history.mpjpe_mm[-1]
+    text = f"MPJPE {first:.2f} -> {last:.2f} mm (threshold {opts.mpjpe_threshold_mm:g} mm)"
+    if math.isfinite(last) and last < opts.mpjpe_threshold_mm:
+        return Outcome.ok(text, value=last, threshold=opts.mpjpe_threshold_mm)
+    return Outcome.fail(text, value=last, threshold=opts.mpjpe_threshold_mm)
+
+
+@OVERFIT_CHECKS.check(
+    "overfit_weights_moved",
+    hint="a group that did not move gets no gradient: set requires_grad, pass its parameters to"
+    " the optimizer, and do not detach its output (utnet-diag grad-flow shows where it stops)",
+)
+def check_weights_moved(ctx: CheckContext) -> Outcome:
+    """Every module group with trainable weights changed (MANO is frozen by design)."""
+    movement, opts, facts = ctx.extras["movement"], _opts(ctx), ctx.extras["facts"]
+    stuck, frozen = [], []
+    for group, info in movement.items():
+        if group in facts["by_design_frozen"]:
+            continue
+        if info["frozen"] == info["tensors"]:
+            frozen.append(f"{group} weights did not move (requires_grad is False: frozen)")
+        elif info["relative_change"] < opts.moved_rtol:
+            stuck.append(f"{group} weights did not move (no gradient reaches them)")
+    details = {"movement": movement}
+    if stuck or frozen:
+        return Outcome.fail(
+            "; ".join(frozen + stuck), value=len(stuck) + len(frozen), details=details
+        )
+    moved = ", ".join(f"{g} {i['relative_change']:.2g}" for g, i in movement.items()
+                      if g not in facts["by_design_frozen"])  # fmt: skip
+    return Outcome.ok(f"every trainable group moved (relative change: {moved})", details=details)
+
+
+def overfit(
+    inputs: RunInputs,
+    options: OverfitOptions | None = None,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
+) -> Report:
+    """Overfit one batch with a copy of the model and report what did not learn."""
+    options = options or OverfitOptions()
+    history, movement, facts = train_on_batch(inputs, options, progress)
+    ctx = CheckContext(
+        config=inputs.config,
+        extras={"history": history, "movement": movement, "facts": facts, "options": options},
+    )
+    checks = run_checks(OVERFIT_CHECKS.specs, ctx)
+    sections = {
+        "overfit": {
+            "steps": len(history.total),
+            "lr": options.lr,
+            "batch_size": int(inputs.batch["keypoints_3d"].shape[0]),
+            "total_first": history.total[0],
+            "total_last": history.total[-1],
+            "mpjpe_first_mm": history.mpjpe_mm[0],
+            "mpjpe_last_mm": history.mpjpe_mm[-1],
+        },
+        "overfit_curves": {"total": history.total, **history.terms, "mpjpe_mm": history.mpjpe_mm},
+    }
+    return Report(command="overfit", checks=checks, sections=sections)
+
+
+def learning_rate_of(config: Any, default: float = 1e-3) -> float:
+    """The config's ``training:`` learning rate (``lr`` or ``learning_rate``), else ``default``."""
+    training = getattr(config, "training", None) or {}
+    for key in ("lr", "learning_rate", "base_lr"):
+        value = training.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return default
+
+
+def save_overfit_plot(report: Report, path: Any) -> None:
+    """Per-term curves of an overfit report (log scale) written atomically to a .png."""
+    from pathlib import Path
+
+    from utnet_diag.errors import InputError
+    from utnet_diag.io.files import write_bytes_atomic
+
+    target = Path(path)
+    if target.suffix.lower() != ".png":
+        raise InputError("--plot must name a .png file", path=str(target))
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise InputError(
+            "--plot needs matplotlib, which is not installed", hint="pip install 'utnet-diag[plot]'"
+        ) from None
+    import io
+
+    curves = report.sections["overfit_curves"]
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for name, values in curves.items():
+        positive = [v if isinstance(v, float) and v > 0 else float("nan") for v in values]
+        ax.plot(positive, label=TERM_LABELS.get(name, name), lw=1.0)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.legend(fontsize=7)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    write_bytes_atomic(target, buffer.getvalue())
