@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from itertools import combinations, permutations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 from scipy.spatial.transform import Rotation
 
 from utnet_diag.geometry.procrustes import similarity_align
@@ -201,7 +200,7 @@ _TRANSPOSITIONS = np.array(list(combinations(range(NUM_JOINTS), 2)))
 MAX_SEARCH_SAMPLES = 3  # samples whose own geometry proposes candidates
 TOP_PALMS = 5  # palm hypotheses grown into full hands, per sample
 MAX_SWAP_ROUNDS = 8
-MAX_SWAP_SAMPLES = 8
+MAX_SWAP_SAMPLES = 4
 _TEMPLATE_BONE_RATIO = np.exp(_TEMPLATE_LOG_BONES).reshape(5, 4)  # per finger: palm bone + 3
 
 
@@ -235,10 +234,12 @@ def _palm_candidates(dist: np.ndarray) -> np.ndarray:
         add = np.zeros((k, n))
         for col in range(depth):
             have = _PALM_FILL[col]
-            err = log_dist[states[:, col]][:, :] - scale - (_TEMPLATE_PALM_LOG_DIST[have, slot] - ref)
+            err = (
+                log_dist[states[:, col]][:, :] - scale - (_TEMPLATE_PALM_LOG_DIST[have, slot] - ref)
+            )
             add += np.abs(err)
         total = np.where(used, np.inf, costs[:, None] + add)
-        flat = np.argsort(total, axis=None)[:PALM_BEAM]
+        flat = np.argsort(total, axis=None, kind="stable")[:PALM_BEAM]
         flat = flat[np.isfinite(total.reshape(-1)[flat])]
         rows, cols = np.unravel_index(flat, total.shape)
         states = np.concatenate([states[rows], nxt[rows, cols][:, None]], 1)
@@ -318,12 +319,13 @@ def _structural_candidates(sample: np.ndarray) -> np.ndarray:
     palms = _palm_candidates(dist)
     if len(palms) == 0:
         return np.empty((0, NUM_JOINTS), dtype=int)
-    palm_pts = sample[palms]  # (K, 6, 3)
+    palm_pts = sample[palms]  # (K, 6, 3), sorted by the beam's distance cost
     right = similarity_align(_TEMPLATE_PALM, palm_pts).rms
     left = similarity_align(_TEMPLATE_PALM_MIRRORED, palm_pts).rms
     scale = dist[palms[:, 0][:, None], palms[:, 2:]].mean(-1)
     palm_cost = np.minimum(right, left) / np.maximum(scale, 1e-9)
-    best = np.argsort(palm_cost)[:TOP_PALMS]
+    best = np.unique(np.concatenate([np.arange(min(TOP_PALMS, len(palms))),
+                                     np.argsort(palm_cost)[:TOP_PALMS]]))  # fmt: skip
     return np.concatenate([_grow_fingers(sample, palms[k]) for k in best])
 
 

@@ -61,6 +61,8 @@ def similarity_align(
     else:
         scale = np.ones(var_s.shape)
     trans = mu_t - scale[..., None] * np.einsum("...ij,...j->...i", rot, mu_s)
-    aligned = scale[..., None, None] * np.einsum("...ij,...nj->...ni", rot, src) + trans[..., None, :]
+    aligned = (
+        scale[..., None, None] * np.einsum("...ij,...nj->...ni", rot, src) + trans[..., None, :]
+    )
     rms = np.sqrt((wn[..., 0] * ((aligned - tgt) ** 2).sum(-1)).sum(-1))
     return SimilarityFit(rot, scale, trans, aligned, rms)
