@@ -1,10 +1,496 @@
-"""Convention detectives: joint order, root, 2D/3D agreement, coordinate frame, MANO conventions."""
+"""Convention detectives: joint order, root, 2D/3D agreement, coordinate frame, MANO conventions.
+
+Every tensor can look fine while data and predictions disagree on a convention. These checks say
+which convention the data actually follow and give the fix (the permutation, the factor, the
+flip). Geometry lives in :mod:`utnet_diag.geometry`; this module only words the outcomes.
+"""
 
 from __future__ import annotations
 
-from utnet_diag.checks.engine import CheckRegistry
+from typing import Any
+
+import numpy as np
+
+from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome
+from utnet_diag.joints import KNOWN_ORDERS, NUM_JOINTS, invert
 
 # Checks on ground truth (run by check-batch and gate).
 CONVENTION_CHECKS = CheckRegistry("convention")
 # Checks of predictions against ground truth (run by loss-breakdown and gate).
 PREDICTION_CONVENTION_CHECKS = CheckRegistry("prediction convention")
+
+# --- thresholds ------------------------------------------------------------------------------
+PROJ_OK = 0.05  # relative 2D residual (RMS error / RMS 2D spread) of a consistent sample
+PROJ_FAIL = 0.10  # above this a sample's 2D is not the projection of its 3D
+ANISO_TOL = 0.03  # |log(scale_x / scale_y)| tolerated (3 %)
+ROOT_RELATIVE_MM = 1.0  # a wrist within this of the origin in every sample: root-relative 3D
+CAMERA_MIN_DEPTH_MM = 50.0  # camera-frame joints are at least this far from the camera plane
+FRAME_OFFSET_TOL = 0.25  # predicted and GT 2D centres may differ this much (crop units, median)
+FRAME_SCALE_TOL = 4.0  # ... and their spreads by this factor (median)
+OPENGL_FLIP = [[1, 0, 0], [0, -1, 0], [0, 0, -1]]
+
+PERMUTATION_HINT = (
+    "reorder the joints once, where the data are loaded: joints_spec = joints[:, P] with the "
+    "permutation P in the message (the spec's order is wrist, thumb, index, middle, ring, pinky, "
+    "base to tip)"
+)
+
+
+def _array(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().double().numpy()
+    return np.asarray(value, dtype=np.float64)
+
+
+def _keypoints(ctx_source: Any, key: str, dims: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(coordinates (B,21,dims), weights (B,21)) of a keypoint tensor with optional conf."""
+    if ctx_source is None or key not in ctx_source:
+        return None
+    arr = _array(ctx_source[key])
+    if arr.ndim != 3 or arr.shape[1] != NUM_JOINTS or arr.shape[2] < dims:
+        return None
+    conf = arr[..., dims] if arr.shape[2] > dims else np.ones(arr.shape[:2])
+    coords = arr[..., :dims]
+    conf = np.where(np.isfinite(coords).all(-1), conf, 0.0)
+    return coords, np.clip(conf, 0.0, None)
+
+
+def _order_text(result: Any) -> str:
+    if result.order == "other":
+        return f"an unknown order (wrist at index {result.root_index})"
+    return {"mano": "MANO's order (16 + tips)", "keypointfusion": "KeypointFusion's order"}.get(
+        result.order, "the spec's order"
+    )
+
+
+def _gt_order(ctx: CheckContext) -> Any:
+    def compute() -> Any:
+        from utnet_diag.geometry.joint_order import identify_joint_order
+
+        found = _keypoints(ctx.batch, "keypoints_3d", 3)
+        if found is None:
+            return None
+        coords, conf = found
+        complete = (conf > 0).all(-1) & np.isfinite(coords).all((-1, -2))
+        if not complete.any():
+            return None
+        return identify_joint_order(coords[complete])
+
+    return ctx.cached("convention.gt_joint_order", compute)
+
+
+@CONVENTION_CHECKS.check("joint_order", requires=("finite", "kp3d_units"), hint=PERMUTATION_HINT)
+def joint_order(ctx: CheckContext) -> Outcome:
+    """The ground-truth joints are in the spec's order (identified from hand geometry)."""
+    if ctx.batch is None or "keypoints_3d" not in ctx.batch:
+        return Outcome.skip("no keypoints_3d in batch")
+    result = _gt_order(ctx)
+    if result is None:
+        return Outcome.skip("no sample has all 21 joints annotated")
+    details = {
+        "order": result.order,
+        "permutation": list(result.permutation),
+        "cost": round(result.cost, 4),
+        "agreement": round(result.agreement, 3),
+        "chirality": result.chirality,
+        "known_costs": {k: round(v, 4) for k, v in result.known_costs.items()},
+        "samples": result.samples_used,
+    }
+    if result.order == "spec":
+        return Outcome.ok(
+            f"joints are in the spec's order (hand cost {result.cost:.2f}, {result.chirality} "
+            f"hand, {result.samples_used} samples)",
+            value=result.order, details=details,
+        )  # fmt: skip
+    if not result.plausible:
+        return Outcome.warn(
+            f"could not recognise a hand in any joint order (best cost {result.cost:.2f}, "
+            f"plausible < 0.35); best guess P = {list(result.permutation)}",
+            value=result.order, details=details,
+            hint="check that keypoints_3d holds 21 hand joints in mm (not vertices, not 2D)",
+        )  # fmt: skip
+    return Outcome.fail(
+        f"joints are in {_order_text(result)}, not the spec's: joints_spec = joints[:, P] with "
+        f"P = {list(result.permutation)} (agreement {result.agreement:.0%} of "
+        f"{result.samples_used} samples)",
+        value=result.order, threshold="spec", details=details,
+    )  # fmt: skip
+
+
+@CONVENTION_CHECKS.check(
+    "root_index",
+    requires=("finite", "kp3d_units"),
+    hint="the losses take index 0 as the root: move the wrist to index 0 (or set diag.root_id)",
+)
+def root_index(ctx: CheckContext) -> Outcome:
+    """The wrist (root joint) is at index 0."""
+    if ctx.batch is None or "keypoints_3d" not in ctx.batch:
+        return Outcome.skip("no keypoints_3d in batch")
+    result = _gt_order(ctx)
+    if result is None:
+        return Outcome.skip("no sample has all 21 joints annotated")
+    if not result.plausible:
+        return Outcome.skip("the joint order was not recognised (see joint_order)")
+    if result.root_index == 0:
+        return Outcome.ok("the wrist is at index 0", value=0, threshold=0)
+    return Outcome.fail(
+        f"the wrist is at index {result.root_index}, not 0: root-relative losses subtract the "
+        "wrong joint",
+        value=result.root_index, threshold=0,
+        details={"root_index": result.root_index, "permutation": list(result.permutation)},
+    )  # fmt: skip
+
+
+def _diagnose_projection(
+    kp3d: np.ndarray, w3: np.ndarray, kp2d: np.ndarray, w2: np.ndarray, bad: np.ndarray
+) -> dict[int, str]:
+    """For each bad sample: does its 2D belong to another sample, or to another joint order?"""
+    from utnet_diag.geometry.projection import fit_projection
+
+    weights = np.minimum(w3, w2)
+    cross = fit_projection(kp3d[None], kp2d[bad][:, None], np.minimum(w3[None], w2[bad][:, None]))
+    diagnosis: dict[int, str] = {}
+    for row, b in enumerate(bad):
+        own = cross.residual[row, b]
+        others = cross.residual[row].copy()
+        others[b] = np.inf
+        j = int(np.argmin(others))
+        if others[j] < PROJ_OK and others[j] < own / 4:
+            diagnosis[int(b)] = f"its 2D is the projection of sample {j}'s 3D"
+            continue
+        for name, perm in KNOWN_ORDERS.items():
+            if name == "spec":
+                continue
+            fit = fit_projection(kp3d[b : b + 1], kp2d[b : b + 1][:, list(perm)],
+                                 weights[b : b + 1][:, list(perm)])  # fmt: skip
+            if fit.residual[0] < PROJ_OK:
+                diagnosis[int(b)] = f"its 2D is in {name} order (keypoints_2d[:, {list(perm)}])"
+                break
+    return diagnosis
+
+
+@CONVENTION_CHECKS.check(
+    "kp2d_kp3d_consistency",
+    requires=("finite",),
+    hint="2D must be the projection of the same sample's 3D, in the same joint order, with one "
+    "scale for x and y (normalize both by the crop size)",
+)
+def kp2d_kp3d_consistency(ctx: CheckContext) -> Outcome:
+    """Each sample's 2D keypoints are a projection of its 3D joints (same order, same x/y scale)."""
+    from utnet_diag.geometry.projection import fit_projection
+
+    found2 = _keypoints(ctx.batch, "keypoints_2d", 2)
+    found3 = _keypoints(ctx.batch, "keypoints_3d", 3)
+    if found2 is None or found3 is None:
+        missing = "keypoints_2d" if found2 is None else "keypoints_3d"
+        return Outcome.skip(f"no {missing} in batch")
+    (kp2d, w2), (kp3d, w3) = found2, found3
+    fit = fit_projection(kp3d, kp2d, np.minimum(w2, w3))
+    usable = fit.points >= 6
+    if not usable.any():
+        return Outcome.skip("no sample has 6 joints annotated in both 2D and 3D")
+    residual = np.where(usable, fit.residual, 0.0)
+    bad = np.flatnonzero(usable & (residual > PROJ_FAIL))
+    models = sorted(set(fit.model[usable].tolist()))
+    details: dict[str, Any] = {
+        "residual_per_sample": np.round(residual, 4).tolist(),
+        "model": models,
+        "anisotropy_median": float(np.median(fit.anisotropy[usable])),
+    }
+    worst = int(np.argmax(residual))
+    if len(bad):
+        diagnosis = _diagnose_projection(kp3d, w3, kp2d, w2, bad)
+        details["diagnosis"] = {str(k): v for k, v in diagnosis.items()}
+        shown = "; ".join(
+            f"sample {b}: {diagnosis[int(b)]}" for b in bad[:3] if int(b) in diagnosis
+        )
+        return Outcome.fail(
+            f"2D is not a projection of 3D in {len(bad)}/{len(residual)} samples: worst residual "
+            f"{residual[worst]:.2f} of the 2D spread at sample {worst}"
+            + (f" ({shown})" if shown else ""),
+            value=float(residual[worst]), threshold=PROJ_FAIL, details=details,
+        )  # fmt: skip
+    ratio = float(np.median(fit.anisotropy[usable]))
+    if abs(np.log(ratio)) > ANISO_TOL:
+        return Outcome.fail(
+            f"x and y have different scales: x/y = {ratio:.4f} (median over {usable.sum()} "
+            f"samples); the projection divides x and y by different sizes: multiply "
+            f"keypoints_2d[..., 1] by {ratio:.4f} (or x by {1 / ratio:.4f})",
+            value=ratio, threshold=f"1 +- {ANISO_TOL}", details=details,
+        )  # fmt: skip
+    status = Outcome.warn if residual[worst] > PROJ_OK else Outcome.ok
+    return status(
+        f"2D is the {'/'.join(models)} projection of 3D in every sample: max residual "
+        f"{residual[worst]:.3f} of the 2D spread (sample {worst}), x/y scale {ratio:.4f}",
+        value=float(residual[worst]), threshold=PROJ_FAIL, details=details,
+    )  # fmt: skip
+
+
+@CONVENTION_CHECKS.check(
+    "coord_frame",
+    requires=("finite", "kp3d_units"),
+    hint=f"convert OpenGL-style camera coordinates with diag(1,-1,-1): keypoints_3d @ {OPENGL_FLIP}",
+)
+def coord_frame(ctx: CheckContext) -> Outcome:
+    """Camera-frame 3D is OpenCV-style (z forward, in front of the camera)."""
+    found = _keypoints(ctx.batch, "keypoints_3d", 3)
+    if found is None:
+        return Outcome.skip("no keypoints_3d in batch")
+    kp3d, w = found
+    root = kp3d[:, 0]
+    if np.all(np.linalg.norm(root, axis=-1) < ROOT_RELATIVE_MM):
+        return Outcome.skip("3D is root-relative: the camera frame cannot be told from it")
+    z = np.where(w > 0, kp3d[..., 2], np.nan)
+    behind = np.nanmax(z, axis=-1) < -CAMERA_MIN_DEPTH_MM
+    front = np.nanmin(z, axis=-1) > CAMERA_MIN_DEPTH_MM
+    details = {"samples_behind": int(behind.sum()), "samples_in_front": int(front.sum()),
+               "root_z_median_mm": float(np.nanmedian(root[:, 2]))}  # fmt: skip
+    if behind.any():
+        first = int(np.flatnonzero(behind)[0])
+        return Outcome.fail(
+            f"{behind.sum()}/{len(z)} samples lie behind the camera (z < 0, e.g. sample {first} "
+            f"root z = {root[first, 2]:.0f} mm): OpenGL-style frame (HO3D's raw annotations); "
+            f"flip with diag(1,-1,-1)",
+            value=int(behind.sum()), threshold=0, details={**details, "flip": OPENGL_FLIP},
+        )  # fmt: skip
+    if front.all():
+        return Outcome.ok(
+            f"camera frame, OpenCV-style: every sample in front of the camera (median root z "
+            f"{details['root_z_median_mm']:.0f} mm)",
+            value=0, threshold=0, details=details,
+        )  # fmt: skip
+    straddle = int((~front & ~behind).sum())
+    return Outcome.warn(
+        f"{straddle}/{len(z)} samples have joints on both sides of z = 0 and are not "
+        "root-relative: neither a camera frame nor root-relative coordinates",
+        value=straddle, threshold=0, details=details,
+        hint="store 3D either root-relative or in the camera frame (z forward, mm)",
+    )  # fmt: skip
+
+
+def _mano_result(ctx: CheckContext) -> Any:
+    def compute() -> Any:
+        from utnet_diag.geometry.mano_conventions import mano_convention
+
+        found = _keypoints(ctx.batch, "keypoints_3d", 3)
+        pose, shape = ctx.batch.get("mano_pose"), ctx.batch.get("mano_shape")
+        if found is None or pose is None or shape is None or ctx.mano is None:
+            return None
+        kp3d, w = found
+        has = (
+            _array(ctx.batch["has_mano"]) > 0
+            if "has_mano" in ctx.batch
+            else np.ones(len(kp3d), bool)
+        )
+        if not has.any():
+            return None
+        order = _gt_order(ctx)
+        extra = {"detected": order.permutation} if order is not None and order.plausible else {}
+        return mano_convention(
+            ctx.mano, _array(pose)[has], _array(shape)[has], kp3d[has], w[has], extra
+        )
+
+    return ctx.cached("convention.mano", compute)
+
+
+@CONVENTION_CHECKS.check(
+    "mano_consistency",
+    requires=("finite", "kp3d_units", "mano_pose", "mano_shape"),
+    hint="make mano_pose absolute axis-angle for the right MANO model, matching keypoints_3d",
+)
+def mano_consistency(ctx: CheckContext) -> Outcome:
+    """MANO on the ground-truth pose and shape reproduces the ground-truth 3D joints."""
+    if ctx.batch is None or "mano_pose" not in ctx.batch or "mano_shape" not in ctx.batch:
+        return Outcome.skip("no mano_pose/mano_shape in batch")
+    if "keypoints_3d" not in ctx.batch:
+        return Outcome.skip("no keypoints_3d in batch")
+    if ctx.mano is None:
+        return Outcome.skip("no MANO model given")
+    result = _mano_result(ctx)
+    if result is None:
+        return Outcome.skip("no sample has MANO parameters (has_mano)")
+    from utnet_diag.geometry.mano_conventions import AGREE_MM
+
+    details = {
+        "as_given_mm": round(result.as_given_mm, 2),
+        "best": list(result.best),
+        "best_mm": round(result.best_mm, 2),
+        "errors_mm": {
+            "/".join(k): round(v, 2)
+            for k, v in sorted(result.errors_mm.items(), key=lambda kv: kv[1])[:8]
+        },
+    }
+    if result.agrees:
+        return Outcome.ok(
+            f"MANO(mano_pose, mano_shape) matches keypoints_3d: mean root-relative error "
+            f"{result.as_given_mm:.1f} mm",
+            value=result.as_given_mm, threshold=AGREE_MM, details=details,
+        )  # fmt: skip
+    if result.best_mm < AGREE_MM:
+        pose, hand, order = result.best
+        return Outcome.fail(
+            f"MANO(mano_pose) is {result.as_given_mm:.1f} mm from keypoints_3d as given, "
+            f"{result.best_mm:.1f} mm read as pose={pose}, hand={hand}, joints={order}: "
+            f"{result.fix()}",
+            value=result.as_given_mm, threshold=AGREE_MM, details=details, hint=result.fix(),
+        )  # fmt: skip
+    return Outcome.fail(
+        f"MANO(mano_pose, mano_shape) is {result.as_given_mm:.1f} mm from keypoints_3d and no "
+        f"known convention explains it (best {'/'.join(result.best)}: {result.best_mm:.1f} mm)",
+        value=result.as_given_mm, threshold=AGREE_MM, details=details,
+        hint="check that mano_pose/mano_shape belong to the same samples as keypoints_3d, and the "
+        "MANO model file",
+    )  # fmt: skip
+
+
+# --- predictions against ground truth ----------------------------------------------------------
+@PREDICTION_CONVENTION_CHECKS.check("pred_joint_order", hint=PERMUTATION_HINT)
+def pred_joint_order(ctx: CheckContext) -> Outcome:
+    """Predicted joints are in the same order as the ground truth."""
+    from utnet_diag.geometry.joint_order import identify_joint_order
+
+    pred = _keypoints(ctx.outputs, "keypoints_3d", 3)
+    if pred is None:
+        return Outcome.skip("no keypoints_3d in the model outputs")
+    gt = _gt_order(ctx)
+    if gt is None or not gt.plausible:
+        return Outcome.skip("the ground truth's joint order is unknown")
+    coords = pred[0]
+    finite = np.isfinite(coords).all((-1, -2))
+    if not finite.any():
+        return Outcome.skip("no finite predicted keypoints_3d")
+    result = ctx.cached("convention.pred_joint_order", lambda: identify_joint_order(coords[finite]))
+    details = {"pred_order": result.order, "gt_order": gt.order,
+               "pred_permutation": list(result.permutation), "cost": round(result.cost, 4)}  # fmt: skip
+    if not result.plausible:
+        return Outcome.warn(
+            f"predicted joints do not look like a hand in any order (cost {result.cost:.2f})",
+            value=result.order, details=details,
+            hint="predictions of a broken MANO layer (all zeros, collapsed) cannot be ordered",
+        )  # fmt: skip
+    if result.permutation == gt.permutation:
+        return Outcome.ok(
+            f"predictions and ground truth are both in {_order_text(gt)}",
+            value=result.order, threshold=gt.order, details=details,
+        )  # fmt: skip
+    pred_to_gt = [result.permutation[i] for i in invert(gt.permutation)]
+    details["pred_to_gt"] = pred_to_gt
+    return Outcome.fail(
+        f"predictions are in {_order_text(result)}, ground truth in {_order_text(gt)}: "
+        f"pred_in_gt_order = pred[:, {pred_to_gt}]",
+        value=result.order, threshold=gt.order, details=details,
+    )  # fmt: skip
+
+
+@PREDICTION_CONVENTION_CHECKS.check(
+    "pred_projection",
+    hint="project the predicted 3D with the same camera, crop normalization and x/y scale as "
+    "the ground-truth 2D",
+)
+def pred_projection(ctx: CheckContext) -> Outcome:
+    """Predicted 2D is the projection of predicted 3D, in the ground truth's crop frame."""
+    from utnet_diag.geometry.projection import fit_projection
+
+    p2 = _keypoints(ctx.outputs, "keypoints_2d", 2)
+    p3 = _keypoints(ctx.outputs, "keypoints_3d", 3)
+    if p2 is None or p3 is None:
+        return Outcome.skip("no keypoints_2d/keypoints_3d in the model outputs")
+    (kp2d, _), (kp3d, _) = p2, p3
+    fit = fit_projection(kp3d, kp2d)
+    usable = np.isfinite(fit.residual)
+    if not usable.any():
+        return Outcome.skip("no finite predictions")
+    residual = fit.residual[usable]
+    worst = int(np.argmax(residual))
+    ratio = float(np.median(fit.anisotropy[usable]))
+    details: dict[str, Any] = {"residual_max": float(residual.max()), "anisotropy_median": ratio}
+    if residual.max() > PROJ_FAIL:
+        return Outcome.fail(
+            f"predicted 2D is not a projection of predicted 3D in {(residual > PROJ_FAIL).sum()}"
+            f"/{len(residual)} samples: residual {residual[worst]:.2f} of the 2D spread at "
+            f"sample {worst}",
+            value=float(residual.max()), threshold=PROJ_FAIL, details=details,
+        )  # fmt: skip
+    if abs(np.log(ratio)) > ANISO_TOL:
+        return Outcome.fail(
+            f"predicted 2D scales x and y differently: x/y = {ratio:.4f}; use one size for both",
+            value=ratio, threshold=f"1 +- {ANISO_TOL}", details=details,
+        )  # fmt: skip
+    gt = _keypoints(ctx.batch, "keypoints_2d", 2)
+    if gt is not None and len(gt[0]) == len(kp2d):
+        gt2d, gw = gt
+        keep = gw > 0
+        gt_centre = np.array([np.median(g[k], 0) for g, k in zip(gt2d, keep)])
+        pred_centre = np.median(kp2d, axis=1)
+        offset = np.median(pred_centre - gt_centre, axis=0)
+        gt_spread = np.median(
+            [np.ptp(g[k], 0).max() if k.sum() > 1 else np.nan for g, k in zip(gt2d, keep)]
+        )
+        pred_spread = float(np.median(np.ptp(kp2d, axis=1).max(-1)))
+        scale = pred_spread / gt_spread if gt_spread > 0 else float("nan")
+        details.update(offset=offset.tolist(), spread_ratio=scale)
+        if np.abs(offset).max() > FRAME_OFFSET_TOL or not (
+            1 / FRAME_SCALE_TOL < scale < FRAME_SCALE_TOL
+        ):
+            return Outcome.fail(
+                f"predicted 2D is in another frame than the ground truth: median centre offset "
+                f"({offset[0]:+.2f}, {offset[1]:+.2f}), spread ratio {scale:.2f} (pred/GT)",
+                value=float(np.abs(offset).max()), threshold=FRAME_OFFSET_TOL, details=details,
+                hint="ground-truth 2D is normalized to the crop ([-0.5, 0.5], centre 0); make the "
+                "model's projection produce the same (not pixels, not [0, 1])",
+            )  # fmt: skip
+    return Outcome.ok(
+        f"predicted 2D is the projection of predicted 3D (max residual {residual.max():.3f}, "
+        f"x/y scale {ratio:.4f})",
+        value=float(residual.max()), threshold=PROJ_FAIL, details=details,
+    )  # fmt: skip
+
+
+def _model_pose_space(ctx: CheckContext) -> str | None:
+    """The convention of the model's coarse MANO pose: 'absolute', 'relative' or 'pca'."""
+    mano = ctx.mano
+    if mano is None:
+        return None
+    if getattr(mano, "use_pca", False):
+        return "pca_relative" if not getattr(mano, "flat_hand_mean", True) else "pca"
+    if hasattr(mano, "flat_hand_mean"):
+        return "absolute" if mano.flat_hand_mean else "relative"
+    return None
+
+
+@PREDICTION_CONVENTION_CHECKS.check(
+    "aux_target_convention",
+    hint="express the auxiliary target in the model's coarse pose space (or change the MANO "
+    "layer's flat_hand_mean/use_pca to match the data)",
+)
+def aux_target_convention(ctx: CheckContext) -> Outcome:
+    """The auxiliary loss compares coarse_pose with a target in the same MANO convention."""
+    if ctx.outputs is None or "coarse_pose" not in ctx.outputs:
+        return Outcome.skip("no coarse_pose in the model outputs")
+    if ctx.batch is None or "mano_pose" not in ctx.batch:
+        return Outcome.skip("no mano_pose in batch")
+    coarse, target = ctx.outputs["coarse_pose"], ctx.batch["mano_pose"]
+    if tuple(coarse.shape[1:]) != tuple(target.shape[1:]):
+        return Outcome.fail(
+            f"coarse_pose has shape {tuple(coarse.shape)} but mano_pose {tuple(target.shape)}",
+            value=list(coarse.shape), threshold=list(target.shape),
+        )  # fmt: skip
+    space = _model_pose_space(ctx)
+    if space is None:
+        return Outcome.skip("the model's MANO layer (flat_hand_mean/use_pca) is unknown")
+    result = _mano_result(ctx)
+    if result is None or result.best_mm >= 10.0:
+        return Outcome.skip("the ground truth's MANO convention is unknown (see mano_consistency)")
+    data_space = result.best[0]
+    details = {"model_space": space, "target_space": data_space}
+    if data_space == space:
+        return Outcome.ok(
+            f"coarse_pose and the aux target are both {space} axis-angle", value=space,
+            threshold=data_space, details=details,
+        )  # fmt: skip
+    return Outcome.fail(
+        f"the model's coarse pose is {space} (MANO flat_hand_mean="
+        f"{getattr(ctx.mano, 'flat_hand_mean', '?')}, use_pca={getattr(ctx.mano, 'use_pca', '?')}) "
+        f"but mano_pose is {data_space}: L_aux pulls coarse_pose toward the wrong target",
+        value=space, threshold=data_space, details=details,
+    )  # fmt: skip

@@ -1,0 +1,169 @@
+"""Which MANO convention do ground-truth ``mano_pose``/``mano_shape`` follow? Ask the joints.
+
+The MANO layer is run on the parameters read under each known convention, and its root-relative
+joints are compared with the ground-truth 3D joints. The canonical convention of this project is
+``mano_pose`` (B, 48) = absolute axis-angle (3 global orient + 45 hand, ``flat_hand_mean=True``)
+for a right hand, joints in the spec's order. Variants tried:
+
+- pose: ``absolute``; ``relative`` to ``hands_mean`` (smplx's default ``flat_hand_mean=False``);
+  ``pca`` (45 PCA coefficients, absolute) and ``pca_relative``;
+- hand: ``right``; ``left`` (a left hand fed to the right model: left(theta) is the mirror of
+  right(theta with y, z of every axis-angle negated)); ``mirrored`` (joints mirrored, x -> -x,
+  but the pose not flipped);
+- joints of the ground truth in the spec's, MANO's or KeypointFusion's order (or one found by
+  the joint-order detective), in the OpenCV or the OpenGL camera frame.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from utnet_diag.joints import KNOWN_ORDERS
+
+AGREE_MM = 10.0  # mean root-relative joint error under which parameters and joints agree
+POSE_VARIANTS = ("absolute", "relative", "pca", "pca_relative")
+HAND_VARIANTS = ("right", "left", "mirrored")
+
+FIXES = {
+    "relative": "mano_pose[:, 3:] is relative to hands_mean: add hands_mean "
+    "(or build MANO with flat_hand_mean=False consistently)",
+    "pca": "mano_pose[:, 3:] holds 45 PCA coefficients: convert with "
+    "hand_pose = coeffs @ hands_components (or use_pca=True)",
+    "pca_relative": "mano_pose[:, 3:] holds 45 PCA coefficients relative to the mean: "
+    "hand_pose = coeffs @ hands_components + hands_mean",
+    "left": "these are left hands fed to the right MANO model: use MANO_LEFT, or mirror the "
+    "sample (x -> -x for joints and image) and flip the pose (negate y and z of every axis-angle)",
+    "mirrored": "the joints were mirrored (x -> -x) but the pose was not: when flipping a sample "
+    "also negate y and z of every axis-angle in mano_pose",
+}
+
+
+@dataclass(frozen=True)
+class ManoConventionResult:
+    """``errors_mm``: mean root-relative joint error (mm) of each (pose, hand, order) variant;
+    ``best``: the variant with the lowest error; ``as_given_mm``: the canonical variant's error;
+    ``per_sample_mm`` (B,): per-sample error of the canonical variant."""
+
+    errors_mm: dict[tuple[str, str, str], float]
+    best: tuple[str, str, str]
+    best_mm: float
+    as_given_mm: float
+    per_sample_mm: np.ndarray
+    orders: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @property
+    def agrees(self) -> bool:
+        return self.as_given_mm < AGREE_MM
+
+    def fix(self) -> str:
+        """What to change, for the best variant, in words."""
+        pose, hand, order = self.best
+        parts = [FIXES[p] for p in (pose, hand) if p in FIXES]
+        order, _, frame = order.partition("+")
+        if order != "spec":
+            perm = list(self.orders.get(order, ()))
+            parts.append(
+                f"the ground-truth joints are in {order} order: keypoints_3d[:, {perm}] "
+                "gives the spec's order"
+            )
+        if frame == "opengl":
+            parts.append("keypoints_3d is in the OpenGL camera frame: flip it with diag(1,-1,-1)")
+        return "; ".join(parts)
+
+
+def flip_pose(pose: Any) -> Any:
+    """Mirror axis-angle poses (..., 3k): negate y and z of every rotation vector."""
+    shape = pose.shape
+    flipped = pose.reshape(*shape[:-1], -1, 3).clone()
+    flipped[..., 1:] = -flipped[..., 1:]
+    return flipped.reshape(shape)
+
+
+def _absolute_layer(mano_layer: Any) -> Any:
+    layer = copy.copy(mano_layer)  # shares buffers; only the two flags differ
+    layer.flat_hand_mean = True
+    layer.use_pca = False
+    return layer
+
+
+def mano_convention(
+    mano_layer: Any,
+    mano_pose: Any,
+    mano_shape: Any,
+    keypoints_3d: Any,
+    weights: Any = None,
+    extra_orders: dict[str, tuple[int, ...]] | None = None,
+) -> ManoConventionResult:
+    """Compare MANO joints of (B, 48) ``mano_pose``/(B, 10) ``mano_shape`` with (B, 21, 3) mm
+    ``keypoints_3d`` under every known convention. ``weights`` (B, 21) drop unannotated joints;
+    ``extra_orders`` adds permutations to spec order (e.g. the one the joint-order check found).
+    The ground truth is also read in the OpenGL camera frame (``diag(1,-1,-1)``)."""
+    import torch
+
+    layer = _absolute_layer(mano_layer)
+    dev = layer.v_template.device
+    pose = torch.as_tensor(mano_pose, dtype=torch.float32, device=dev)
+    betas = torch.as_tensor(mano_shape, dtype=torch.float32, device=dev)
+    gt = torch.as_tensor(keypoints_3d, dtype=torch.float32, device=dev)[..., :3]
+    w = (
+        torch.ones(gt.shape[:2], device=dev)
+        if weights is None
+        else torch.as_tensor(weights, dtype=torch.float32, device=dev)
+    )
+    mean = layer.hands_mean
+    comps = layer.hands_components
+    hand = pose[:, 3:]
+    hand_by_variant = {"absolute": hand, "relative": hand + mean}
+    if comps.shape[0] == 45:
+        hand_by_variant["pca"] = hand @ comps
+        hand_by_variant["pca_relative"] = hand @ comps + mean
+    orders = {**KNOWN_ORDERS, **(extra_orders or {})}
+    opengl = torch.tensor([1.0, -1.0, -1.0], device=dev)
+    gt_orders, w_orders = {}, {}
+    for name, perm in orders.items():
+        rel = gt[:, list(perm)] - gt[:, list(perm)][:, :1]
+        gt_orders[name] = rel
+        gt_orders[f"{name}+opengl"] = rel * opengl
+        w_orders[name] = w_orders[f"{name}+opengl"] = w[:, list(perm)]
+    mirror = torch.tensor([-1.0, 1.0, 1.0], device=dev)
+    canonical = ("absolute", "right", "spec")
+    errors: dict[tuple[str, str, str], float] = {}
+    per_sample: dict[tuple[str, str, str], torch.Tensor] = {}
+    with torch.no_grad():
+        for pose_name, hand_pose in hand_by_variant.items():
+            full = torch.cat([pose[:, :3], hand_pose], 1)
+            for hand_name in HAND_VARIANTS:
+                if hand_name == "left":
+                    joints = layer(flip_pose(full)[:, :3], flip_pose(full)[:, 3:], betas).joints
+                    joints = joints * mirror
+                else:
+                    joints = layer(full[:, :3], full[:, 3:], betas).joints
+                    if hand_name == "mirrored":
+                        joints = joints * mirror
+                joints = joints - joints[:, :1]
+                for order, target in gt_orders.items():
+                    dist = (joints - target).norm(dim=-1)
+                    ww = w_orders[order]
+                    sample = (dist * ww).sum(-1) / ww.sum(-1).clamp_min(1e-9)
+                    key = (pose_name, hand_name, order)
+                    per_sample[key] = sample
+                    errors[key] = float(sample.mean())
+                if errors.get(canonical, np.inf) < AGREE_MM:
+                    break  # agrees as given: no need to try other conventions
+            if errors.get(canonical, np.inf) < AGREE_MM:
+                break
+    best = min(errors, key=lambda k: errors[k])
+    if errors[best] > errors[canonical] - 1e-6:
+        best = canonical
+    return ManoConventionResult(
+        errors_mm=errors,
+        best=best,
+        best_mm=errors[best],
+        as_given_mm=errors[canonical],
+        per_sample_mm=per_sample[canonical].cpu().numpy(),
+        orders=orders,
+    )

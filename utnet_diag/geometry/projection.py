@@ -1,0 +1,130 @@
+"""Does a set of 2D keypoints come from projecting these 3D joints? Per-sample linear fits.
+
+Two camera models, each linear in its unknowns for a fixed depth offset ``tz``:
+
+- perspective: ``x = a_x . (X, Y) / (Z + tz) + b_x / (Z + tz) + c_x`` (and the same for y), for
+  ``tz`` on a grid (0 when the 3D is already in the camera frame; positive or negative otherwise,
+  so root-relative joints with an unknown camera translation fit too);
+- weak perspective (affine camera): ``x = m_x . (X, Y, Z) + c_x``.
+
+The residual is relative to the spread of the 2D keypoints (dimensionless), so it does not care
+whether the 2D are in pixels or normalized crop units. The x and y scales are the norms of the
+coefficient rows on the image-plane coordinates; their ratio exposes a projection that divides
+x and y by different image sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# depth offsets tried for the perspective model, in mm (camera-frame data use tz = 0)
+DEPTH_OFFSETS_MM = np.concatenate([[0.0], np.geomspace(150.0, 30000.0, 14)])
+MIN_DEPTH_MM = 20.0  # a joint closer than this to the assumed camera plane is left out
+MIN_POINTS = 6
+
+
+@dataclass(frozen=True)
+class ProjectionFit:
+    """Per-sample fit of 2D keypoints from 3D joints.
+
+    ``residual`` (B,) RMS error / RMS spread of the 2D (dimensionless); ``model`` (B,) 'perspective'
+    or 'weak_perspective'; ``scale_x``, ``scale_y`` (B,) 2D units per unit of normalized image
+    coordinate; ``anisotropy`` (B,) scale_x / scale_y; ``points`` (B,) joints used;
+    ``depth_offset`` (B,) the tz of the perspective fit (mm).
+    """
+
+    residual: np.ndarray
+    model: np.ndarray
+    scale_x: np.ndarray
+    scale_y: np.ndarray
+    anisotropy: np.ndarray
+    points: np.ndarray
+    depth_offset: np.ndarray
+
+
+def _weighted_lstsq(
+    features: np.ndarray, target: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Solve per system: features (..., N, F), target (..., N, 2), w (..., N). -> coef, residual RMS."""
+    sw = np.sqrt(w)[..., None]
+    a = features * sw
+    b = target * sw
+    ata = np.einsum("...nf,...ng->...fg", a, a) + 1e-9 * np.eye(features.shape[-1])
+    atb = np.einsum("...nf,...nk->...fk", a, b)
+    coef = np.linalg.solve(ata, atb)
+    err = ((features @ coef - target) ** 2).sum(-1)
+    rms = np.sqrt((w * err).sum(-1) / np.maximum(w.sum(-1), 1e-12))
+    return coef, rms
+
+
+def fit_projection(
+    keypoints_3d: np.ndarray,
+    keypoints_2d: np.ndarray,
+    weights: np.ndarray | None = None,
+    models: tuple[str, ...] = ("perspective", "weak_perspective"),
+) -> ProjectionFit:
+    """Fit each sample's 2D ``keypoints_2d`` (B, J, 2) from its ``keypoints_3d`` (B, J, 3) mm.
+
+    ``weights`` (B, J) >= 0 (confidences; 0 drops a joint). The better of ``models`` wins per
+    sample. Broadcasts over extra leading dims (e.g. (B, B, J, .) to pair every 2D with every 3D).
+    """
+    x3 = np.asarray(keypoints_3d, dtype=np.float64)
+    x2 = np.asarray(keypoints_2d, dtype=np.float64)
+    lead = np.broadcast_shapes(x3.shape[:-1], x2.shape[:-1])
+    x3 = np.broadcast_to(x3, lead + (3,))
+    x2 = np.broadcast_to(x2, lead + (2,))
+    w = np.ones(lead) if weights is None else np.broadcast_to(np.asarray(weights, float), lead)
+    w = np.where(np.isfinite(x3).all(-1) & np.isfinite(x2).all(-1), w, 0.0)
+    x3 = np.nan_to_num(x3)
+    x2 = np.nan_to_num(x2)
+    centre = (w[..., None] * x2).sum(-2) / np.maximum(w.sum(-1), 1e-12)[..., None]
+    spread = np.sqrt(
+        (w * ((x2 - centre[..., None, :]) ** 2).sum(-1)).sum(-1) / np.maximum(w.sum(-1), 1e-12)
+    )
+    spread = np.maximum(spread, 1e-12)
+    ones = np.ones(lead + (1,))
+    best_res = np.full(lead[:-1], np.inf)
+    best_model = np.full(lead[:-1], "none", dtype=object)
+    best_sx = np.full(lead[:-1], np.nan)
+    best_sy = np.full(lead[:-1], np.nan)
+    best_tz = np.full(lead[:-1], np.nan)
+    if "weak_perspective" in models:
+        feats = np.concatenate([x3, ones], -1)
+        coef, rms = _weighted_lstsq(feats, x2, w)
+        res = rms / spread
+        better = res < best_res
+        best_res = np.where(better, res, best_res)
+        best_model = np.where(better, "weak_perspective", best_model)
+        # rows of the affine camera restricted to the image plane (X, Y)
+        best_sx = np.where(better, np.linalg.norm(coef[..., :3, 0], axis=-1), best_sx)
+        best_sy = np.where(better, np.linalg.norm(coef[..., :3, 1], axis=-1), best_sy)
+        best_tz = np.where(better, np.inf, best_tz)
+    if "perspective" in models:
+        for tz in np.concatenate([DEPTH_OFFSETS_MM, -DEPTH_OFFSETS_MM[1:]]):
+            depth = x3[..., 2] + tz
+            usable = np.abs(depth) > MIN_DEPTH_MM
+            wz = np.where(usable, w, 0.0)
+            ok = (wz > 0).sum(-1) >= MIN_POINTS
+            inv = np.where(usable, 1.0 / np.where(usable, depth, 1.0), 0.0)[..., None]
+            feats = np.concatenate([x3[..., :2] * inv, inv, ones], -1)
+            coef, rms = _weighted_lstsq(feats, x2, wz)
+            res = np.where(ok, rms / spread, np.inf)
+            better = res < best_res
+            best_res = np.where(better, res, best_res)
+            best_model = np.where(better, "perspective", best_model)
+            best_sx = np.where(better, np.linalg.norm(coef[..., :2, 0], axis=-1), best_sx)
+            best_sy = np.where(better, np.linalg.norm(coef[..., :2, 1], axis=-1), best_sy)
+            best_tz = np.where(better, tz, best_tz)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        aniso = best_sx / best_sy
+    return ProjectionFit(
+        residual=best_res,
+        model=best_model,
+        scale_x=best_sx,
+        scale_y=best_sy,
+        anisotropy=aniso,
+        points=(w > 0).sum(-1),
+        depth_offset=best_tz,
+    )
