@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome
+from utnet_diag.geometry.joint_order import PLAUSIBLE_COST
 from utnet_diag.joints import KNOWN_ORDERS, NUM_JOINTS, invert
 
 # Checks on ground truth (run by check-batch and gate).
@@ -25,7 +26,8 @@ PROJ_FAIL = 0.10  # above this a sample's 2D is not the projection of its 3D
 ANISO_TOL = 0.03  # |log(scale_x / scale_y)| tolerated (3 %)
 ROOT_RELATIVE_MM = 1.0  # a wrist within this of the origin in every sample: root-relative 3D
 CAMERA_MIN_DEPTH_MM = 50.0  # camera-frame joints are at least this far from the camera plane
-FRAME_OFFSET_TOL = 0.25  # predicted and GT 2D centres may differ this much (crop units, median)
+FRAME_OFFSET_TOL = 0.45  # predicted and GT 2D centres may differ this much (crop units, median
+# over samples, Euclidean): a [0, 1] frame is 0.71 off; an untrained model's hand up to ~0.35
 FRAME_SCALE_TOL = 4.0  # ... and their spreads by this factor (median)
 OPENGL_FLIP = [[1, 0, 0], [0, -1, 0], [0, 0, -1]]
 
@@ -105,7 +107,7 @@ def joint_order(ctx: CheckContext) -> Outcome:
     if not result.plausible:
         return Outcome.warn(
             f"could not recognise a hand in any joint order (best cost {result.cost:.2f}, "
-            f"plausible < 0.35); best guess P = {list(result.permutation)}",
+            f"plausible < {PLAUSIBLE_COST}); best guess P = {list(result.permutation)}",
             value=result.order, details=details,
             hint="check that keypoints_3d holds 21 hand joints in mm (not vertices, not 2D)",
         )  # fmt: skip
@@ -429,13 +431,13 @@ def pred_projection(ctx: CheckContext) -> Outcome:
         pred_spread = float(np.median(np.ptp(kp2d, axis=1).max(-1)))
         scale = pred_spread / gt_spread if gt_spread > 0 else float("nan")
         details.update(offset=offset.tolist(), spread_ratio=scale)
-        if np.abs(offset).max() > FRAME_OFFSET_TOL or not (
+        if np.linalg.norm(offset) > FRAME_OFFSET_TOL or not (
             1 / FRAME_SCALE_TOL < scale < FRAME_SCALE_TOL
         ):
             return Outcome.fail(
                 f"predicted 2D is in another frame than the ground truth: median centre offset "
                 f"({offset[0]:+.2f}, {offset[1]:+.2f}), spread ratio {scale:.2f} (pred/GT)",
-                value=float(np.abs(offset).max()), threshold=FRAME_OFFSET_TOL, details=details,
+                value=float(np.linalg.norm(offset)), threshold=FRAME_OFFSET_TOL, details=details,
                 hint="ground-truth 2D is normalized to the crop ([-0.5, 0.5], centre 0); make the "
                 "model's projection produce the same (not pixels, not [0, 1])",
             )  # fmt: skip

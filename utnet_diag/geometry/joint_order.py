@@ -27,7 +27,7 @@ from utnet_diag.geometry.procrustes import similarity_align
 from utnet_diag.joints import BONES, FINGER_JOINTS, FINGERS, KNOWN_ORDERS, NUM_JOINTS
 
 # --- thresholds (dimensionless: lengths are relative to the palm size) -------------------------
-PLAUSIBLE_COST = 0.35  # a batch cost under this is a hand in that order
+PLAUSIBLE_COST = 0.5  # a batch cost under this is a hand in that order (clean data: < 0.4)
 CLEAR_MARGIN = 0.15  # another order must be this much cheaper to be called better
 MAX_FLEX_RAD = np.deg2rad(125.0)  # a finger joint bends at most this much
 MAX_THUMB_FLEX_RAD = np.deg2rad(140.0)
