@@ -105,10 +105,14 @@ def check_kp3d_in_front(chunk: CanonicalChunk) -> list[tuple[int, str, str, obje
     return out
 
 
+_PARENTS = np.array([p for p, _ in BONES])
+_CHILDREN = np.array([c for _, c in BONES])
+
+
 def check_bone_lengths(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
-    parents = np.array([p for p, _ in BONES])
-    children = np.array([c for _, c in BONES])
-    lengths = np.linalg.norm(chunk.joints_mm[:, children] - chunk.joints_mm[:, parents], axis=-1)
+    parents, children = _PARENTS, _CHILDREN
+    joints = chunk.joints_mm
+    lengths = np.linalg.norm(joints.take(children, axis=1) - joints.take(parents, axis=1), axis=-1)
     with np.errstate(invalid="ignore"):
         bad = (lengths < MIN_BONE_MM) | (lengths > MAX_BONE_MM)
     out = []
@@ -156,8 +160,10 @@ def check_kp2d_in_image(chunk: CanonicalChunk) -> list[tuple[int, str, str, obje
 
 
 def check_kp2d_agrees(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
-    err = np.linalg.norm(chunk.uv_given_px - chunk.uv_px, axis=-1)
     has_2d = np.isfinite(chunk.uv_given_px).all(axis=(1, 2))
+    if not has_2d.any():  # no stored 2D labels (HO3D): nothing to compare
+        return []
+    err = np.linalg.norm(chunk.uv_given_px - chunk.uv_px, axis=-1)
     worst = np.nanmax(np.where(np.isfinite(err), err, -1.0), axis=1)
     out = []
     for row in np.flatnonzero(has_2d & (worst > KP2D_AGREE_PX)):
@@ -225,7 +231,9 @@ def check_mano_shape_range(chunk: CanonicalChunk) -> list[tuple[int, str, str, o
         prior = np.mean(betas**2, axis=1)
         largest = np.max(np.abs(betas), axis=1)
     out = []
-    for row in np.flatnonzero(chunk.has_mano & np.isfinite(prior)):
+    with np.errstate(invalid="ignore"):
+        flagged = (prior > SHAPE_PRIOR_HEALTHY) | (largest > BETA_WARN)
+    for row in np.flatnonzero(chunk.has_mano & np.isfinite(prior) & flagged):
         if prior[row] > SHAPE_PRIOR_HEALTHY:
             out.append(
                 (

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import pickle
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,12 +24,14 @@ import numpy as np
 from utnet_diag.datasets.common import (
     CanonicalChunk,
     DatasetReader,
+    Finding,
+    LazyRecords,
     SampleRecord,
     depth_at_joints,
     empty_chunk,
     flip_global_orient,
     project,
-    stack_rows,
+    stack_values,
 )
 from utnet_diag.errors import InputError, UnsafeInputError
 from utnet_diag.io.safe_pickle import restricted_load
@@ -78,6 +81,82 @@ def read_meta(path: str) -> Any:
 
 
 _ALLOWED = meta_allow_list()
+
+
+class _MetaUnpickler(pickle.Unpickler):
+    """The C unpickler resolving globals only through the meta allow-list (``_ALLOWED``, the
+    same dict :func:`read_meta` uses): no Python ``__init__``, three ``find_class`` calls per
+    meta file (the pickle's memo holds the globals after their first use)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            raise UnsafeInputError(
+                f"pickle refers to '{module}.{name}', which is not allowed here"
+            ) from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise UnsafeInputError("pickle uses persistent ids, which are not allowed here")
+
+
+class _PeekableBytes:
+    """A read-only file over bytes with ``peek``: the C unpickler then parses the whole buffer
+    in place (one ``peek``, one ``read``) instead of calling ``read`` per opcode."""
+
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.pos = 0
+
+    def peek(self, size: int = 0) -> bytes:
+        return self.data[self.pos :] if self.pos else self.data
+
+    def read(self, size: int = -1) -> bytes:
+        start = self.pos
+        end = len(self.data) if size is None or size < 0 else min(start + size, len(self.data))
+        self.pos = end
+        return self.data[start:end]
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    def readline(self, size: int = -1) -> bytes:
+        end = self.data.find(b"\n", self.pos)
+        end = len(self.data) if end < 0 else end + 1
+        if size is not None and size >= 0:
+            end = min(end, self.pos + size)
+        start, self.pos = self.pos, end
+        return self.data[start:end]
+
+
+_READ_SIZE = 1 << 16
+
+
+def _read_bytes(path: str) -> bytes:
+    """The whole file, with os-level calls (no io stack: half the cost of ``open().read()``)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, _READ_SIZE)
+        if len(data) == _READ_SIZE:
+            parts = [data]
+            while part := os.read(fd, _READ_SIZE):
+                parts.append(part)
+            data = b"".join(parts)
+    finally:
+        os.close(fd)
+    return data
+
+
+def load_meta_fast(path: str) -> Any:
+    """Unpickle a meta file with the allow-list of :func:`read_meta`, at the cost of a bare
+    ``pickle.load``. Raises whatever the file causes (OSError, UnsafeInputError, pickle errors):
+    callers re-read such a file with :func:`read_meta` to describe the problem."""
+    return _MetaUnpickler(_PeekableBytes(_read_bytes(path)), encoding="latin1",
+                          fix_imports=False).load()  # fmt: skip
 
 
 def decode_depth(rgb: np.ndarray) -> np.ndarray:
@@ -160,7 +239,7 @@ class HO3DReader(DatasetReader):
         self.pairs = pairs
         self.sample_ids = [f"{split}/{seq}/{frame}" for seq, frame in pairs]
         # string concatenation: os.path.join per frame costs as much as the checks
-        self._bases = {seq: os.path.join(split_dir, seq) + os.sep for seq, _ in pairs}
+        self._bases = {seq: os.path.join(split_dir, seq) + os.sep for seq in dict(pairs)}
         self.rgb_suffix = self._detect_rgb_suffix()
 
     def _detect_rgb_suffix(self) -> str:
@@ -194,30 +273,78 @@ class HO3DReader(DatasetReader):
         annotated = [r for r in records if r.annotated]
         if not annotated:
             return empty_chunk()
-        joints_gl = stack_rows(annotated, "handJoints3D", (21, 3))
-        joints_mm = joints_gl.take(_MANO_TO_SPEC, axis=1)
-        joints_mm *= OPENGL_TO_OPENCV * 1000.0
-        cam_k = stack_rows(annotated, "camMat", (3, 3))
-        uv_px = project(joints_mm, cam_k)
-        pose = stack_rows(annotated, "handPose", (48,))
-        shape = stack_rows(annotated, "handBeta", (10,))
-        has_mano = np.isfinite(pose).any(axis=1) | np.isfinite(shape).any(axis=1)
+        values = {key: [r.raw.get(key) for r in annotated] for key, _, _ in _EXPECTED}
         wh = np.array(
             [r.image_wh if r.image_wh is not None else (np.nan, np.nan) for r in annotated],
             dtype=float,
         )
-        return CanonicalChunk(
-            records=annotated,
-            joints_mm=joints_mm,
-            cam_k=cam_k,
-            uv_px=uv_px,
-            uv_given_px=np.full_like(uv_px, np.nan),
-            mano_pose=flip_global_orient(pose),
-            mano_shape=shape,
-            image_wh=wh,
-            depth_at_joints_mm=depth_at_joints(annotated, uv_px),
-            has_mano=has_mano,
+        return _canonical(
+            annotated, values, wh, lambda uv_px: depth_at_joints(annotated, uv_px), False
         )
+
+    def read_annotations(self, indices: Sequence[int]) -> tuple[list[Finding], CanonicalChunk]:
+        """Annotation-only fast path of ``read`` + ``canonical`` over ``indices``: the reading
+        findings (unsorted) and the canonical chunk of the annotated frames, identical to the
+        per-sample path but with no per-sample objects for regular frames.
+
+        A frame is regular when its meta unpickles (same allow-list) to a dict holding
+        ``handJoints3D`` (21,3), ``camMat`` (3,3), ``handPose`` (48,) and ``handBeta`` (10,)
+        numeric arrays, or is unannotated (no joints, or only the root); every other frame
+        (missing, refused, corrupt, odd values) is re-read by :meth:`read`, which describes it.
+        """
+        pairs, bases, ids, sep = self.pairs, self._bases, self.sample_ids, os.sep
+        ndarray = np.ndarray
+        findings: list[Finding] = []
+        rows: list[int] = []
+        checked = True  # every value is a numeric array of the expected shape
+        values: dict[str, list[Any]] = {key: [] for key, _, _ in _EXPECTED}
+        joints_v, cam_v, pose_v, beta_v = (values[key] for key, _, _ in _EXPECTED)
+        for index in indices:
+            seq, frame = pairs[index]
+            path = f"{bases[seq]}meta{sep}{frame}.pkl"
+            try:
+                meta = load_meta_fast(path)
+            except Exception:  # described by the per-sample path below
+                meta = None
+            if type(meta) is dict:
+                joints = meta.get("handJoints3D")
+                cam = meta.get("camMat")
+                pose = meta.get("handPose")
+                beta = meta.get("handBeta")
+                if (
+                    type(joints) is ndarray and joints.shape == (21, 3)
+                    and type(cam) is ndarray and cam.shape == (3, 3)
+                    and type(pose) is ndarray and pose.shape == (48,)
+                    and type(beta) is ndarray and beta.shape == (10,)
+                    and joints.dtype.kind in "fiu" and cam.dtype.kind in "fiu"
+                    and pose.dtype.kind in "fiu" and beta.dtype.kind in "fiu"
+                ):  # fmt: skip
+                    rows.append(index)
+                    joints_v.append(joints)
+                    cam_v.append(cam)
+                    pose_v.append(pose)
+                    beta_v.append(beta)
+                    continue
+                if joints is None or (type(joints) is ndarray and joints.shape == (3,)):
+                    findings.append(
+                        Finding(index, ids[index], path, *_unannotated(joints))
+                    )  # fmt: skip
+                    continue
+            record = self.read(index)
+            findings.extend(record.problems)
+            if record.annotated:
+                checked = False
+                rows.append(index)
+                for key, into in values.items():
+                    into.append(record.raw.get(key))
+        if not rows:
+            return findings, empty_chunk()
+        n = len(rows)
+        nan = np.full((n, 21), np.nan)
+        chunk = _canonical(
+            LazyRecords(self, rows), values, np.full((n, 2), np.nan), lambda _: nan, checked
+        )
+        return findings, chunk
 
 
 def _read_meta_into(record: SampleRecord) -> None:
@@ -241,9 +368,7 @@ def _read_meta_into(record: SampleRecord) -> None:
     record.raw = meta
     joints = meta.get("handJoints3D")
     if joints is None or (isinstance(joints, np.ndarray) and joints.shape == (3,)):
-        # v3 evaluation frames keep only the root; older ones store None: not annotated.
-        what = "only the root joint" if joints is not None else "no handJoints3D"
-        record.problem("annotation_present", "info", f"unannotated frame ({what})")
+        record.problem(*_unannotated(joints))
         return
     bad = [
         f"{key} {_shape_of(meta.get(key))}"
@@ -264,6 +389,45 @@ _EXPECTED = (
     ("handPose", (48,), False),
     ("handBeta", (10,), False),
 )
+
+
+def _unannotated(joints: Any) -> tuple[str, str, str]:
+    """(check, severity, message) of a frame without hand annotation."""
+    # v3 evaluation frames keep only the root; older ones store None: not annotated.
+    what = "only the root joint" if joints is not None else "no handJoints3D"
+    return "annotation_present", "info", f"unannotated frame ({what})"
+
+
+def _canonical(
+    records: Sequence[SampleRecord],
+    values: dict[str, list[Any]],
+    image_wh: np.ndarray,
+    depth_fn: Any,
+    checked: bool,
+) -> CanonicalChunk:
+    """Canonical chunk from the annotated frames' meta values (``_EXPECTED`` key -> one value per
+    record, None where absent), (N,2) image sizes and ``depth_fn(uv_px) -> (N,21)`` mm;
+    ``checked``: every value is a numeric array of its expected shape."""
+    joints_gl = stack_values(values["handJoints3D"], (21, 3), checked)
+    joints_mm = joints_gl.take(_MANO_TO_SPEC, axis=1)
+    joints_mm *= OPENGL_TO_OPENCV * 1000.0
+    cam_k = stack_values(values["camMat"], (3, 3), checked)
+    uv_px = project(joints_mm, cam_k)
+    pose = stack_values(values["handPose"], (48,), checked)
+    shape = stack_values(values["handBeta"], (10,), checked)
+    has_mano = np.isfinite(pose).any(axis=1) | np.isfinite(shape).any(axis=1)
+    return CanonicalChunk(
+        records=records,  # type: ignore[arg-type]
+        joints_mm=joints_mm,
+        cam_k=cam_k,
+        uv_px=uv_px,
+        uv_given_px=np.full_like(uv_px, np.nan),
+        mano_pose=flip_global_orient(pose),
+        mano_shape=shape,
+        image_wh=image_wh,
+        depth_at_joints_mm=depth_fn(uv_px),
+        has_mano=has_mano,
+    )
 
 
 def _is_numeric(value: Any, shape: tuple[int, ...], required: bool) -> bool:

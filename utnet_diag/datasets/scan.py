@@ -64,22 +64,31 @@ class ChunkScanner:
 
 
 def scan_chunk(
-    reader: DatasetReader, indices: Sequence[int], images: bool, batch_checks: bool = False
+    reader: DatasetReader,
+    indices: Sequence[int],
+    images: bool,
+    batch_checks: bool = False,
+    fast: bool = True,
 ) -> ChunkResult:
     """Read ``indices`` and run every per-sample check; findings sorted by sample, then check.
 
     ``batch_checks`` also runs check-batch's checks (``BATCH_CHECKS``, ``CONVENTION_CHECKS``) on
     the chunk as one batch, and re-runs each that does not pass on every sample alone to name
-    the samples (torch; slower than the array checks).
+    the samples (torch; slower than the array checks). Without images, a reader with a
+    ``read_annotations`` fast path is read through it (identical findings); ``fast=False``
+    forces the per-sample ``read`` + ``canonical`` path.
     """
-    records = [reader.read(i, images) for i in indices]
-    findings = [p for r in records for p in r.problems]
-    chunk = reader.canonical(records)
+    if fast and not images and hasattr(reader, "read_annotations"):
+        findings, chunk = reader.read_annotations(indices)
+    else:
+        records = [reader.read(i, images) for i in indices]
+        findings = [p for r in records for p in r.problems]
+        chunk = reader.canonical(records)
     findings += run_array_checks(chunk, images)
     if batch_checks and len(chunk):
         findings += registry_findings(chunk, images)
     findings.sort(key=finding_sort_key)
-    return ChunkResult(len(records), findings)
+    return ChunkResult(len(indices), findings)
 
 
 def registry_findings(chunk: Any, images: bool) -> list[Finding]:
