@@ -56,12 +56,18 @@ def test_planted_faults_exit_1(factory, failing, capsys) -> None:
 
 
 def test_loss_breakdown_and_grad_flow_commands(tmp_path, capsys) -> None:
-    assert main(["loss-breakdown", "--model-factory", "utnet_toy:build", "--json"]) == 0
+    import utnet_toy
+
+    from utnet_diag.io.batch import save_batch
+
+    # Ground truth from the toy's own hand, so its joint order agrees with the predictions.
+    batch = save_batch(utnet_toy.make_batch(6).tensors, tmp_path / "toy.pt")
+    args = ["--model-factory", "utnet_toy:build", "--batch", str(batch)]
+    assert main(["loss-breakdown", *args, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["command"] == "loss-breakdown" and doc["loss_table"]["batch_size"] == 8
+    assert doc["command"] == "loss-breakdown" and doc["loss_table"]["batch_size"] == 6
     plot = tmp_path / "grad.png"
-    code = main(["grad-flow", "--model-factory", "utnet_toy:build", "--exact", "--depth", "2",
-                 "--plot", str(plot)])  # fmt: skip
+    code = main(["grad-flow", *args, "--exact", "--depth", "2", "--plot", str(plot)])
     assert code == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "loss terms at the trunk/heads boundary" in capsys.readouterr().out
