@@ -179,3 +179,74 @@ def test_batch_checks_are_attributed_to_samples(ho3d_tree, tmp_path):
     assert not {i for i, _ in batch_found} & set(HO3D_CLEAN)
     assert report.sections["scan"]["batch_checks"] is True
     assert report.sections["scan"]["by_check"]["batch:kp3d_units"]["count"] == 2
+
+
+class _FailingReader(HO3DReader):
+    """Breaks on sample 9 the way an internal bug would (not a bad file: those are findings)."""
+
+    def read_annotations(self, indices):
+        if 9 in indices:
+            raise ValueError("internal bug on purpose")
+        return super().read_annotations(indices)
+
+
+def _forked_pids(monkeypatch) -> list[int]:
+    import os
+
+    pids: list[int] = []
+    fork = os.fork
+
+    def recording_fork() -> int:
+        pid = fork()
+        if pid:
+            pids.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", recording_fork)
+    return pids
+
+
+def _gone(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_workers_interrupted_keep_findings_and_leave_no_process(ho3d_tree, tmp_path, monkeypatch):
+    pids = _forked_pids(monkeypatch)
+    out = tmp_path / "w.jsonl"
+
+    def progress(done: int, total: int) -> None:
+        if done >= 4:
+            raise KeyboardInterrupt
+
+    report = scan_dataset(
+        HO3DReader(ho3d_tree.root), images=False, out=out, chunk_size=2, workers=2,
+        progress=progress,
+    )  # fmt: skip
+    section = report.sections["scan"]
+    assert section["interrupted"] and section["samples_scanned"] == 4
+    assert {json.loads(line)["index"] for line in out.read_text().splitlines()} == {1, 2, 3}
+    assert len(pids) == 2 and all(_gone(pid) for pid in pids)  # stopped and reaped
+
+
+def test_worker_failure_is_an_internal_error_and_workers_are_reaped(ho3d_tree, monkeypatch):
+    pids = _forked_pids(monkeypatch)
+    with pytest.raises(
+        RuntimeError, match="(?s)scan worker failed on chunk 2: .*internal bug on purpose"
+    ):
+        scan_dataset(_FailingReader(ho3d_tree.root), images=False, chunk_size=4, workers=2)
+    assert len(pids) == 2 and all(_gone(pid) for pid in pids)
+
+
+def test_more_workers_than_chunks(ho3d_tree, monkeypatch):
+    pids = _forked_pids(monkeypatch)
+    one = scan_dataset(HO3DReader(ho3d_tree.root), images=False, chunk_size=16)
+    many = scan_dataset(HO3DReader(ho3d_tree.root), images=False, chunk_size=16, workers=4)
+    assert len(pids) == 1  # one chunk: one worker
+    assert one.sections["scan"]["by_check"] == many.sections["scan"]["by_check"]
+    assert many.sections["scan"]["samples_scanned"] == 16

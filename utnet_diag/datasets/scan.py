@@ -8,8 +8,10 @@ sample index then check, which makes a sharded scan identical to a single-proces
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -145,10 +147,14 @@ def _identity(item: Any) -> Any:
 
 
 def iterate_chunks(scanner: ChunkScanner, workers: int) -> Iterator[ChunkResult]:
-    """Chunk results in order, in this process (``workers=0``) or from DataLoader workers."""
+    """Chunk results in order, in this process (``workers=0``) or from ``workers`` worker
+    processes: forked on Linux (:func:`fork_chunks`), DataLoader workers elsewhere."""
     if workers <= 0:
         for k in range(len(scanner)):
             yield scanner[k]
+        return
+    if sys.platform.startswith("linux") and hasattr(os, "fork"):
+        yield from fork_chunks(scanner, workers)
         return
     from torch.utils.data import DataLoader
 
@@ -162,6 +168,119 @@ def iterate_chunks(scanner: ChunkScanner, workers: int) -> Iterator[ChunkResult]
         persistent_workers=False,
     )
     yield from loader
+
+
+def fork_chunks(scanner: ChunkScanner, workers: int) -> Iterator[ChunkResult]:
+    """Chunk results in order from ``workers`` forked processes (POSIX ``fork``).
+
+    Workers take the next unscanned chunk from a shared counter (a worker the machine holds back
+    leaves its share to the others) and send each result (sample count and the few findings),
+    length-prefixed, through their own pipe; results are yielded in chunk order, so findings
+    stream and progress advances as with one process. Forking costs about a millisecond (no
+    interpreter start, no torch import, nothing sent to a worker): that is what lets two workers
+    beat one process on a few thousand frames. Workers ignore Ctrl-C; they are stopped when the
+    scan ends, is interrupted or fails. A worker that fails raises RuntimeError here.
+    """
+    import multiprocessing
+    import pickle
+    import selectors
+    import signal
+    import warnings
+
+    count = len(scanner)
+    workers = max(1, min(workers, count))
+    next_chunk = multiprocessing.get_context("fork").Value("q", 0)
+    procs: list[tuple[int, int]] = []  # (pid, read end of its pipe)
+    finished = False
+    selector = selectors.DefaultSelector()
+    try:
+        for _ in range(workers):
+            read_fd, write_fd = os.pipe()
+            with warnings.catch_warnings():  # Python >= 3.12 warns when threads exist
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+            if pid == 0:  # the worker: never returns
+                code = 1
+                try:
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    for fd in [read_fd] + [fd for _, fd in procs]:
+                        os.close(fd)
+                    _worker(scanner, next_chunk, count, write_fd)
+                    code = 0
+                finally:
+                    os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
+            os.close(write_fd)
+            procs.append((pid, read_fd))
+            selector.register(read_fd, selectors.EVENT_READ)
+        arrived: dict[int, ChunkResult] = {}
+        for k in range(count):
+            while k not in arrived:
+                if not selector.get_map():
+                    raise RuntimeError("scan workers exited without sending every chunk")
+                for key, _ in selector.select():
+                    message = _receive(key.fd)
+                    if message is None:  # that worker is done
+                        selector.unregister(key.fd)
+                        continue
+                    # only what our own forked worker pickled travels on this pipe
+                    chunk_id, ok, payload = pickle.loads(message)
+                    if not ok:
+                        raise RuntimeError(f"scan worker failed on chunk {chunk_id}: {payload}")
+                    arrived[chunk_id] = payload
+            yield arrived.pop(k)
+        finished = True
+    finally:
+        selector.close()
+        for pid, fd in procs:
+            os.close(fd)
+            if not finished:  # interrupted or failed: stop the workers still scanning
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+def _worker(scanner: ChunkScanner, next_chunk: Any, count: int, write_fd: int) -> None:
+    """Scan chunks taken from the shared counter ``next_chunk`` until ``count``; send
+    ``(chunk, True, ChunkResult)`` per chunk, or ``(chunk, False, traceback text)`` and stop."""
+    import pickle
+    import traceback
+
+    with os.fdopen(write_fd, "wb") as pipe:
+        while True:
+            with next_chunk.get_lock():
+                k = next_chunk.value
+                next_chunk.value = k + 1
+            if k >= count:
+                return
+            try:
+                message: tuple[int, bool, Any] = (k, True, scanner[k])
+            except Exception:
+                message = (k, False, traceback.format_exc(limit=5)[-2000:])
+            data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+            pipe.write(len(data).to_bytes(8, "little") + data)
+            pipe.flush()
+            if not message[1]:
+                return
+
+
+def _receive(fd: int) -> bytes | None:
+    """One length-prefixed message from a worker's pipe; None at its end."""
+    first = os.read(fd, 8)
+    if not first:
+        return None
+    header = first + _read_exactly(fd, 8 - len(first))
+    return _read_exactly(fd, int.from_bytes(header, "little"))
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    parts = []
+    while size:
+        part = os.read(fd, min(size, 1 << 20))
+        if not part:
+            raise RuntimeError("a scan worker exited in the middle of sending a result")
+        parts.append(part)
+        size -= len(part)
+    return b"".join(parts)
 
 
 @dataclass
@@ -254,8 +373,9 @@ def scan_dataset(
     start = time.perf_counter()
     done = 0
     interrupted = False
+    results = iterate_chunks(scanner, workers)
     try:
-        for result in iterate_chunks(scanner, workers):
+        for result in results:
             for finding in result.findings:
                 sink.add(finding)
             done += result.samples
@@ -266,6 +386,8 @@ def scan_dataset(
     except BaseException:
         sink.close()
         raise
+    finally:
+        results.close()  # stops worker processes now, not when garbage collected
     elapsed = time.perf_counter() - start
     if world > 1:
         from utnet_diag.datasets.distributed import gather_sinks
