@@ -1,0 +1,32 @@
+"""The README stays true: its test command is the one CI runs, and its Python example runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from utnet_diag.cli.app import main
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def test_first_screen_has_the_two_commands_and_ci_runs_the_test_command():
+    first_block = README.split("```bash", 1)[1].split("```", 1)[0]
+    lines = [line for line in first_block.splitlines() if line and not line.startswith("#")]
+    assert len(lines) == 2
+    assert lines[0].endswith("utnet-diag gate")
+    test_command = lines[1].rsplit("&& ", 1)[1]
+    assert test_command == "python -m pytest -q"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(rf"^{re.escape(test_command)}$", ci, re.M)
+
+
+def test_python_api_example_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["make-sample", "sample", "--json"]) == 0
+    capsys.readouterr()
+    code = README.split("## Python API", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # the README's own example
+    assert namespace["report"].command == "gate"
