@@ -231,8 +231,10 @@ def stack_values(
     ``checked``: the caller guarantees every entry is a numeric ndarray of ``shape`` (no
     per-entry test).
     """
-    if checked or all(type(v) is np.ndarray and v.shape == shape for v in values):
-        return np.array(values, dtype=np.float64).reshape((len(values),) + shape)  # one copy
+    if checked and values:  # one C-level copy with the cast
+        return np.concatenate(values, dtype=np.float64).reshape((len(values),) + shape)
+    if all(type(v) is np.ndarray and v.shape == shape for v in values):
+        return np.array(values, dtype=np.float64).reshape((len(values),) + shape)
     out = np.full((len(values),) + shape, np.nan)
     for n, value in enumerate(values):
         if isinstance(value, np.ndarray) and value.shape == shape:

@@ -115,9 +115,8 @@ class _PeekableBytes:
 
     def read(self, size: int = -1) -> bytes:
         start = self.pos
-        end = len(self.data) if size is None or size < 0 else min(start + size, len(self.data))
-        self.pos = end
-        return self.data[start:end]
+        self.pos = end = len(self.data) if size is None or size < 0 else start + size
+        return self.data[start:end]  # past the end: b"" (slices clamp)
 
     def readinto(self, buffer: Any) -> int:
         chunk = self.read(len(buffer))
@@ -186,19 +185,18 @@ def read_split_file(root: str, split: str) -> list[tuple[str, str]]:
             lines = handle.read().splitlines()
     except UnicodeDecodeError:
         raise InputError("split list is not UTF-8 text", path=path) from None
-    pairs: list[tuple[str, str]] = []
-    for number, line in enumerate(lines, start=1):
+    pairs = [line.partition("/")[::2] for line in map(str.strip, lines) if line]
+    if all(seq and frame and "/" not in frame for seq, frame in pairs):
+        return pairs  # type: ignore[return-value]
+    for number, line in enumerate(lines, start=1):  # name the first bad line
         line = line.strip()
-        if not line:
-            continue
-        parts = line.split("/")
-        if len(parts) != 2 or not all(parts):
+        seq, _, frame = line.partition("/")
+        if line and not (seq and frame and "/" not in frame):
             raise InputError(
                 f"line {number} is {line[:60]!r}; expected 'SEQ/FRAME' like 'ABF10/0000'",
                 path=path,
             )
-        pairs.append((parts[0], parts[1]))
-    return pairs
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class HO3DReader(DatasetReader):
