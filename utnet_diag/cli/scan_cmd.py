@@ -30,7 +30,7 @@ def scan_command(
     root: DatasetRootOpt = None,
     split: DatasetSplitOpt = None,
     workers: Annotated[
-        int, typer.Option("--workers", min=0, help="worker processes (0: none).")
+        int, typer.Option("--workers", min=0, help="Worker processes (0: none).")
     ] = 0,
     limit: Annotated[
         Optional[int], typer.Option("--limit", min=1, help="Scan only the first N samples.")
