@@ -11,3 +11,4 @@ from utnet_diag.cli import gate_cmd
 from utnet_diag.cli import mano_cmd
 from utnet_diag.cli import model_cmd
 from utnet_diag.cli import train_cmd
+from utnet_diag.cli import compare_cmd
