@@ -102,3 +102,16 @@ def test_wrong_order_costs_more_than_the_true_one(many_mano_hands):
 def test_not_a_hand_is_implausible():
     noise = np.random.default_rng(1).normal(0, 50, (6, 21, 3))
     assert not identify_joint_order(noise).plausible
+
+
+def test_degenerate_all_zero_joints_raise_no_numpy_warning() -> None:
+    """All-zero predictions (MANO bypassed) must not emit 'divide by zero' RuntimeWarnings."""
+    import warnings
+
+    import numpy as np
+
+    from utnet_diag.geometry.joint_order import identify_joint_order
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        identify_joint_order(np.zeros((4, 21, 3)))

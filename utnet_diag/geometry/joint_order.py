@@ -257,7 +257,8 @@ CHAIN_BEAM = 60
 def _chain_costs(points: np.ndarray, palm: np.ndarray, free: np.ndarray) -> np.ndarray:
     """Cost of every ordered chain (j2, j3, tip) from ``free`` joints for each finger, (5, T)."""
     wrist, bases = points[palm[0]], points[palm[1:]]  # (3,), (5, 3)
-    scale = np.linalg.norm(bases[1:] - wrist, axis=-1).mean()
+    # a degenerate hand (all joints at one point: MANO bypassed) has scale 0; keep the logs finite
+    scale = max(float(np.linalg.norm(bases[1:] - wrist, axis=-1).mean()), 1e-9)
     chain = np.concatenate(
         [np.broadcast_to(wrist, (5, len(_TRIPLES), 1, 3)),
          np.broadcast_to(bases[:, None, None], (5, len(_TRIPLES), 1, 3)),
