@@ -65,3 +65,29 @@ def test_pose_metrics_average_and_non_finite_samples() -> None:
     assert out["samples"] == 2 and out["samples_left_out"] == 1
     assert math.isclose(out["mpjpe_mm"], (20 * 6.0 / 21) / 2, rel_tol=1e-5)
     assert math.isclose(out["avg_metric_mm"], (out["mpjpe_mm"] + out["pa_mpjpe_mm"]) / 2)
+
+
+def test_pose_metrics_leaves_out_samples_with_nan_ground_truth() -> None:
+    gt = _hand(3, n=4).float()
+    pred = gt.clone()
+    pred[:, 1:, 0] += 3.0
+    gt_with_conf = torch.cat([gt, torch.ones(4, 21, 1)], -1)
+    gt_with_conf[2, 7, 1] = float("nan")  # one bad annotation must not break the SVD
+    out = pose_metrics(pred, gt_with_conf)
+    assert out["samples"] == 3 and out["samples_left_out"] == 1
+    assert math.isclose(out["mpjpe_mm"], 20 * 3.0 / 21, rel_tol=1e-5)
+
+
+def test_pa_mpjpe_matches_the_geometry_procrustes() -> None:
+    from utnet_diag.geometry.procrustes import similarity_align
+
+    gt = _hand(4, n=5)
+    g = torch.Generator().manual_seed(4)
+    pred = 0.8 * gt.flip(-1) + torch.randn(5, 21, 3, generator=g, dtype=torch.float64)
+    weight = (torch.rand(5, 21, generator=g) > 0.3).double()
+    fit = similarity_align(pred.numpy(), gt.numpy(), weight.numpy())
+    aligned = procrustes_align(pred, gt, weight)
+    assert torch.allclose(aligned, torch.from_numpy(fit.aligned), atol=1e-12)
+    expected = ((aligned - gt).norm(dim=-1) * weight).sum(1) / weight.sum(1)
+    got = pa_mpjpe(pred, torch.cat([gt, weight[..., None]], -1))
+    assert torch.allclose(got, expected, atol=1e-9)

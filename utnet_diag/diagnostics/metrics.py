@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from utnet_diag.geometry.procrustes import similarity_align
 from utnet_diag.losses.functional import root_relative, split_conf
 
 
@@ -48,26 +49,21 @@ def procrustes_align(pred: torch.Tensor, gt: torch.Tensor, weight: torch.Tensor)
     """``pred`` aligned to ``gt`` by the similarity transform (rotation, scale, translation)
     minimising the weighted squared error; rotations only, never reflections (Umeyama 1991).
 
+    The fit is :func:`utnet_diag.geometry.procrustes.similarity_align` (float64 numpy), the one
+    Procrustes of the package.
+
     Args:
         pred, gt: (B, J, 3).
         weight: (B, J) non-negative joint weights.
     Returns:
-        (B, J, 3) aligned prediction.
+        (B, J, 3) aligned prediction, dtype and device of ``pred``.
     """
-    w = weight / weight.sum(1, keepdim=True).clamp_min(1e-12)
-    mu_p = (w[..., None] * pred).sum(1, keepdim=True)
-    mu_g = (w[..., None] * gt).sum(1, keepdim=True)
-    x, y = pred - mu_p, gt - mu_g
-    cov = torch.einsum("bj,bji,bjk->bik", w, y, x)  # (B,3,3): sum_j w_j y_j x_j^T
-    u, s, vt = torch.linalg.svd(cov)
-    sign = torch.sign(torch.linalg.det(u @ vt))
-    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
-    d = torch.ones_like(s)
-    d[:, 2] = sign  # reflection-safe: flip the weakest axis instead of mirroring
-    rot = u @ torch.diag_embed(d) @ vt  # maps x onto y
-    var_x = (w * (x**2).sum(-1)).sum(1).clamp_min(1e-12)
-    scale = (s * d).sum(1) / var_x
-    return scale[:, None, None] * torch.einsum("bik,bjk->bji", rot, x) + mu_g
+    fit = similarity_align(
+        pred.detach().cpu().double().numpy(),
+        gt.detach().cpu().double().numpy(),
+        weight.detach().cpu().double().numpy(),
+    )
+    return torch.from_numpy(fit.aligned).to(device=pred.device, dtype=pred.dtype)
 
 
 def pa_mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
@@ -85,10 +81,12 @@ def pa_mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 def pose_metrics(pred: torch.Tensor, gt: torch.Tensor, root_id: int = 0) -> dict[str, float]:
     """Batch means of MPJPE and PA-MPJPE and their average (the spec's "Avg Metric"), mm.
 
-    Samples whose prediction is non-finite or have no visible joint are left out and counted.
+    Samples whose prediction or ground truth is non-finite, or that have no visible joint, are
+    left out and counted.
     """
     per_sample = mpjpe(pred, gt, root_id)
     finite = torch.isfinite(pred.detach()).all(dim=(1, 2))
+    finite &= torch.isfinite(gt.detach()[..., :3]).all(dim=(1, 2)).to(finite.device)
     pa = torch.full_like(per_sample, float("nan"))
     if bool(finite.any()):
         pa[finite] = pa_mpjpe(pred[finite], gt[finite])
