@@ -116,3 +116,41 @@ def test_parse_target_shares_errors(text: str, message: str) -> None:
     with pytest.raises(InputError, match=None) as info:
         parse_target_shares(text)
     assert message in str(info.value)
+
+
+def test_advised_weights_give_the_target_shares_on_the_embedded_default() -> None:
+    """Run the advice on the embedded default, then grad-flow's shares under the advised weights:
+    they come out as asked (the contributions are linear in the weights)."""
+    import dataclasses
+
+    from utnet_diag.diagnostics.advisor import advice_for_forward
+    from utnet_diag.diagnostics.grad_flow import compute_grad_stats
+    from utnet_diag.diagnostics.runner import forward_pass, load_inputs, training_step
+
+    inputs = load_inputs()  # embedded default, config preset
+    targets = {"loss_2d": 0.3, "loss_3d_joint": 0.7}
+    with training_step(inputs.model):
+        section = advice_for_forward(forward_pass(inputs), targets)
+    rows = {r["term"]: r for r in section["rows"]}
+    assert rows["loss_3d_joint"]["share"] > 0.99  # mm units at w_3d_joint 0.05 vs w_2d 0.01
+    assert section["explanation"].startswith("the 3D joint loss gives 99%")
+    advised = dataclasses.replace(
+        inputs.config.weights,
+        w_2d=rows["loss_2d"]["recommended"],
+        w_3d_joint=rows["loss_3d_joint"]["recommended"],
+    )
+    inputs.config = dataclasses.replace(inputs.config, weights=advised)
+    with training_step(inputs.model):
+        stats = compute_grad_stats(forward_pass(inputs))
+    norms = {t["term"]: t["boundary_norm"] for t in stats.terms}
+    pair = norms["loss_2d"] + norms["loss_3d_joint"]
+    assert norms["loss_2d"] / pair == pytest.approx(0.3, rel=1e-4)
+    before = rows["loss_2d"]["contribution"] + rows["loss_3d_joint"]["contribution"]
+    assert pair == pytest.approx(before, rel=1e-4)  # the summed gradient kept its size
+
+
+def test_section_without_boundary_says_so() -> None:
+    from utnet_diag.diagnostics.advisor import weight_advice_section
+
+    section = weight_advice_section([{"term": "loss_2d", "boundary_norm": None}], CONFIG)
+    assert section["unavailable"].startswith("no per-term gradient at the trunk/heads boundary")

@@ -260,3 +260,44 @@ def advice_from_term_rows(
     if not contributions:
         return None
     return advise_weights(contributions, weights, target_shares, per_element)
+
+
+def weight_advice_section(
+    term_rows: list[dict[str, Any]],
+    weights: LossWeights,
+    target_shares: dict[str, float] | None = None,
+    per_element: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """The ``weight_advice`` report section from grad-flow's ``grad_terms`` rows.
+
+    Without per-term gradients at the trunk (no trunk/heads boundary) the section says so in
+    ``unavailable`` instead of guessing."""
+    advice = advice_from_term_rows(term_rows, weights, target_shares, per_element)
+    if advice is None:
+        return {
+            "unavailable": "no per-term gradient at the trunk/heads boundary was measured (the"
+            " model sets no last_trunk_features and no trunk child was found): shares and"
+            " weights cannot be derived",
+            "target_shares": dict(target_shares or DEFAULT_TARGET_SHARES),
+        }
+    return advice.to_dict()
+
+
+def advice_for_forward(
+    fwd: Any, target_shares: dict[str, float] | None = None, stats: Any = None
+) -> dict[str, Any]:
+    """The ``weight_advice`` section for a forward pass run with ``grad=True`` (call inside the
+    runner's ``training_step``). ``stats``: grad-flow's GradStats of that pass when already
+    computed (else one gradient pass is run here, weights unchanged)."""
+    from utnet_diag.diagnostics.loss_breakdown import summarize_terms
+
+    if stats is None:
+        from utnet_diag.diagnostics.grad_flow import compute_grad_stats
+
+        stats = compute_grad_stats(fwd)
+    per_element = {
+        r["term"]: r["per_element"]
+        for r in summarize_terms(fwd).rows
+        if r.get("per_element") is not None
+    }
+    return weight_advice_section(stats.terms, fwd.config.weights, target_shares, per_element)
