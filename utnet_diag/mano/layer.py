@@ -1,4 +1,6 @@
-"""A MANO layer that returns the spec's 21 joints in millimetres, built on smplx's ``lbs``.
+"""A MANO layer that returns the spec's 21 joints in millimetres: smplx's ``lbs`` (the same
+operations and values), with the 5 fingertip vertices skinned on their own so that losses on the
+joints do not backpropagate through the whole mesh.
 
 Convention of the project: ``mano_pose`` (B, 48) is ABSOLUTE axis-angle (3 global orient +
 15 x 3 hand joints), applied as is (``flat_hand_mean=True``, like HO3D's ``handPose``). With
@@ -106,6 +108,10 @@ class ManoLayer(nn.Module):
         self.register_buffer("hands_mean", torch.tensor(model["hands_mean"], dtype=f32))
         self.register_buffer("tip_vertices", torch.tensor(MANO_TIP_VERTICES, dtype=torch.long))
         self.register_buffer("to_spec", torch.tensor(MANO_TO_SPEC, dtype=torch.long))
+        tip_columns = [3 * v + c for v in MANO_TIP_VERTICES for c in range(3)]
+        self.register_buffer("tip_columns", torch.tensor(tip_columns, dtype=torch.long),
+                             persistent=False)  # fmt: skip
+        self._levels, self._level_order = _tree_levels(parents.tolist())
 
     def forward(
         self,
@@ -122,7 +128,7 @@ class ManoLayer(nn.Module):
         betas: (B, 10) or None (mean shape). transl: (B, 3) in METRES (MANO's native unit,
         like HO3D's handTrans), added before the unit conversion.
         """
-        from smplx.lbs import batch_rodrigues, lbs
+        from smplx.lbs import batch_rodrigues
 
         dtype, device = self.v_template.dtype, self.v_template.device
         global_orient = global_orient.to(device=device, dtype=dtype)
@@ -160,38 +166,110 @@ class ManoLayer(nn.Module):
 
         if global_rot is None and hand_rot is None:
             pose = torch.cat([global_orient, hand_pose], dim=1)
-            pose2rot = True
+            rot_mats = batch_rodrigues(pose.reshape(-1, 3)).view(batch, -1, 3, 3)
         else:
             if global_rot is None:
                 global_rot = batch_rodrigues(global_orient.reshape(-1, 3)).view(batch, 1, 3, 3)
             if hand_rot is None:
                 hand_rot = batch_rodrigues(hand_pose.reshape(-1, 3)).view(batch, 15, 3, 3)
-            pose = torch.cat([global_rot, hand_rot], dim=1)
-            pose2rot = False
-        vertices, joints_mano = lbs(
-            betas,
-            pose,
-            self.v_template,
-            shapedirs,
-            self.posedirs,
-            self.J_regressor,
-            self.parents,
-            self.lbs_weights,
-            pose2rot=pose2rot,
-        )
+            rot_mats = torch.cat([global_rot, hand_rot], dim=1)
+        vertices, joints_mano, tips = self._skin(betas, rot_mats, shapedirs)
         if transl is not None:
             offset = transl.to(device=device, dtype=dtype).reshape(batch, 1, 3)
             vertices = vertices + offset
             joints_mano = joints_mano + offset
+            tips = tips + offset
         vertices = vertices * self._scale
         joints_mano = joints_mano * self._scale
-        joints_21 = torch.cat([joints_mano, vertices[:, self.tip_vertices]], dim=1)
+        joints_21 = torch.cat([joints_mano, tips * self._scale], dim=1)
         return ManoOutput(
             vertices=vertices,
             joints=joints_21[:, self.to_spec],
             joints_mano=joints_mano,
             unit=self.unit,
         )
+
+    def _skin(
+        self, betas: torch.Tensor, rot_mats: torch.Tensor, shapedirs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """smplx's ``lbs`` (same operations, same values) for (B, 10) betas and (B, 16, 3, 3)
+        rotations -> vertices (B, 778, 3), joints (B, 16, 3) and the 5 tip vertices (B, 5, 3),
+        metres.
+
+        The tips are skinned on their own (the same per-vertex operations on 5 vertices), so the
+        21 joints do not depend on the full mesh: a loss on joints alone backpropagates through
+        the 16-joint kinematic chain and 5 vertices, not through 778 vertices' pose blend shapes
+        and skinning. The kinematic chain is composed one tree level at a time (one batched
+        matmul per level instead of one per joint)."""
+        from smplx.lbs import blend_shapes, vertices2joints
+
+        batch = rot_mats.shape[0]
+        v_shaped = self.v_template + blend_shapes(betas, shapedirs)
+        joints_rest = vertices2joints(self.J_regressor, v_shaped)
+        ident = torch.eye(3, dtype=rot_mats.dtype, device=rot_mats.device)
+        pose_feature = (rot_mats[:, 1:] - ident).reshape(batch, -1)
+        joints_posed, rel_transforms = self._rigid_transform(rot_mats, joints_rest)
+        flat_transforms = rel_transforms.reshape(batch, -1, 16)
+
+        def skin(posedirs, template, weights):
+            offsets = torch.matmul(pose_feature, posedirs).view(batch, -1, 3)
+            v_posed = offsets + template
+            w = weights.unsqueeze(dim=0).expand([batch, -1, -1])
+            t = torch.matmul(w, flat_transforms).view(batch, -1, 4, 4)
+            ones = torch.ones([batch, v_posed.shape[1], 1], dtype=v_posed.dtype,
+                              device=v_posed.device)  # fmt: skip
+            homo = torch.matmul(t, torch.unsqueeze(torch.cat([v_posed, ones], dim=2), dim=-1))
+            return homo[:, :, :3, 0]
+
+        vertices = skin(self.posedirs, v_shaped, self.lbs_weights)
+        tips = skin(self.posedirs[:, self.tip_columns], v_shaped[:, self.tip_vertices],
+                    self.lbs_weights[self.tip_vertices])  # fmt: skip
+        return vertices, joints_posed, tips
+
+    def _rigid_transform(
+        self, rot_mats: torch.Tensor, joints: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """smplx's ``batch_rigid_transform``: posed joints (B, 16, 3) and transforms relative to
+        the rest joints (B, 16, 4, 4); the chain is composed per tree level."""
+        import torch.nn.functional as F
+
+        joints = torch.unsqueeze(joints, dim=-1)
+        rel_joints = joints.clone()
+        rel_joints[:, 1:] -= joints[:, self.parents[1:]]
+        n = joints.shape[1]
+        local = torch.cat([F.pad(rot_mats.reshape(-1, 3, 3), [0, 0, 0, 1]),
+                           F.pad(rel_joints.reshape(-1, 3, 1), [0, 0, 0, 1], value=1)],
+                          dim=2).reshape(-1, n, 4, 4)  # fmt: skip
+        chain = [local[:, :1]]
+        for joint_ids, parent_slots in self._levels:
+            chain.append(torch.matmul(chain[-1][:, parent_slots], local[:, joint_ids]))
+        transforms = torch.cat(chain, dim=1)[:, self._level_order]
+        posed_joints = transforms[:, :, :3, 3]
+        joints_homogen = F.pad(joints, [0, 0, 0, 1])
+        rel = transforms - F.pad(torch.matmul(transforms, joints_homogen), [3, 0, 0, 0, 0, 0, 0, 0])
+        return posed_joints, rel
+
+
+def _tree_levels(parents: list[int]) -> tuple[list[tuple[list[int], list[int]]], list[int]]:
+    """The kinematic tree by depth below the root (joint 0): per level, its joint ids and each
+    one's parent's slot in the previous level; and, for each joint, its slot in the levels
+    concatenated (root first)."""
+    depth = [0] * len(parents)
+    for joint in range(1, len(parents)):
+        if not 0 <= parents[joint] < joint:
+            raise InputError(f"MANO kintree: joint {joint} has parent {parents[joint]}")
+        depth[joint] = depth[parents[joint]] + 1
+    slots: dict[int, int] = {0: 0}
+    levels: list[tuple[list[int], list[int]]] = []
+    previous = [0]
+    for level in range(1, max(depth) + 1):
+        ids = [j for j in range(len(parents)) if depth[j] == level]
+        where = {j: k for k, j in enumerate(previous)}
+        levels.append((ids, [where[parents[j]] for j in ids]))
+        for j in ids:
+            slots[j] = len(slots)
+        previous = ids
+    return levels, [slots[j] for j in range(len(parents))]
 
 
 def mano_forward_pose48(
