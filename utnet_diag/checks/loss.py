@@ -209,14 +209,23 @@ def loss_weights(ctx: CheckContext) -> Outcome:
     summary = _summary(ctx)
     shares = {r["term"]: r["share"] for r in summary.rows if r["share"] is not None}
     dominant = None
-    if len([s for s in shares.values() if s > 0]) >= 2:
+    # a NaN/Inf term has no share: the others' shares would describe a total that does not exist
+    nonfinite = [r["term"] for r in summary.rows if not math.isfinite(r["logged"])]
+    if nonfinite:
+        shares = {}
+    elif len([s for s in shares.values() if s > 0]) >= 2:
         term, share = max(shares.items(), key=lambda kv: kv[1])
         if share > DOMINANT_SHARE:
             dominant = term
             problems.append(f"{term} makes {share:.1%} of the weighted total")
     details = {"flagged": flagged, "shares": shares, "dominant": dominant}
+    no_shares = f"shares not computed: {', '.join(nonfinite)} non-finite" if nonfinite else ""
     if problems:
-        return Outcome.warn("; ".join(problems), value=flagged or shares, details=details)
+        text = "; ".join(problems + ([no_shares] if no_shares else []))
+        return Outcome.warn(text, value=flagged or shares, details=details)
+    if no_shares:
+        return Outcome.ok(f"weights inside the spec's recommended ranges; {no_shares}",
+                          details=details)  # fmt: skip
     return Outcome.ok(
         "weights inside the spec's recommended ranges; no term above "
         f"{DOMINANT_SHARE:.0%} of the total",
