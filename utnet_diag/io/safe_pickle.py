@@ -57,6 +57,21 @@ NUMPY_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
+def latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """``_codecs.encode`` as Python 3 protocol-2 pickles use it for bytes (numpy array data):
+    latin1 only, nothing else."""
+    if not isinstance(text, str) or encoding.lower().replace("-", "").replace("_", "") not in (
+        "latin1",
+        "iso88591",
+    ):
+        raise UnsafeInputError(f"_codecs.encode with {encoding!r} is not allowed")
+    return text.encode("latin1")
+
+
+# bytes in a pickle written by Python 3 with protocol 2 (e.g. pickle.dump(..., protocol=2))
+BYTES_GLOBALS: dict[tuple[str, str], Any] = {("_codecs", "encode"): latin1_encode}
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, file: BinaryIO, allowed: Mapping[tuple[str, str], Any], encoding: str):
         super().__init__(file, encoding=encoding, fix_imports=False)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from utnet_diag.errors import InputError
-from utnet_diag.io.safe_pickle import NUMPY_GLOBALS, restricted_load
+from utnet_diag.io.safe_pickle import BYTES_GLOBALS, NUMPY_GLOBALS, restricted_load
 
 # The keys smplx's MANO needs, and the shapes they must have (None: any size on that axis).
 REQUIRED_SHAPES: dict[str, tuple[int | None, ...]] = {
@@ -70,6 +70,7 @@ class CscMatrix(_PickledState):
 
 MANO_GLOBALS: dict[tuple[str, str], Any] = {
     **NUMPY_GLOBALS,
+    **BYTES_GLOBALS,  # a MANO file re-saved by Python 3 with protocol 2
     ("chumpy.ch", "Ch"): ChumpyCh,
     ("chumpy.reordering", "Select"): ChumpySelect,
     ("scipy.sparse.csc", "csc_matrix"): CscMatrix,
