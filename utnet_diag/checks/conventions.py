@@ -307,7 +307,9 @@ def mano_consistency(ctx: CheckContext) -> Outcome:
     if "keypoints_3d" not in ctx.batch:
         return Outcome.skip("no keypoints_3d in batch")
     if ctx.mano is None:
-        return Outcome.skip("no MANO model given")
+        return Outcome.skip(
+            "no MANO model given (--mano MANO_RIGHT.pkl: the model the labels were made with)"
+        )
     result = _mano_result(ctx)
     if result is None:
         return Outcome.skip("no sample has MANO parameters (has_mano)")

@@ -38,6 +38,14 @@ def check_batch_command(
     root: DatasetRootOpt = None,
     split: DatasetSplitOpt = None,
     indices: IndicesOpt = None,
+    mano: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--mano",
+            help="MANO_RIGHT.pkl the labels were made with: checks mano_pose/mano_shape"
+            " against keypoints_3d (mano_consistency).",
+        ),
+    ] = None,
 ) -> None:
     """Check a batch's ground truth: schema, NaN/Inf, confidences, 2D range, 3D units, images,
     MANO parameters, and the coordinate conventions."""
@@ -54,5 +62,10 @@ def check_batch_command(
         from utnet_diag.errors import InputError
 
         raise InputError("give a BATCH file, or --dataset and --root")
-    report = check_batch(batch, cfg, max_samples=max_samples)
+    mano_layer = None
+    if mano is not None:
+        from utnet_diag.mano import ManoLayer
+
+        mano_layer = ManoLayer(path=mano)
+    report = check_batch(batch, cfg, mano=mano_layer, max_samples=max_samples)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

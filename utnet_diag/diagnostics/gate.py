@@ -54,7 +54,12 @@ def gate(
         unsafe_load=unsafe_load, model=model,
     )  # fmt: skip
     host = inputs.host_batch if inputs.host_batch is not None else inputs.batch
-    checks = batch_check_results(host, inputs.config, getattr(inputs.loaded, "mano", None))
+    # mano_consistency compares the labels with the MANO they were made with: the user's --mano,
+    # or the embedded hand for the embedded batch; never the embedded hand against user labels
+    labels_mano = (
+        getattr(inputs.loaded, "mano", None) if mano is not None or batch is None else None
+    )
+    checks = batch_check_results(host, inputs.config, labels_mano)
     checks += list(getattr(inputs.loaded, "checks", []) or [])
     with training_step(inputs.model, seed):
         fwd = forward_pass(inputs, grad=True, seed=seed)
