@@ -270,11 +270,14 @@ def _user_code_error(what: str, err: BaseException) -> InputError:
     )
 
 
-def repo_model_kwargs(repo: Path, model_cls: type) -> tuple[dict[str, Any], dict[str, Any]]:
+def repo_model_kwargs(
+    repo: Path, model_cls: type, mano_path: str | Path | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Constructor arguments for the repo's UTNet from ``config/config.yaml``.
 
     Returns (kwargs, the config mapping). Looks in ``model:`` first, then the top level; missing
     arguments keep the constructor's defaults (an InputError names a required one that is absent).
+    ``mano_path`` (the user's ``--mano``) replaces the config's ``mano_path``.
     """
     config_path = repo / "config" / "config.yaml"
     data = safe_load_yaml(config_path) if config_path.exists() else {}
@@ -287,7 +290,9 @@ def repo_model_kwargs(repo: Path, model_cls: type) -> tuple[dict[str, Any], dict
     for name, param in params.items():
         if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        if name in section:
+        if name == "mano_path" and mano_path is not None:
+            value = str(Path(mano_path).resolve())
+        elif name in section:
             value = section[name]
         elif name in data and not isinstance(data[name], dict):
             value = data[name]
@@ -308,9 +313,12 @@ def repo_model_kwargs(repo: Path, model_cls: type) -> tuple[dict[str, Any], dict
     return kwargs, data
 
 
-def build_repo_model(repo: str | Path) -> tuple[nn.Module, dict[str, Any], str]:
+def build_repo_model(
+    repo: str | Path, mano_path: str | Path | None = None
+) -> tuple[nn.Module, dict[str, Any], str]:
     """Import ``src.models.utnet.UTNet`` from a checkout and build it from its config.
 
+    ``mano_path`` (``--mano``) overrides the config's ``mano_path``.
     Returns (model, the kwargs used, a description).
     """
     root = require_dir(repo, "UTNet checkout").resolve()
@@ -328,7 +336,7 @@ def build_repo_model(repo: str | Path) -> tuple[nn.Module, dict[str, Any], str]:
         model_cls = getattr(module, REPO_CLASS, None)
         if not isinstance(model_cls, type):
             raise InputError(f"{REPO_MODULE} defines no class {REPO_CLASS}", path=str(root))
-        kwargs, _ = repo_model_kwargs(root, model_cls)
+        kwargs, _ = repo_model_kwargs(root, model_cls, mano_path)
         try:
             model = model_cls(**kwargs)
         except Exception as err:  # noqa: BLE001
@@ -423,7 +431,7 @@ def load_model(
     image_size: tuple[int, int] | None = None
 
     if repo is not None:
-        model, model_config, source = build_repo_model(repo)
+        model, model_config, source = build_repo_model(repo, mano_path)
         image_size = _image_size_of(model_config.get("img_size"))
     elif model_factory is not None:
         factory = resolve_factory(model_factory)
@@ -502,7 +510,7 @@ def inspect_checkpoint(
 
     data = load_checkpoint(path, unsafe=unsafe_load)
     if repo is not None:
-        model, _, compared = build_repo_model(repo)
+        model, _, compared = build_repo_model(repo, mano_path)
     else:
         from utnet_diag.mano import ManoLayer
         from utnet_diag.model.reference import build_reference
