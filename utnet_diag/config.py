@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from utnet_diag.errors import InputError, UnsafeInputError, nearest
+from utnet_diag.errors import InputError, UnsafeInputError, did_you_mean, nearest
 
 WEIGHT_KEYS = ("w_2d", "w_3d_joint", "w_3d_vert", "w_prior", "w_aux")
 FLAG_KEYS = ("use_vertex_loss", "use_aux_loss")
@@ -47,10 +47,8 @@ class LossWeights:
         """One of the spec's presets: ``config`` (config/config.yaml), ``code`` (loss.py defaults),
         ``recommended`` (spec 5.2 / 9.1)."""
         if name not in PRESETS:
-            guess = nearest(name, PRESETS)
             raise InputError(
-                f"unknown loss-weight preset '{name}'"
-                + (f"; did you mean '{guess}'?" if guess else ""),
+                f"unknown loss-weight preset '{name}'" + did_you_mean(name, PRESETS),
                 hint=f"choose one of {', '.join(PRESETS)}",
             )
         values = PRESETS[name]
@@ -63,10 +61,8 @@ class LossWeights:
         clean: dict[str, Any] = {}
         for key, value in values.items():
             if key not in LOSS_KEYS:
-                guess = nearest(key, LOSS_KEYS)
                 raise InputError(
-                    f"unknown key 'loss.{key}' in {source}"
-                    + (f"; did you mean '{guess}'?" if guess else ""),
+                    f"unknown key 'loss.{key}' in {source}" + did_you_mean(key, LOSS_KEYS),
                     path=source,
                     hint=f"valid keys: {', '.join(LOSS_KEYS)}",
                 )
@@ -174,9 +170,8 @@ def load_config(path: str | Path | None = None, preset: str | None = None) -> Di
         raise InputError("'diag' must be a mapping", path=src)
     for key in diag:
         if key not in DIAG_KEYS:
-            guess = nearest(str(key), DIAG_KEYS)
             raise InputError(
-                f"unknown key 'diag.{key}'" + (f"; did you mean '{guess}'?" if guess else ""),
+                f"unknown key 'diag.{key}'" + did_you_mean(str(key), DIAG_KEYS),
                 path=src,
                 hint=f"valid keys: {', '.join(DIAG_KEYS)}",
             )

@@ -36,3 +36,9 @@ def nearest(name: str, choices: Iterable[str]) -> str | None:
     """The closest valid name to a mistyped one, or None."""
     found = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
     return found[0] if found else None
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest valid name to a mistyped one, else ``""``."""
+    guess = nearest(name, choices)
+    return f"; did you mean '{guess}'?" if guess else ""

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from utnet_diag.errors import InputError, ResourceError, UnsafeInputError, nearest
+from utnet_diag.errors import InputError, ResourceError, UnsafeInputError, did_you_mean, nearest
 from utnet_diag.io.files import require_file
 
 # key -> (rank, fixed trailing dims with None for free, kind); allowed last dims in LAST_DIMS
@@ -219,10 +219,9 @@ def coerce_batch(
     notes: list[str] = []
     for canonical, theirs in (key_map or {}).items():
         if canonical not in CANONICAL_KEYS:
-            guess = nearest(canonical, CANONICAL_KEYS)
             raise InputError(
                 f"key_map names unknown canonical key '{canonical}'"
-                + (f"; did you mean '{guess}'?" if guess else ""),
+                + did_you_mean(canonical, CANONICAL_KEYS),
                 hint=f"canonical keys: {', '.join(CANONICAL_KEYS)}",
             )
         if theirs not in raw:

@@ -33,7 +33,7 @@ from torch import nn
 
 from utnet_diag.config import DiagConfig, safe_load_yaml
 from utnet_diag.device import resolve_device
-from utnet_diag.errors import InputError, nearest
+from utnet_diag.errors import InputError, did_you_mean
 from utnet_diag.io.files import require_dir
 from utnet_diag.model.checkpoint import apply_state_dict, key_report, load_checkpoint
 from utnet_diag.report.result import CheckResult
@@ -82,10 +82,8 @@ def parse_output_map(text: str | Mapping[str, str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for ours, theirs in pairs:
         if ours not in known:
-            guess = nearest(ours, known)
             raise InputError(
-                f"--output-map names unknown output '{ours}'"
-                + (f"; did you mean '{guess}'?" if guess else ""),
+                f"--output-map names unknown output '{ours}'" + did_you_mean(ours, known),
                 hint=f"protocol outputs: {', '.join(known)}",
             )
         out[ours] = theirs
