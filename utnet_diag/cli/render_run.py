@@ -40,24 +40,48 @@ def render_run(console: Console, section: dict[str, Any], report: Report) -> Non
 
 @section_renderer("loss_table")
 def render_loss_table(console: Console, section: dict[str, Any], report: Report) -> None:
+    rows = section.get("terms", [])
+    # one source for every weight (the usual case): say it once under the table, not per row
+    sources = {str(r["weight_source"]).replace(" (inside L_aux)", "") for r in rows}
+    one_source = sources.pop() if len(sources) == 1 else None
     table = Table(title="loss breakdown", title_justify="left")
-    for name, justify in (("term", "left"), ("value", "right"), ("weight", "right"),
-                          ("weight from", "left"), ("weighted", "right"), ("share", "right"),
-                          ("per sample", "right"), ("mean error", "right")):  # fmt: skip
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for row in section.get("terms", []):
+    columns = [("term", "left"), ("value", "right"), ("weight", "right"), ("weight from", "left"),
+               ("weighted", "right"), ("share", "right"), ("per sample", "right"),
+               ("mean error", "right")]  # fmt: skip
+    for name, justify in columns:
+        if name == "weight from" and one_source is not None:
+            continue
+        # numbers never lose digits to an ellipsis: the text columns wrap instead
+        text = name in ("term", "weight from", "mean error")
+        table.add_column(
+            name,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=not text,
+            overflow="fold" if text else "ellipsis",
+        )
+    for row in rows:
         if row.get("per_element") is not None:
             error = f"{_num(row['per_element'], 3)} {row['unit']}"
             if row.get("per_element_px256") is not None:
                 error += f" ({_num(row['per_element_px256'], 3)} px@256)"
         else:
             error = ", ".join(f"{k} {_num(v, 3)}" for k, v in row.get("parts", {}).items())
-        table.add_row(
-            row["label"], _num(row["logged"]), _num(row["weight"]), str(row["weight_source"]),
-            _num(row["weighted"]), _share(row.get("share")), _num(row.get("per_sample")), error,
-        )  # fmt: skip
-    table.add_row(Text("Total", style="bold"), "", "", "", _num(section.get("total")), "", "", "")
+        cells = [row["label"], _num(row["logged"]), _num(row["weight"]),
+                 str(row["weight_source"]), _num(row["weighted"]), _share(row.get("share")),
+                 _num(row.get("per_sample")), error]  # fmt: skip
+        if one_source is not None:
+            del cells[3]
+        table.add_row(*cells)
+    total = [Text("Total", style="bold"), "", "", "", _num(section.get("total")), "", "", ""]
+    if one_source is not None:
+        del total[3]
+    table.add_row(*total)
     console.print(table)
+    if one_source is not None:
+        aux = any("inside L_aux" in str(r["weight_source"]) for r in rows)
+        console.print(Text(f"weights from {one_source}"
+                           + ("; w_aux is inside L_aux (added once)" if aux else ""),
+                           style="dim"))  # fmt: skip
     skipped = section.get("skipped") or {}
     if skipped:
         text = "; ".join(f"{k}: {v}" for k, v in skipped.items())
@@ -77,15 +101,15 @@ def render_metrics(console: Console, section: dict[str, Any], report: Report) ->
     console.print(line)
 
 
-def _bar(value: float | None, low: float, high: float) -> Text:
-    """A log-scale bar between ``low`` and ``high``."""
+def _bar(value: float | None, low: float, high: float, bar_width: int = BAR_WIDTH) -> Text:
+    """A log-scale bar between ``low`` and ``high``, at most ``bar_width`` cells."""
     if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
         return Text("non-finite" if isinstance(value, str) else "", style="bold red")
     if value <= 0:
         return Text("no gradient", style="red")
     span = max(math.log10(high) - math.log10(low), 1e-9)
     frac = (math.log10(value) - math.log10(low)) / span
-    width = max(1, round(BAR_WIDTH * min(max(frac, 0.0), 1.0)))
+    width = max(1, round(bar_width * min(max(frac, 0.0), 1.0)))
     return Text("█" * width, style="cyan")
 
 
@@ -100,17 +124,26 @@ def render_grad_modules(console: Console, section: dict[str, Any], report: Repor
         low = high / 10
     table = Table(title=f"gradients per module (depth {section.get('depth', 1)}; bar: log"
                         " gradient norm)", title_justify="left")  # fmt: skip
-    for name, justify in (("module", "left"), ("role", "left"), ("grad norm", "right"),
-                          ("", "left"), ("param norm", "right"), ("grad/param", "right"),
-                          ("no grad", "right"), ("non-finite", "right")):  # fmt: skip
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for g in groups:
-        table.add_row(
-            g["name"], g["role"], _num(g["grad_norm"], 3), _bar(g["grad_norm"], low, high),
-            _num(g["param_norm"], 3), _num(g["ratio"], 3),
-            _share(g["no_grad_share"]) if g["trainable"] else "frozen",
-            str(g["nonfinite"]) if g["nonfinite"] else "",
-        )  # fmt: skip
+    show_nonfinite = any(g["nonfinite"] for g in groups)
+    rows = [[g["name"], g["role"], _num(g["grad_norm"], 3), None, _num(g["param_norm"], 3),
+             _num(g["ratio"], 3), _share(g["no_grad_share"]) if g["trainable"] else "frozen",
+             str(g["nonfinite"]) if g["nonfinite"] else ""] for g in groups]  # fmt: skip
+    headers = ["module", "role", "grad norm", "", "param norm", "grad/param", "no grad",
+               "non-finite"]  # fmt: skip
+    if not show_nonfinite:
+        headers.pop()
+        for r in rows:
+            r.pop()
+    # the bar takes what the terminal has left after the text and numbers (4 to BAR_WIDTH)
+    fixed = sum(max([len(h)] + [len(str(r[i])) for r in rows]) + 3
+                for i, h in enumerate(headers) if i != 3) + 4  # fmt: skip
+    bar_width = max(4, min(BAR_WIDTH, console.width - fixed))
+    for i, name in enumerate(headers):
+        justify = "left" if i in (0, 1, 3) else "right"
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for g, r in zip(groups, rows):
+        r[3] = _bar(g["grad_norm"], low, high, bar_width)
+        table.add_row(*r)
     console.print(table)
     console.print(Text(f"total gradient norm {_num(section.get('total_grad_norm'))}", style="dim"))
 

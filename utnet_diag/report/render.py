@@ -53,9 +53,10 @@ def _checks_table(title: str, checks: list[CheckResult]) -> Table:
     table = Table(title=title, title_justify="left", show_lines=False, expand=False)
     table.add_column("status", no_wrap=True)
     table.add_column("check", style="bold", no_wrap=True)
-    table.add_column("result")
-    table.add_column("value", justify="right")
-    table.add_column("threshold", justify="right")
+    table.add_column("result", overflow="fold")
+    # numbers wrap onto a second line rather than lose digits to an ellipsis on narrow terminals
+    table.add_column("value", justify="right", no_wrap=True, overflow="fold")
+    table.add_column("threshold", justify="right", no_wrap=True, overflow="fold")
     for check in checks:
         message = Text(check.message)
         if check.hint and check.status in (Status.FAIL, Status.WARN):
@@ -64,10 +65,18 @@ def _checks_table(title: str, checks: list[CheckResult]) -> Table:
             Text(ICON[check.status], style=STYLE[check.status]),
             check.id,
             message,
-            fmt_value(check.value),
-            fmt_value(check.threshold),
+            _cell_value(check.value),
+            _cell_value(check.threshold),
         )
     return table
+
+
+def _cell_value(value: Any) -> str:
+    """A value for a table cell: a mapping gets one ``key=value`` a line."""
+    value = jsonable(value)
+    if isinstance(value, dict):
+        return "\n".join(f"{k}={fmt_value(v, 3)}" for k, v in list(value.items())[:4])
+    return fmt_value(value)
 
 
 def render_report(report: Report, console: Console, fail_on: str = "fail") -> None:
