@@ -8,7 +8,7 @@ from smplx.lbs import lbs
 
 from utnet_diag.errors import InputError
 from utnet_diag.mano import ManoLayer
-from utnet_diag.mano.layer import _tree_levels
+from utnet_diag.mano.layer import _chain_plan, _tree_levels
 from utnet_diag.model.rotation import axis_angle_to_matrix
 
 
@@ -93,3 +93,23 @@ def test_tree_levels():
     assert order == [0, 1, 3, 5, 2, 4, 6]
     with pytest.raises(InputError, match="parent"):
         _tree_levels([-1, 2, 0])
+
+
+@pytest.mark.parametrize("parents", [[-1, 0, 0, 1, 2, 1, 3], [-1, 0, 1, 0, 3, 4, 2]])
+def test_rigid_transform_per_level_matches_smplx_on_other_trees(parents):
+    from smplx.lbs import batch_rigid_transform
+
+    layer = ManoLayer()
+    levels, order = _tree_levels(parents)
+    layer._chain_plan = _chain_plan(levels)
+    by_level = [0] + [j for ids, _ in levels for j in ids]
+    layer._by_level, layer._level_order = by_level, order
+    generator = torch.Generator().manual_seed(len(parents))
+    n = len(parents)
+    rotmats = axis_angle_to_matrix(torch.randn(3, n, 3, generator=generator))
+    joints = torch.randn(3, n, 3, generator=generator)
+    layer.parents = torch.tensor(parents)
+    posed, rel = layer._rigid_transform(rotmats, joints)
+    expected_posed, expected_rel = batch_rigid_transform(rotmats, joints, torch.tensor(parents))
+    assert torch.allclose(posed, expected_posed, atol=1e-6)
+    assert torch.allclose(rel, expected_rel, atol=1e-6)

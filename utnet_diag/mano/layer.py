@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -111,7 +112,11 @@ class ManoLayer(nn.Module):
         tip_columns = [3 * v + c for v in MANO_TIP_VERTICES for c in range(3)]
         self.register_buffer("tip_columns", torch.tensor(tip_columns, dtype=torch.long),
                              persistent=False)  # fmt: skip
-        self._levels, self._level_order = _tree_levels(parents.tolist())
+        levels, level_order = _tree_levels(parents.tolist())
+        self._chain_plan = _chain_plan(levels)
+        by_level = [0] + [j for ids, _ in levels for j in ids]
+        self._by_level = None if by_level == sorted(by_level) else by_level
+        self._level_order = None if level_order == sorted(level_order) else level_order
 
     def forward(
         self,
@@ -240,10 +245,15 @@ class ManoLayer(nn.Module):
         local = torch.cat([F.pad(rot_mats.reshape(-1, 3, 3), [0, 0, 0, 1]),
                            F.pad(rel_joints.reshape(-1, 3, 1), [0, 0, 0, 1], value=1)],
                           dim=2).reshape(-1, n, 4, 4)  # fmt: skip
+        if self._by_level is not None:
+            local = local[:, self._by_level]
         chain = [local[:, :1]]
-        for joint_ids, parent_slots in self._levels:
-            chain.append(torch.matmul(chain[-1][:, parent_slots], local[:, joint_ids]))
-        transforms = torch.cat(chain, dim=1)[:, self._level_order]
+        for start, stop, parents in self._chain_plan:
+            previous = chain[-1] if parents is None else chain[-1][:, parents]
+            chain.append(torch.matmul(previous, local[:, start:stop]))
+        transforms = torch.cat(chain, dim=1)
+        if self._level_order is not None:
+            transforms = transforms[:, self._level_order]
         posed_joints = transforms[:, :, :3, 3]
         joints_homogen = F.pad(joints, [0, 0, 0, 1])
         rel = transforms - F.pad(torch.matmul(transforms, joints_homogen), [3, 0, 0, 0, 0, 0, 0, 0])
@@ -270,6 +280,25 @@ def _tree_levels(parents: list[int]) -> tuple[list[tuple[list[int], list[int]]],
             slots[j] = len(slots)
         previous = ids
     return levels, [slots[j] for j in range(len(parents))]
+
+
+def _chain_plan(levels: list[tuple[list[int], list[int]]]) -> list[tuple[int, int, Any]]:
+    """Per tree level: its slice in the joints sorted by level, and how to pick each joint's
+    parent transform from the previous level: None (the previous level in order), a slice
+    (one shared parent, broadcast) or a list of slots."""
+    plan: list[tuple[int, int, Any]] = []
+    start, previous = 1, 1
+    for ids, slots in levels:
+        if slots == list(range(previous)) and len(ids) == previous:
+            parents: Any = None
+        elif len(set(slots)) == 1:
+            parents = slice(slots[0], slots[0] + 1)
+        else:
+            parents = slots
+        plan.append((start, start + len(ids), parents))
+        start += len(ids)
+        previous = len(ids)
+    return plan
 
 
 def mano_forward_pose48(
