@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from utnet_diag.config import RECOMMENDED_RANGES, LossWeights
-from utnet_diag.errors import InputError, nearest
+from utnet_diag.errors import InputError, did_you_mean
 
 WEIGHT_NAME = {
     "loss_2d": "w_2d",
@@ -108,10 +108,8 @@ def parse_target_shares(text: str | None) -> dict[str, float]:
         if not sep:
             raise InputError(f"--target-shares entry '{item}' has no '='", hint=hint)
         if name not in TERM_ALIASES:
-            guess = nearest(name, TERM_ALIASES)
             raise InputError(
-                f"--target-shares: unknown term '{name}'"
-                + (f"; did you mean '{guess}'?" if guess else ""),
+                f"--target-shares: unknown term '{name}'" + did_you_mean(name, TERM_ALIASES),
                 hint=hint,
             )
         try:
