@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd.graph import GradientEdge
 
 from utnet_diag.checks.engine import CheckContext, run_checks
 from utnet_diag.checks.grad import GRAD_CHECKS
@@ -92,53 +93,114 @@ def reach_sets(
     roots: dict[str, torch.Tensor],
     param_bit: dict[int, int],
     boundary: torch.Tensor | None = None,
+    walk: GraphWalk | None = None,
 ) -> dict[str, tuple[int, int]]:
     """For each named scalar, bitmasks of the parameters its autograd graph reaches: ``(all,
     bypass)``, where ``bypass`` holds those reached by a path that does not go through
     ``boundary`` (the trunk/heads tensor). One post-order walk over the union of the graphs;
     shared parts (the trunk) are walked once. ``param_bit``: id(parameter) -> bit index; bit
-    ``len(param_bit)`` of ``all`` is set when the graph reaches the boundary tensor.
+    ``len(param_bit)`` of ``all`` is set when the graph reaches the boundary tensor. ``walk``:
+    the union graph already walked from these roots (:class:`GraphWalk`).
     """
+    if walk is None:
+        walk = GraphWalk([root.grad_fn for root in roots.values()])
     cut_node = boundary.grad_fn if boundary is not None else None
     cut_nr = boundary.output_nr if boundary is not None else -1
     boundary_bit = 1 << len(param_bit)
     masks: dict[Any, tuple[int, int]] = {}
-    out: dict[str, tuple[int, int]] = {}
-    for name, root in roots.items():
-        node = root.grad_fn
-        if node is None:
-            out[name] = (0, 0)
-            continue
-        stack: list[tuple[Any, bool]] = [(node, False)]
-        while stack:
-            current, expanded = stack.pop()
-            if current in masks:
+    children = walk.children
+    for node in walk.order:
+        full = bypass = 0
+        for child, nr in children[node]:
+            if child is None:
                 continue
-            if not expanded:
-                stack.append((current, True))
-                stack.extend((c, False) for c, _ in current.next_functions
-                             if c is not None and c not in masks)  # fmt: skip
-                continue
-            full = bypass = 0
-            for child, nr in current.next_functions:
-                if child is None:
-                    continue
-                child_full, child_bypass = masks[child]
-                full |= child_full
-                if child is cut_node and nr == cut_nr:  # into the boundary tensor: no bypass
+            child_full, child_bypass = masks[child]
+            full |= child_full
+            if child is cut_node:
+                if nr == cut_nr:  # into the boundary tensor: no bypass
                     full |= boundary_bit
-                elif child is cut_node:  # another output of the same node: a bypass
+                else:  # another output of the same node: a bypass
                     bypass |= child_full
+            else:
+                bypass |= child_bypass
+        variable = getattr(node, "variable", None)
+        if variable is not None and id(variable) in param_bit:
+            bit = 1 << param_bit[id(variable)]
+            full |= bit
+            bypass |= bit
+        masks[node] = (full, bypass)
+    return {name: masks[root.grad_fn] if root.grad_fn is not None else (0, 0)
+            for name, root in roots.items()}  # fmt: skip
+
+
+class GraphWalk:
+    """The union of the autograd graphs below ``roots`` (grad_fn nodes; None skipped), walked
+    once: ``order`` lists every node after all the nodes it leads to (post-order), ``children``
+    maps a node to its ``next_functions``."""
+
+    def __init__(self, roots: list[Any]):
+        children: dict[Any, tuple] = {}
+        order: list[Any] = []
+        for root in roots:
+            if root is None or root in children:
+                continue
+            children[root] = root.next_functions
+            stack = [(root, iter(children[root]))]
+            while stack:
+                node, pending = stack[-1]
+                for child, _ in pending:
+                    if child is not None and child not in children:
+                        children[child] = child.next_functions
+                        stack.append((child, iter(children[child])))
+                        break
                 else:
-                    bypass |= child_bypass
-            variable = getattr(current, "variable", None)
-            if variable is not None and id(variable) in param_bit:
-                bit = 1 << param_bit[id(variable)]
-                full |= bit
-                bypass |= bit
-            masks[current] = (full, bypass)
-        out[name] = masks[node]
-    return out
+                    stack.pop()
+                    order.append(node)
+        self.children = children
+        self.order = order
+
+    def frontiers(
+        self, roots: dict[str, Any], shared: Any = None
+    ) -> dict[str, list[tuple[Any, int, Any, int]]]:
+        """Per root (name -> grad_fn), the edges that leave the part of the graph only that root
+        reaches: ``(node, input index, child, child output_nr)`` with ``node`` reached from no
+        other root and ``child`` reached from another one too. ``shared``: a node counted as
+        reached by every root (the trunk/heads boundary). A root that another root reaches has
+        no private part and is left out."""
+        names = list(roots)
+        everyone = (1 << (len(names) + 1)) - 1  # every root, and one more: never private
+        bits: dict[Any, int] = {}
+        for k, name in enumerate(names):
+            if roots[name] is not None:
+                bits[roots[name]] = bits.get(roots[name], 0) | 1 << k
+        if shared is not None:
+            bits[shared] = everyone
+        children = self.children
+        for node in reversed(self.order):  # every node before the nodes it leads to
+            b = bits.get(node)
+            if not b:
+                continue
+            for child, _ in children[node]:
+                if child is not None:
+                    bits[child] = bits.get(child, 0) | b
+        out: dict[str, list[tuple[Any, int, Any, int]]] = {}
+        for k, name in enumerate(names):
+            root = roots[name]
+            if root is None or bits.get(root) != 1 << k:
+                continue
+            edges = out[name] = []
+            stack, seen = [root], {root}
+            while stack:  # the private part is connected to its root
+                node = stack.pop()
+                for i, (child, nr) in enumerate(children[node]):
+                    if child is None:
+                        continue
+                    if bits[child] != 1 << k:
+                        edges.append((node, i, child, nr))
+                    elif child not in seen:
+                        seen.add(child)
+                        stack.append(child)
+        return out
 
 
 def _norms(tensors: list[torch.Tensor]) -> list[float]:
@@ -148,15 +210,57 @@ def _norms(tensors: list[torch.Tensor]) -> list[float]:
 
 
 def _grad(
-    output: torch.Tensor,
+    output: Any,
     inputs: list[torch.Tensor],
-    grad_output: torch.Tensor | None = None,
+    grad_output: Any = None,
     retain: bool = True,
 ) -> list[torch.Tensor | None]:
+    """``torch.autograd.grad`` from ``output`` (a tensor, or GradientEdges with ``grad_output``
+    one tensor each) to ``inputs``, None for an input not reached."""
     if not inputs:
         return []
     return list(torch.autograd.grad(output, inputs, grad_output, retain_graph=retain,
                                     allow_unused=True))  # fmt: skip
+
+
+def _capture_frontiers(
+    walk: GraphWalk,
+    terms: dict[str, torch.Tensor],
+    active: list[str],
+    wanted: list[str],
+    features: torch.Tensor,
+) -> tuple[dict[str, dict[tuple[Any, int], torch.Tensor]], list[Any]]:
+    """Hooks that record, during the backward of the total, each ``wanted`` term's gradient where
+    the part of the graph only that term reaches hands over to shared nodes: term -> {(node,
+    output_nr): gradient}. A later backward from these edges gives the term's gradient at the
+    boundary without re-running its own part (loss, projection, conversions). The total is
+    the weighted sum of the active terms, so what flows out of a term's own part is exactly its
+    weighted gradient. Terms without a private part are left out (returns the hook handles)."""
+    captured: dict[str, dict[tuple[Any, int], torch.Tensor]] = {}
+    if features.grad_fn is None or not wanted:
+        return captured, []
+    roots = {k: terms[k].grad_fn for k in active}
+    frontiers = walk.frontiers(roots, shared=features.grad_fn)
+    by_node: dict[Any, list[tuple[str, int, Any, int]]] = {}
+    for k in wanted:
+        if k in frontiers:
+            captured[k] = {}
+            for node, i, child, nr in frontiers[k]:
+                by_node.setdefault(node, []).append((k, i, child, nr))
+
+    def recorder(entries: list[tuple[str, int, Any, int]]):
+        def hook(grad_inputs: tuple, _grad_outputs: tuple) -> None:
+            for k, i, child, nr in entries:
+                g = grad_inputs[i]
+                if g is not None:
+                    store = captured[k]
+                    key = (child, nr)
+                    store[key] = store[key] + g if key in store else g
+
+        return hook
+
+    handles = [node.register_hook(recorder(entries)) for node, entries in by_node.items()]
+    return captured, handles
 
 
 def compute_grad_stats(
@@ -164,11 +268,12 @@ def compute_grad_stats(
 ) -> GradStats:
     """Gradients of the total loss (and per term) for a forward pass that kept its graph.
 
-    Default path, when the trunk/heads boundary is known and every path from the loss into the
-    trunk goes through it: one vmapped backward of all active terms through the heads (per-term
-    gradients at the boundary and of the head parameters), then one backward through the trunk
-    with the summed boundary gradient: about the cost of a single training backward. With
-    ``exact`` the trunk backward is vmapped over the terms as well.
+    Default path, when the trunk/heads boundary is known: one backward of the total through the
+    heads (head parameters and the boundary), one backward through the trunk from the boundary
+    (together a plain training backward), and, for every active term but the largest, one
+    backward from where its own part of the graph ends (recorded during the first backward) to
+    the boundary; the largest term's boundary gradient is the total's minus the others'. With
+    ``exact``, one full backward per term.
     """
     if not fwd.grad:
         raise ValueError("grad stats need a forward pass run with grad=True")
@@ -193,7 +298,8 @@ def compute_grad_stats(
     active = {k: weights.weight_of(k) for k in terms if weights.weight_of(k) != 0}
     features = boundary.features
     usable = isinstance(features, torch.Tensor) and features.requires_grad
-    reach = reach_sets(dict(terms), param_bit, features if usable else None)
+    walk = GraphWalk([t.grad_fn for t in terms.values()])
+    reach = reach_sets(dict(terms), param_bit, features if usable else None, walk)
     boundary_bit = 1 << len(params)
 
     boundary_info: dict[str, Any] = {
@@ -217,6 +323,7 @@ def compute_grad_stats(
     chain = [i for i in reached if not bypass_mask >> i & 1]
 
     grads: list[torch.Tensor | None] = [None] * len(params)
+    summary = _GradSummary()
     boundary_grads: dict[str, torch.Tensor] = {}
     term_group_norms: dict[str, list[float]] = {}
     total = fwd.terms.total
@@ -244,25 +351,37 @@ def compute_grad_stats(
         else:
             # One pass through the heads for the total, one per term to the boundary except the
             # largest, which is the total minus the others (exact up to rounding, as it dominates).
-            found = _grad(total, [features] + direct_params)
+            sizes = torch.stack([(active[k] * terms[k].detach()).abs() for k in via]).tolist()
+            anchor = via[sizes.index(max(sizes))] if via else None
+            others = [k for k in via if k != anchor]
+            captured, handles = _capture_frontiers(walk, terms, names_active, others, features)
+            try:
+                found = _grad(total, [features] + direct_params)
+            finally:
+                for handle in handles:
+                    handle.remove()
             g_total = found[0] if found[0] is not None else zero
             for i, g in zip(direct, found[1:]):
                 grads[i] = g
-            anchor = max(via, key=lambda k: abs(float(active[k] * terms[k].detach())), default=None)
+            summary.add(direct, found[1:])
             rest = zero
-            for k in names_active:
-                if k == anchor:
-                    continue
-                if k in via:
-                    (g,) = _grad(active[k] * terms[k], [features])
-                    boundary_grads[k] = g if g is not None else zero
-                    rest = rest + boundary_grads[k]
+            for k in others:
+                if k in captured:  # from where the term's own part of the graph ends
+                    edges = [GradientEdge(child, nr) for child, nr in captured[k]]
+                    g = _grad(edges, [features], list(captured[k].values()))[0] if edges else None
                 else:
+                    (g,) = _grad(active[k] * terms[k], [features])
+                boundary_grads[k] = g if g is not None else zero
+                rest = rest + boundary_grads[k]
+            for k in names_active:
+                if k not in via:
                     boundary_grads[k] = zero
             if anchor is not None:
                 boundary_grads[anchor] = g_total - rest
-            for i, g in zip(chain, _grad(features, chain_params, g_total, retain=False)):
+            chained = _grad(features, chain_params, g_total, retain=False)
+            for i, g in zip(chain, chained):
                 grads[i] = g
+            summary.add(chain, chained)
     elif names_active and exact:
         per_term = {i: [] for i in reached}
         for k in names_active:
@@ -276,15 +395,14 @@ def compute_grad_stats(
     elif names_active and reached:
         for i, g in zip(reached, _grad(total, [params[i] for i in reached], retain=False)):
             grads[i] = g
+    if exact or not (names_active and usable):
+        summary.add(range(len(params)), grads)
     per_term_boundary = (
         torch.stack([boundary_grads[k] for k in names_active]) if boundary_grads else None
     )
 
-    present = [g for g in grads if g is not None]
-    tensor_norms = iter(_norms(present))
-    norms = [next(tensor_norms) if g is not None else None for g in grads]
-    param_norms = _norms([p.detach() for p in params])
-    groups = _group_rows(trainable, grads, norms, param_norms, named, group_names, depth,
+    norms, nonzero, param_norms = summary.read(params)
+    groups = _group_rows(trainable, grads, norms, nonzero, param_norms, named, group_names, depth,
                          boundary.trunk)  # fmt: skip
     if exact:
         for gid, row in enumerate(groups):
@@ -349,7 +467,7 @@ def _group_role(group: str, trunk: list[str]) -> str:
     return _role(group + ".x", trunk) if group != "(root)" else "head"
 
 
-def _group_rows(trainable, grads, norms, param_norms, named, group_names, depth, trunk):
+def _group_rows(trainable, grads, norms, nonzero, param_norms, named, group_names, depth, trunk):
     rows = {
         gid: {
             "name": g,
@@ -375,7 +493,6 @@ def _group_rows(trainable, grads, norms, param_norms, named, group_names, depth,
         row["tensors"] += 1
         if not param.requires_grad:
             row["frozen"] += param.numel()
-    zero_counts = _zero_counts(grads)
     for k, ((name, param), grad) in enumerate(zip(trainable, grads)):
         gid = index[group_of(name, depth)]
         row = rows[gid]
@@ -389,7 +506,7 @@ def _group_rows(trainable, grads, norms, param_norms, named, group_names, depth,
         if not math.isfinite(norm):
             row["nonfinite"] += int((~torch.isfinite(grad)).sum())
         sq_g[gid] += norm * norm
-        zeros = zero_counts[k]
+        zeros = param.numel() - nonzero[k]
         missing[gid] += zeros
         if zeros == param.numel():
             row["dead"].append(name)
@@ -403,10 +520,44 @@ def _group_rows(trainable, grads, norms, param_norms, named, group_names, depth,
     return [rows[i] for i in range(len(group_names))]
 
 
-def _zero_counts(grads: list[torch.Tensor | None]) -> list[int]:
-    present = [g for g in grads if g is not None]
-    counts = iter(torch.stack([(g == 0).sum() for g in present]).tolist() if present else [])
-    return [next(counts) if g is not None else 0 for g in grads]
+class _GradSummary:
+    """Norms and non-zero counts of gradients, taken right after the backward that made them
+    (while they are still in cache) and read back at the end in one transfer."""
+
+    def __init__(self) -> None:
+        self.index: list[int] = []
+        self.parts: list[torch.Tensor] = []
+
+    def add(self, indices: Any, grads: list[torch.Tensor | None]) -> None:
+        """``grads[j]``: the gradient of parameter ``indices[j]`` (None: none)."""
+        pairs = [(i, g) for i, g in zip(indices, grads) if g is not None]
+        if not pairs:
+            return
+        present = [g for _, g in pairs]
+        with torch.no_grad():
+            norms = torch.stack(torch._foreach_norm(present)).double()
+            nonzero = torch.stack([torch.count_nonzero(g) for g in present]).double()
+        self.index.extend(i for i, _ in pairs)
+        self.parts.append(torch.cat((norms, nonzero)))
+
+    def read(self, params: list[torch.Tensor]) -> tuple[list[float | None], list[int], list[float]]:
+        """Per parameter: gradient norm (None without gradient), non-zero gradient elements, and
+        the parameter's own norm."""
+        with torch.no_grad():
+            values = [torch.stack(torch._foreach_norm(params)).double()] if params else []
+        sizes = [part.numel() // 2 for part in self.parts]
+        flat = torch.cat(values + self.parts).tolist() if values or self.parts else []
+        param_norms, at = flat[: len(params)], len(params)
+        norms: list[float | None] = [None] * len(params)
+        nonzero = [0] * len(params)
+        index = iter(self.index)
+        for size in sizes:
+            for j in range(size):
+                i = next(index)
+                norms[i] = flat[at + j]
+                nonzero[i] = int(flat[at + size + j])
+            at += 2 * size
+        return norms, nonzero, param_norms
 
 
 def grad_from_forward(

@@ -170,18 +170,28 @@ def _buffers_snapshot(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor
 @contextmanager
 def training_step(model: nn.Module, seed: int = DEFAULT_SEED) -> Iterator[None]:
     """Train mode and a seeded, forked RNG for the duration; afterwards each module's mode and
-    every buffer are restored. Parameters and ``.grad`` are left alone by the diagnostics."""
-    modes = [(m, m.training) for m in model.modules()]
+    every buffer are restored. Parameters and ``.grad`` are left alone by the diagnostics.
+
+    Seeded: the CPU generator and those of the CUDA devices the model is on (the ones forked).
+    Every buffer is copied back: version counters do not see BatchNorm's running statistics."""
+    modules = list(model.modules())
+    modes = [m.training for m in modules]
     buffers = _buffers_snapshot(model)
-    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    devices = {buf.device for buf, _ in buffers}
+    for module in modules:
+        devices.update(p.device for p in module._parameters.values() if p is not None)
+    cuda = sorted({d.index or 0 for d in devices if d.type == "cuda"})
     try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+        with torch.random.fork_rng(devices=cuda):
+            torch.default_generator.manual_seed(seed)
+            for index in cuda:
+                torch.cuda.default_generators[index].manual_seed(seed)
             model.train()
             yield
     finally:
-        for module, mode in modes:
-            module.training = mode
+        for module, mode in zip(modules, modes):
+            if module.training != mode:
+                module.training = mode
         with torch.no_grad():
             for buf, saved in buffers:
                 if buf.shape == saved.shape:
