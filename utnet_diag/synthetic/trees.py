@@ -1,7 +1,7 @@
 """Small synthetic HO3D and DexYCB trees in the real on-disk layouts and encodings.
 
 Hands come from the package's MANO layer (random poses and shapes, placed 0.4-0.7 m in front of
-the camera); images are a splat of the mesh vertices on a grey background with a matching depth
+the camera); images are the rasterized mesh on a grey background with a matching z-buffer depth
 map. Faults can be planted per sample index (see ``HO3D_FAULTS`` and ``DEXYCB_FAULTS``); the
 returned :class:`TreeManifest` says which sample ids carry which fault, so tests can assert that a
 scan finds exactly those.
@@ -224,20 +224,75 @@ def _random_rotvec(rng: np.random.Generator, count: int) -> np.ndarray:
     return axis * rng.uniform(0.2, 2.5, (count, 1))
 
 
-def render(vertices_mm: np.ndarray, cam_k: np.ndarray, wh: tuple[int, int] = IMAGE_WH):
-    """Splat mesh vertices (778,3) mm: (H,W,3) uint8 RGB and (H,W) float64 depth in metres."""
+def _mano_faces() -> np.ndarray:
+    """(1538,3) int64 triangle indices of the package's MANO hand."""
+    from utnet_diag.mano import load_mano_data
+
+    return np.asarray(load_mano_data()["f"], dtype=np.int64)
+
+
+def rasterize_depth(
+    vertices_mm: np.ndarray,
+    faces: np.ndarray,
+    cam_k: np.ndarray,
+    wh: tuple[int, int] = IMAGE_WH,
+) -> np.ndarray:
+    """Z-buffer of a triangle mesh: (V,3) mm OpenCV vertices, (F,3) faces -> (H,W) depth in m.
+
+    A pixel ``(row, col)`` (its centre at ``(col, row)`` px, the pixel ``np.round`` of a
+    projection lands in) takes the nearest surface whose triangle covers its centre; pixels no
+    triangle covers hold ``BACKGROUND_M``. Every pixel inside the silhouette is filled (no splat
+    holes), so a joint inside the hand reads the hand's surface or whatever of the hand occludes it.
+    Depth is interpolated linearly in the image (triangles are small: a few pixels).
+    """
+    w, h = wh
+    depth = np.full(h * w, BACKGROUND_M)
+    uvw = vertices_mm @ cam_k.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uv = uvw[:, :2] / uvw[:, 2:3]
+    tri = uv[faces]  # (F,3,2) px
+    tri_z = vertices_mm[faces, 2] / 1000.0  # (F,3) m
+    usable = (tri_z > 0).all(axis=1) & np.isfinite(tri).all(axis=(1, 2))
+    tri = np.where(usable[:, None, None], tri, 0.0)
+    lo = np.maximum(np.ceil(tri.min(axis=1)).astype(np.int64), 0)
+    hi = np.minimum(np.floor(tri.max(axis=1)).astype(np.int64), [w - 1, h - 1])
+    size = np.maximum(hi - lo + 1, 0)  # (F,2) bounding box in pixels
+    count = np.where(usable, size[:, 0] * size[:, 1], 0)
+    t = np.repeat(np.arange(len(faces)), count)  # one entry per (triangle, bbox pixel)
+    local = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    cols = lo[t, 0] + local % size[t, 0]
+    rows = lo[t, 1] + local // size[t, 0]
+    a = tri[t, 0]
+    e1 = tri[t, 1] - a
+    e2 = tri[t, 2] - a
+    dx = cols - a[:, 0]
+    dy = rows - a[:, 1]
+    area = e1[:, 0] * e2[:, 1] - e2[:, 0] * e1[:, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        l1 = (dx * e2[:, 1] - e2[:, 0] * dy) / area
+        l2 = (e1[:, 0] * dy - dx * e1[:, 1]) / area
+    l0 = 1.0 - l1 - l2
+    edge = -1e-6  # pixel centres on a shared edge go to both triangles: no cracks
+    inside = (l0 >= edge) & (l1 >= edge) & (l2 >= edge) & np.isfinite(l1)
+    z = tri_z[t]
+    z_px = l0 * z[:, 0] + l1 * z[:, 1] + l2 * z[:, 2]
+    np.minimum.at(depth, (rows * w + cols)[inside], z_px[inside])
+    return depth.reshape(h, w)
+
+
+def render(
+    vertices_mm: np.ndarray,
+    cam_k: np.ndarray,
+    wh: tuple[int, int] = IMAGE_WH,
+    faces: np.ndarray | None = None,
+):
+    """Rasterize the MANO mesh (778,3) mm: (H,W,3) uint8 RGB and (H,W) float64 depth in metres.
+
+    ``faces`` defaults to the package's MANO triangles (see :func:`rasterize_depth`).
+    """
+    depth = rasterize_depth(vertices_mm, _mano_faces() if faces is None else faces, cam_k, wh)
     w, h = wh
     rgb = np.full((h, w, 3), 96, dtype=np.uint8)
-    depth = np.full((h, w), BACKGROUND_M)
-    uv = (cam_k @ vertices_mm.T).T
-    uv = uv[:, :2] / uv[:, 2:3]
-    z = vertices_mm[:, 2] / 1000.0
-    for dy in (-2, -1, 0, 1, 2):
-        for dx in (-2, -1, 0, 1, 2):
-            cols = np.round(uv[:, 0]).astype(int) + dx
-            rows = np.round(uv[:, 1]).astype(int) + dy
-            ok = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h) & (z > 0)
-            np.minimum.at(depth, (rows[ok], cols[ok]), z[ok])
     hand = depth < BACKGROUND_M
     shade = np.clip(255 - (depth - depth[hand].min(initial=0.4)) * 800, 120, 255)
     rgb[hand] = np.stack([shade, shade * 0.75, shade * 0.6], axis=-1)[hand].astype(np.uint8)
