@@ -94,3 +94,20 @@ def test_cli_bad_plot_path_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[
     code = main(["overfit", "--plot", str(tmp_path / "curves.jpg")])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_short_run_without_a_stalled_term_blames_steps_or_lr() -> None:
+    report = run(ToyUTNet(), OverfitOptions(steps=15, lr=1e-2, target_fraction=0.3))
+    terms, drop = report.check("overfit_terms"), report.check("overfit_total_drop")
+    assert terms.status.value == "pass", terms.message
+    assert drop.status.value == "fail" and drop.details["stalled"] == {}
+    assert "every term falls, none stalled" in drop.message
+    assert "broken" not in drop.hint
+    assert "raise --steps (now 15) or --lr (now 0.01)" in drop.hint
+
+
+def test_stalled_term_hint_points_at_its_gradient_path() -> None:
+    report = run(ToyUTNet(detach_coarse=True), OverfitOptions(steps=40, lr=1e-2))
+    drop = report.check("overfit_total_drop")
+    assert drop.status.value == "fail" and drop.details["stalled"], drop.message
+    assert "stalled:" in drop.message and "path to the weights is broken" in drop.hint

@@ -227,13 +227,25 @@ def _stalled_terms(history: OverfitHistory, stall: float) -> list[tuple[str, flo
     return out
 
 
+HINT_STALLED = "the stalled term's path to the weights is broken: check utnet-diag grad-flow"
+
+
+def _hint_too_short(opts: OverfitOptions) -> str:
+    return (
+        f"no term stalled: the run was too short or the learning rate too low; raise --steps"
+        f" (now {opts.steps}) or --lr (now {opts.lr:g})"
+    )
+
+
 @OVERFIT_CHECKS.check(
     "overfit_total_drop",
     requires=("overfit_finite",),
-    hint="the stalled term's path to the weights is broken: check utnet-diag grad-flow",
+    hint=f"{HINT_STALLED}; if no term stalled, raise --steps or --lr",
 )
 def check_total_drop(ctx: CheckContext) -> Outcome:
-    """The total falls below the target fraction of its first value."""
+    """The total falls below the target fraction of its first value. On a failure the hint
+    depends on the terms: a stalled term points at its gradient path; when every term falls the
+    run was too short or the learning rate too low."""
     history, opts = _h(ctx), _opts(ctx)
     first, last = history.total[0], history.total[-1]
     ratio = last / first if first > 0 else 0.0
@@ -245,7 +257,11 @@ def check_total_drop(ctx: CheckContext) -> Outcome:
     if stalled:
         names = ", ".join(f"{TERM_LABELS.get(k, k)} at {r:.0%} of its start" for k, r in stalled)
         text += f"; stalled: {names}"
-    return Outcome.fail(text, value=ratio, threshold=opts.target_fraction, details=details)
+        return Outcome.fail(text, value=ratio, threshold=opts.target_fraction, details=details,
+                            hint=HINT_STALLED)  # fmt: skip
+    text += f", above the target {opts.target_fraction:.0%}; every term falls, none stalled"
+    return Outcome.fail(text, value=ratio, threshold=opts.target_fraction, details=details,
+                        hint=_hint_too_short(opts))  # fmt: skip
 
 
 @OVERFIT_CHECKS.check(
