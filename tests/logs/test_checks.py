@@ -41,6 +41,8 @@ def test_spec_normal_passes_ranges_and_reports_total_mismatch_honestly() -> None
     assert total.value == pytest.approx(141.5622572, abs=1e-6)
     assert "no single term or weight explains it" in total.message
     assert "the weights were assumed" in total.message
+    # numbers at the logged total's precision (4 decimals), not float noise
+    assert "logged 3826.6260 vs weighted sum 3685.0637 (gap +141.5623, +3.70%)" in total.message
     solved = total.details["search"]["solved_weights"]
     assert solved["w_2d"] == pytest.approx(0.01 + 141.5622572 / 334.8019)
     assert solved["w_3d_joint"] == pytest.approx(0.05 + 141.5622572 / 73632.9062)

@@ -134,3 +134,9 @@ def test_resample_and_compact() -> None:
     assert resample([1.0, 3.0, 5.0, float("nan"), None, None], 3)[2] is None
     assert compact(73632.9062) == "73.6k" and compact(334.8019) == "334.8"
     assert compact(2.5e6) == "2.5M" and compact(float("nan")) == "nan" and compact(None) == "-"
+
+
+def test_one_block_is_singular(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["parse-log", str(FIXTURES / "spec_normal.log")])
+    out = capsys.readouterr().out
+    assert "1 loss block," in out and "1 loss blocks" not in out

@@ -47,7 +47,8 @@ def render_log_summary(console: Console, section: dict[str, Any], report: Report
     epochs = section.get("epochs") or [0, 0]
     line = Text(f"{section.get('path')}: ", style="bold")
     line.append(
-        f"{section.get('blocks')} loss blocks, epochs {epochs[0]}-{epochs[1]},"
+        f"{section.get('blocks')} loss block{'' if section.get('blocks') == 1 else 's'},"
+        f" epochs {epochs[0]}-{epochs[1]},"
         f" iters {section.get('first_iter')}..{section.get('last_iter')};"
         f" {section.get('lines_read')} lines read, {section.get('lines_skipped')} skipped"
     )

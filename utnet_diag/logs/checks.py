@@ -79,6 +79,16 @@ def _num(x: float) -> str:
     return f"{x:.9g}" if math.isfinite(x) else repr(float(x))
 
 
+def _num_printed(x: float, exponent: int, sign: bool = False) -> str:
+    """``x`` with as many decimals as a value printed to ``10**exponent`` (``decimals`` of
+    :class:`TrainingLog`: 3826.6260 -> -4), so a computed sum reads like the logged total."""
+    if not math.isfinite(x):
+        return repr(float(x))
+    if exponent > 0:
+        return f"{x:+.9g}" if sign else _num(x)
+    return f"{x:+.{-exponent}f}" if sign else f"{x:.{-exponent}f}"
+
+
 def _finite_values(log: TrainingLog, term: str) -> tuple[np.ndarray, np.ndarray]:
     """Indices (into blocks) and values of the finite, printed values of a term."""
     mask = log.present[term] & np.isfinite(log.values[term])
@@ -650,10 +660,13 @@ def check_total_consistency(ctx: CheckContext) -> Outcome:
     worst = int(bad[np.argmax(np.abs(gap[bad]))])
     block = int(blocks.index[worst])
     relative = gap[worst] / blocks.total[worst] if blocks.total[worst] else math.inf
+    printed = int(log.decimals["total"][block])  # the logged total's precision, e.g. -4
     head = (
         f"Total loss differs from the weighted sum in {bad.size}/{blocks.index.size} blocks"
-        f" ({described}); worst at {log.where(block)}: logged {_num(blocks.total[worst])} vs"
-        f" weighted sum {_num(predicted[worst])} (gap {gap[worst]:+.6g}, {relative:+.2%})"
+        f" ({described}); worst at {log.where(block)}: logged"
+        f" {_num_printed(blocks.total[worst], printed)} vs weighted sum"
+        f" {_num_printed(predicted[worst], printed)} (gap"
+        f" {_num_printed(gap[worst], printed, sign=True)}, {relative:+.2%})"
     )
     details.update(
         worst_block=block,
