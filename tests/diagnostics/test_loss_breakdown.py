@@ -117,6 +117,17 @@ def test_predictions_in_metres(toy_batch) -> None:
     assert check.status is Status.FAIL and "metres" in check.message
 
 
+def test_gt_in_metres_is_not_called_mm(toy_batch) -> None:
+    toy_batch.tensors["keypoints_3d"][..., :3] /= 1000.0  # GT in metres, predictions in mm
+    report = loss_breakdown(utnet_toy.ToyUTNet(), toy_batch)
+    check = report.check("pred_kp3d_units")
+    assert check.status is Status.FAIL
+    assert "(GT looks like metres, predictions mm)" in check.message
+    gt_text = check.message.split("GT hand span ")[1].split(":")[0]
+    assert gt_text.endswith("(units of the batch)") and "mm" not in gt_text
+    assert check.message.startswith("predicted hand span ") and " mm (median" in check.message
+
+
 def test_vertex_term_when_enabled(toy_batch) -> None:
     cfg = load_config(preset="recommended")
     cfg = replace(cfg, weights=replace(cfg.weights, use_vertex_loss=True))

@@ -28,6 +28,7 @@ PRIOR_ALARM = 5000.0  # spec 9.4: "Prior loss (shape): 5000.0  # too large"
 AUX_HEALTHY = 1.0  # spec 9.2: "< 1.0"
 DOMINANT_SHARE = 0.9  # a term above this share of the weighted total drowns the others
 KP2D_LIMIT = 0.5  # spec 1.3: normalized to [-0.5, 0.5]
+SPAN_MM_RANGE = (20.0, 400.0)  # wrist-to-farthest-joint distance of a hand, mm
 KP2D_HARD_LIMIT = 1.0  # beyond this the units are wrong (pixels, [0,1] crops scaled twice)
 
 HINT_2D = (
@@ -371,17 +372,29 @@ def pred_kp3d_units(ctx: CheckContext) -> Outcome:
         gt_span = float(_span_mm(gt.float().to(pred.device), root).median())
         if gt_span > 0 and span > 0:
             ratio = span / gt_span
-            text = f"predicted hand spans {span:.4g} mm (median), GT {gt_span:.4g} mm: ratio {ratio:.3g}"
+            text = (
+                f"predicted hand span {_span_text(span, 'the model')} (median, from the wrist),"
+                f" GT hand span {_span_text(gt_span, 'the batch')}: ratio {ratio:.3g}"
+            )
             if ratio > 5 or ratio < 0.2:
                 guess = _unit_guess(ratio)
                 return Outcome.fail(f"{text}{guess}", value=ratio, threshold=[0.2, 5])
             return Outcome.ok(text, value=ratio, threshold=[0.2, 5])
     text = f"predicted hand spans {span:.4g} from the wrist (median)"
+    limits = list(SPAN_MM_RANGE)
     if span < 0.5:
-        return Outcome.fail(f"{text}: metres, not mm?", value=span, threshold=[20, 400])
-    if span < 20 or span > 400:
-        return Outcome.warn(f"{text}: outside 20-400 mm", value=span, threshold=[20, 400])
-    return Outcome.ok(f"{text} mm", value=span, threshold=[20, 400])
+        return Outcome.fail(f"{text}: metres, not mm?", value=span, threshold=limits)
+    if span < SPAN_MM_RANGE[0] or span > SPAN_MM_RANGE[1]:
+        return Outcome.warn(f"{text}: outside 20-400 mm", value=span, threshold=limits)
+    return Outcome.ok(f"{text} mm", value=span, threshold=limits)
+
+
+def _span_text(span: float, whose: str) -> str:
+    """'183.2 mm' for a span a hand has in mm (20-400), else '0.1832 (units of the batch)': the
+    unit is claimed only where the number fits it."""
+    if SPAN_MM_RANGE[0] <= span <= SPAN_MM_RANGE[1]:
+        return f"{span:.4g} mm"
+    return f"{span:.4g} (units of {whose})"
 
 
 def _unit_guess(ratio: float) -> str:
