@@ -58,8 +58,8 @@ def test_scan_of_a_clean_tree_exits_zero(tmp_path, capsys):
         (["check-batch", "--dataset", "ho3d", "--root", "{root}", "--indices", "99"],
          "the dataset has 16 samples"),
         (["check-batch", "b.pt", "--dataset", "ho3d", "--root", "{root}"], "not both"),
-        (["check-batch", "--dataset", "ho3d", "--root", "{root}", "--indices", "8-10"],
-         "none of the 3 selected ho3d frames has a usable annotation"),
+        (["check-batch", "--dataset", "ho3d", "--root", "{root}", "--indices", "6-7"],
+         "none of the 2 selected ho3d frames has a usable annotation"),
     ],
 )  # fmt: skip
 def test_bad_inputs_exit_2_with_one_line(ho3d_tree, capsys, args, match):
@@ -96,3 +96,50 @@ def test_check_batch_on_dataset_frames_catches_a_planted_fault(ho3d_tree, capsys
     # sample 2 holds millimetres in the metres field: its hand is 1000x too large
     assert code == 1 and units["status"] in ("warn", "fail")
     assert "train/ABF10/0002" in units["message"]
+
+
+def _check_batch_json(root, indices, capsys, *extra):
+    code = main(["check-batch", "--dataset", "ho3d", "--root", root, "--indices", indices,
+                 "--json", *extra])  # fmt: skip
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out), captured.err
+
+
+def test_check_batch_fails_on_frames_whose_files_are_bad(ho3d_tree, capsys):
+    # 0 clean, 8 meta missing, 10 unsafe meta, 11 truncated RGB (kept, its image dropped)
+    code, report, _ = _check_batch_json(ho3d_tree.root, "0,8,10-11", capsys)
+    files = report["checks"][0]
+    assert code == 1 and files["id"] == "dataset_files" and files["status"] == "fail"
+    assert files["value"] == 3 and files["hint"]
+    frames = {f["sample_id"]: f for f in files["details"]["frames"]}
+    assert set(frames) == {"train/MC1/0000", "train/MC1/0002", "train/MC1/0003"}
+    assert frames["train/MC1/0000"]["check"] == "meta_missing"
+    assert frames["train/MC1/0000"]["path"].endswith("train/MC1/meta/0000.pkl")
+    assert frames["train/MC1/0002"]["check"] == "meta_unsafe"
+    assert frames["train/MC1/0003"]["check"] == "rgb_readable"
+    assert "3/4 selected frames" in files["message"] and "train/MC1/0000" in files["message"]
+    assert report["batch"]["size"] == 2  # frames 0 and 11 (annotated) are still checked
+
+
+def test_check_batch_of_only_bad_files_fails_with_exit_1(ho3d_tree, capsys):
+    code, report, err = _check_batch_json(ho3d_tree.root, "8-10", capsys)
+    assert code == 1 and "Traceback" not in err
+    assert [(c["id"], c["status"]) for c in report["checks"]] == [("dataset_files", "fail")]
+    assert report["checks"][0]["value"] == 3
+
+
+def test_check_batch_unannotated_frame_is_a_warning_not_a_failure(ho3d_tree, capsys):
+    code, report, _ = _check_batch_json(ho3d_tree.root, "0,6,14", capsys)
+    files = report["checks"][0]
+    assert files["id"] == "dataset_files" and files["status"] == "warn"
+    assert files["details"]["unannotated"] == ["train/ABF10/0006"]
+    assert files["details"]["frames"] == []
+    assert code == 0 and report["batch"]["size"] == 2
+    code, _, _ = _check_batch_json(ho3d_tree.root, "0,6,14", capsys, "--fail-on", "warn")
+    assert code == 1
+
+
+def test_check_batch_of_clean_frames_passes_dataset_files(ho3d_tree, capsys):
+    code, report, _ = _check_batch_json(ho3d_tree.root, "0,14-15", capsys)
+    files = report["checks"][0]
+    assert (files["id"], files["status"], files["value"]) == ("dataset_files", "pass", 0)

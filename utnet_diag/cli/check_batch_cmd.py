@@ -54,18 +54,21 @@ def check_batch_command(
     from utnet_diag.diagnostics.check_batch import check_batch
 
     cfg = load_config(config, preset.value if preset is not None else None)
-    if dataset is not None or root is not None:  # a batch built from HO3D / DexYCB frames
-        from utnet_diag.datasets.batch import dataset_batch
-
-        batch = dataset_batch(batch, dataset, root, split, indices)
-    elif batch is None:
-        from utnet_diag.errors import InputError
-
-        raise InputError("give a BATCH file, or --dataset and --root")
     mano_layer = None
     if mano is not None:
         from utnet_diag.mano import ManoLayer
 
         mano_layer = ManoLayer(path=mano)
-    report = check_batch(batch, cfg, mano=mano_layer, max_samples=max_samples)
+    if dataset is not None or root is not None:  # a batch built from HO3D / DexYCB frames
+        from utnet_diag.datasets.batch import check_dataset_batch
+
+        report = check_dataset_batch(
+            batch, dataset, root, split, indices, cfg, mano=mano_layer, max_samples=max_samples
+        )
+    elif batch is None:
+        from utnet_diag.errors import InputError
+
+        raise InputError("give a BATCH file, or --dataset and --root")
+    else:
+        report = check_batch(batch, cfg, mano=mano_layer, max_samples=max_samples)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

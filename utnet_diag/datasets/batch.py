@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from utnet_diag.datasets.common import (
     CanonicalChunk,
     DatasetReader,
+    SampleRecord,
     crop_image,
     hand_crop_boxes,
     normalize_to_crop,
@@ -28,6 +30,14 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225])
 DEFAULT_IMAGE_SIZE = (256, 256)
 DEFAULT_COUNT = 16
 MAX_BATCH = 4096
+DATASET_FILES_HINT = (
+    "fix or replace the listed files (a frame that cannot be read crashes the data loader or "
+    "turns a loss into NaN); 'utnet-diag scan' lists every such frame of the dataset"
+)
+UNANNOTATED_HINT = (
+    "unannotated frames (evaluation splits, no hand in view) cannot be trained on: leave them "
+    "out of the training list, or pick other --indices"
+)
 
 
 def open_reader(
@@ -35,7 +45,7 @@ def open_reader(
 ) -> DatasetReader:
     """The reader of ``dataset`` (``ho3d`` or ``dexycb``) at ``root``; default split: HO3D
     ``train``, DexYCB ``all``."""
-    from utnet_diag.errors import nearest
+    from utnet_diag.errors import did_you_mean
 
     name = (dataset or "").lower()
     if name == "ho3d":
@@ -46,9 +56,8 @@ def open_reader(
         from utnet_diag.datasets.dexycb import DexYCBReader
 
         return DexYCBReader(root, split or "all", mano_path=mano_path)
-    guess = nearest(name, ("ho3d", "dexycb"))
     raise InputError(
-        f"unknown dataset '{dataset}'" + (f"; did you mean '{guess}'?" if guess else ""),
+        f"unknown dataset '{dataset}'" + did_you_mean(name, ("ho3d", "dexycb")),
         hint="choose ho3d or dexycb",
     )
 
@@ -87,13 +96,22 @@ def build_batch(
     """A canonical :class:`utnet_diag.io.batch.Batch` of the annotated frames among ``indices``.
 
     Frames that are unannotated or unreadable are left out and listed in ``batch.notes``
-    (``scan`` reports them in detail); InputError when none is left.
+    (:func:`dataset_files_result` turns them into a check); InputError when none is left.
     """
-
     records = [reader.read(i, images) for i in indices]
-    chunk = reader.canonical(records)
+    return batch_from_records(reader, records, images, image_size)
+
+
+def batch_from_records(
+    reader: DatasetReader,
+    records: Sequence[SampleRecord],
+    images: bool = True,
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+):
+    """The Batch of the annotated frames among ``records`` (see :func:`build_batch`)."""
+    chunk = reader.canonical(list(records))
     notes = [
-        f"left out {r.sample_id}: {p.check}: {p.message}"
+        f"{'left out' if not r.annotated else 'kept'} {r.sample_id}: {p.check}: {p.message}"
         for r in records
         for p in r.problems
         if p.severity != "info" or not r.annotated
@@ -115,6 +133,58 @@ def build_batch(
     )
     batch.format = reader.name
     return batch
+
+
+def dataset_files_result(records: Sequence[SampleRecord], listed: int = 3):
+    """The ``dataset_files`` CheckResult of the selected frames.
+
+    FAIL when a frame's files are missing, unreadable or unsafe (or its calibration is missing):
+    such a frame crashes a data loader or poisons a loss, so it must not pass quietly just
+    because it was left out of the batch. WARN when frames are only unannotated (no hand label:
+    left out, nothing is wrong with the files). ``details["frames"]`` lists every offending frame
+    (sample id, path, reader check, severity, message); the message names the first ``listed``.
+    """
+    from utnet_diag.report.result import CheckResult, Status
+
+    bad = [(r, p) for r in records for p in r.problems if p.severity != "info"]
+    bad_ids = {r.sample_id for r, _ in bad}
+    unannotated = [r for r in records if not r.annotated and r.sample_id not in bad_ids]
+    details = {
+        "frames": [
+            {"index": p.index, "sample_id": p.sample_id, "path": p.path, "check": p.check,
+             "severity": p.severity, "message": p.message}
+            for _, p in bad
+        ],
+        "unannotated": [r.sample_id for r in unannotated],
+    }  # fmt: skip
+    total = len(records)
+    if bad:
+        shown = "; ".join(
+            f"{p.sample_id} {p.check}: {p.message} ({p.path})" for _, p in bad[:listed]
+        )
+        more = f"; and {len(bad) - listed} more" if len(bad) > listed else ""
+        worst = Status.FAIL if any(p.severity == "fail" for _, p in bad) else Status.WARN
+        return CheckResult(
+            "dataset_files", worst,
+            f"{len(bad_ids)}/{total} selected frames have missing, unreadable or unsafe files: "
+            f"{shown}{more}",
+            value=len(bad_ids), threshold=0, hint=DATASET_FILES_HINT, family="dataset",
+            details=details,
+        )  # fmt: skip
+    if unannotated:
+        names = ", ".join(r.sample_id for r in unannotated[:listed])
+        more = f" and {len(unannotated) - listed} more" if len(unannotated) > listed else ""
+        return CheckResult(
+            "dataset_files", Status.WARN,
+            f"{len(unannotated)}/{total} selected frames carry no hand annotation and were left "
+            f"out of the batch: {names}{more}",
+            value=len(unannotated), threshold=0, hint=UNANNOTATED_HINT, family="dataset",
+            details=details,
+        )  # fmt: skip
+    return CheckResult(
+        "dataset_files", Status.PASS, f"all {total} selected frames read and annotated",
+        value=0, threshold=0, family="dataset", details=details,
+    )  # fmt: skip
 
 
 def chunk_to_batch(
@@ -157,6 +227,17 @@ def chunk_to_batch(
     return batch
 
 
+def _dataset_reader(
+    batch_file: object, dataset: object, root: str | os.PathLike | None, split: str | None
+) -> DatasetReader:
+    if batch_file is not None:
+        raise InputError("give either a BATCH file or --dataset/--root, not both")
+    if dataset is None or root is None:
+        raise InputError("--dataset and --root go together")
+    name = getattr(dataset, "value", dataset)
+    return open_reader(str(name), root, split)
+
+
 def dataset_batch(
     batch_file: object,
     dataset: object,
@@ -166,10 +247,35 @@ def dataset_batch(
 ):
     """The Batch that ``check-batch --dataset D --root R [--split S] [--indices I]`` checks;
     InputError for a half-given or conflicting choice."""
-    if batch_file is not None:
-        raise InputError("give either a BATCH file or --dataset/--root, not both")
-    if dataset is None or root is None:
-        raise InputError("--dataset and --root go together")
-    name = getattr(dataset, "value", dataset)
-    reader = open_reader(str(name), root, split)
+    reader = _dataset_reader(batch_file, dataset, root, split)
     return build_batch(reader, parse_indices(indices, len(reader)))
+
+
+def check_dataset_batch(
+    batch_file: object,
+    dataset: object,
+    root: str | os.PathLike | None,
+    split: str | None,
+    indices: str | None,
+    config: Any = None,
+    mano: Any = None,
+    max_samples: int | None = None,
+):
+    """``check-batch --dataset``: the Report of :func:`utnet_diag.diagnostics.check_batch.
+    check_batch` on the selected frames, led by the ``dataset_files`` check (frames left out
+    because their files are missing, unreadable or unsafe fail it, so the exit code is 1).
+
+    When no selected frame is usable: a report with ``dataset_files`` alone if files are at fault;
+    InputError (exit 2) if the frames are only unannotated (nothing to check: pick others).
+    """
+    from utnet_diag.diagnostics.check_batch import COMMAND, check_batch
+    from utnet_diag.report.result import Report, Status
+
+    reader = _dataset_reader(batch_file, dataset, root, split)
+    records = [reader.read(i, True) for i in parse_indices(indices, len(reader))]
+    files = dataset_files_result(records)
+    if not any(r.annotated for r in records) and files.status is Status.FAIL:
+        return Report(COMMAND, [files], {})
+    report = check_batch(batch_from_records(reader, records), config, mano, max_samples)
+    report.checks.insert(0, files)
+    return report
