@@ -55,9 +55,25 @@ def model_kwargs(
     )
 
 
+# The runner's note for the embedded default batch: the run table's 'batch' row already says it.
+EMBEDDED_BATCH_NOTE = "batch: the embedded default"
+
+
+def stderr_notes(report: Any) -> list[str]:
+    """The run notes (loader warnings, conversions, batch notes) that the rendered report does not
+    show already: the batch section's notes and the embedded-default batch note are in the
+    report's tables, so each note is printed in one place."""
+    shown = set((report.sections.get("batch") or {}).get("notes") or [])
+    return [
+        note
+        for note in report.sections.get("run", {}).get("notes", [])
+        if note not in shown and not str(note).startswith(EMBEDDED_BATCH_NOTE)
+    ]
+
+
 def warn_loaded(report: Any) -> None:
-    """Print the model loader's warnings and the run notes on stderr."""
+    """Print on stderr the model loader's warnings and the run notes not already in the report."""
     from utnet_diag.cli.app import say
 
-    for note in report.sections.get("run", {}).get("notes", []):
+    for note in stderr_notes(report):
         say(f"note: {note}")
