@@ -38,6 +38,19 @@ def render_run(console: Console, section: dict[str, Any], report: Report) -> Non
     console.print(table)
 
 
+AUX_MARK = "*"  # the aux weight cell: L_aux carries w_aux and enters the total with weight 1
+
+
+def _is_aux(row: dict[str, Any]) -> bool:
+    return row.get("term") == "loss_aux"
+
+
+def _aux_note(w_aux: Any) -> Text:
+    inside = f"w_aux={_num(w_aux)}" if isinstance(w_aux, (int, float)) else "w_aux"
+    return Text(f"{AUX_MARK} loss_aux: {inside} is inside L_aux, which enters the total with"
+                " weight 1 (added once)", style="dim")  # fmt: skip
+
+
 @section_renderer("loss_table")
 def render_loss_table(console: Console, section: dict[str, Any], report: Report) -> None:
     rows = section.get("terms", [])
@@ -66,7 +79,8 @@ def render_loss_table(console: Console, section: dict[str, Any], report: Report)
                 error += f" ({_num(row['per_element_px256'], 3)} px@256)"
         else:
             error = ", ".join(f"{k} {_num(v, 3)}" for k, v in row.get("parts", {}).items())
-        cells = [row["label"], _num(row["logged"]), _num(row["weight"]),
+        weight = f"1{AUX_MARK}" if _is_aux(row) else _num(row["weight"])
+        cells = [row["label"], _num(row["logged"]), weight,
                  str(row["weight_source"]), _num(row["weighted"]), _share(row.get("share")),
                  _num(row.get("per_sample")), error]  # fmt: skip
         if one_source is not None:
@@ -78,10 +92,10 @@ def render_loss_table(console: Console, section: dict[str, Any], report: Report)
     table.add_row(*total)
     console.print(table)
     if one_source is not None:
-        aux = any("inside L_aux" in str(r["weight_source"]) for r in rows)
-        console.print(Text(f"weights from {one_source}"
-                           + ("; w_aux is inside L_aux (added once)" if aux else ""),
-                           style="dim"))  # fmt: skip
+        console.print(Text(f"weights from {one_source}", style="dim"))
+    aux = next((r for r in rows if _is_aux(r)), None)
+    if aux is not None:
+        console.print(_aux_note(aux["weight"]))
     skipped = section.get("skipped") or {}
     if skipped:
         text = "; ".join(f"{k}: {v}" for k, v in skipped.items())
@@ -156,12 +170,19 @@ def render_grad_terms(console: Console, section: dict[str, Any], report: Report)
     for name, justify in (("term", "left"), ("weight", "right"), ("boundary grad", "right"),
                           ("share", "right"), ("reaches", "left")):  # fmt: skip
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for t in section.get("terms", []):
+    terms = section.get("terms", [])
+    for t in terms:
         table.add_row(
-            t["term"] + ("" if t["active"] else " (off)"), _num(t["weight"]),
+            t["term"] + ("" if t["active"] else " (off)"),
+            f"{_num(t['weight'])}{AUX_MARK}" if _is_aux(t) else _num(t["weight"]),
             _num(t["boundary_norm"], 3), _share(t["share"]), ", ".join(t["reaches"]) or "nothing",
         )  # fmt: skip
     console.print(table)
+    if any(_is_aux(t) for t in terms):
+        # w_aux itself is in the loss table when the report has one (gate), not in grad_terms
+        loss_rows = (report.sections.get("loss_table") or {}).get("terms", [])
+        aux_row = next((r for r in loss_rows if _is_aux(r)), None)
+        console.print(_aux_note(aux_row["weight"] if aux_row is not None else None))
     conflicts = [c for c in section.get("conflicts", []) if c["cosine"] < 0]
     if conflicts:
         text = ", ".join(f"{c['a']}/{c['b']} {c['cosine']:.2f}" for c in conflicts)
