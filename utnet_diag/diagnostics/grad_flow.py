@@ -2,10 +2,12 @@
 
 Nothing is written to the model: gradients come from ``torch.autograd.grad`` (``.grad`` fields
 untouched, no optimizer step), the forward runs inside :func:`runner.training_step` (modes and
-buffers restored). Cost of the default path, beyond a plain training step: one small backward per
-active term through the heads only (to the trunk/heads boundary), and a walk of the autograd
-graph to find which module groups each term reaches. ``exact=True`` instead runs one full
-backward per term and reports exact per-term, per-group gradient norms.
+buffers restored). Cost of the default path, beyond a plain training step: for each active term
+but the largest, one backward through the heads only, from where the term's own part of the
+graph (loss, projection, conversions) ends to the trunk/heads boundary; and one walk of the
+autograd graph to find which module groups each term reaches and where those parts end.
+``exact=True`` instead runs one full backward per term and reports exact per-term, per-group
+gradient norms.
 """
 
 from __future__ import annotations
@@ -268,12 +270,11 @@ def compute_grad_stats(
 ) -> GradStats:
     """Gradients of the total loss (and per term) for a forward pass that kept its graph.
 
-    Default path, when the trunk/heads boundary is known: one backward of the total through the
-    heads (head parameters and the boundary), one backward through the trunk from the boundary
-    (together a plain training backward), and, for every active term but the largest, one
-    backward from where its own part of the graph ends (recorded during the first backward) to
-    the boundary; the largest term's boundary gradient is the total's minus the others'. With
-    ``exact``, one full backward per term.
+    Default path, when the trunk/heads boundary is known: one backward of the total to every
+    parameter, taking the boundary gradient on the way (a plain training backward), and, for
+    every active term but the largest, one backward from where its own part of the graph ends
+    (recorded by hooks during the first) to the boundary; the largest term's boundary gradient
+    is the total's minus the others'. With ``exact``, one full backward per term.
     """
     if not fwd.grad:
         raise ValueError("grad stats need a forward pass run with grad=True")
@@ -323,7 +324,7 @@ def compute_grad_stats(
     chain = [i for i in reached if not bypass_mask >> i & 1]
 
     grads: list[torch.Tensor | None] = [None] * len(params)
-    summary = _GradSummary()
+    summary = _GradSummary(params)
     boundary_grads: dict[str, torch.Tensor] = {}
     term_group_norms: dict[str, list[float]] = {}
     total = fwd.terms.total
@@ -349,28 +350,31 @@ def compute_grad_stats(
             term_group_norms = _per_term_group_norms(per_term, names_active, param_gid,
                                                      len(group_names))  # fmt: skip
         else:
-            # One pass through the heads for the total, one per term to the boundary except the
-            # largest, which is the total minus the others (exact up to rounding, as it dominates).
+            # One backward of the total (every parameter, and the boundary on the way), then one
+            # per term to the boundary except the largest, which is the total minus the others
+            # (exact up to rounding, as it dominates).
             sizes = torch.stack([(active[k] * terms[k].detach()).abs() for k in via]).tolist()
             anchor = via[sizes.index(max(sizes))] if via else None
             others = [k for k in via if k != anchor]
             captured, handles = _capture_frontiers(walk, terms, names_active, others, features)
             try:
-                found = _grad(total, [features] + direct_params)
+                found = _grad(total, [features] + direct_params + chain_params, retain=bool(others))
             finally:
                 for handle in handles:
                     handle.remove()
             g_total = found[0] if found[0] is not None else zero
-            for i, g in zip(direct, found[1:]):
+            for i, g in zip(direct + chain, found[1:]):
                 grads[i] = g
-            summary.add(direct, found[1:])
+            summary.add(direct + chain, found[1:])
             rest = zero
-            for k in others:
+            for n, k in enumerate(others):
+                last = n == len(others) - 1
                 if k in captured:  # from where the term's own part of the graph ends
                     edges = [GradientEdge(child, nr) for child, nr in captured[k]]
-                    g = _grad(edges, [features], list(captured[k].values()))[0] if edges else None
+                    g = (_grad(edges, [features], list(captured[k].values()), retain=not last)[0]
+                         if edges else None)  # fmt: skip
                 else:
-                    (g,) = _grad(active[k] * terms[k], [features])
+                    (g,) = _grad(active[k] * terms[k], [features], retain=not last)
                 boundary_grads[k] = g if g is not None else zero
                 rest = rest + boundary_grads[k]
             for k in names_active:
@@ -378,10 +382,6 @@ def compute_grad_stats(
                     boundary_grads[k] = zero
             if anchor is not None:
                 boundary_grads[anchor] = g_total - rest
-            chained = _grad(features, chain_params, g_total, retain=False)
-            for i, g in zip(chain, chained):
-                grads[i] = g
-            summary.add(chain, chained)
     elif names_active and exact:
         per_term = {i: [] for i in reached}
         for k in names_active:
@@ -398,10 +398,12 @@ def compute_grad_stats(
     if exact or not (names_active and usable):
         summary.add(range(len(params)), grads)
     per_term_boundary = (
-        torch.stack([boundary_grads[k] for k in names_active]) if boundary_grads else None
+        torch.stack([boundary_grads[k].reshape(-1) for k in names_active])
+        if boundary_grads
+        else None
     )
 
-    norms, nonzero, param_norms = summary.read(params)
+    norms, nonzero, param_norms = summary.read()
     groups = _group_rows(trainable, grads, norms, nonzero, param_norms, named, group_names, depth,
                          boundary.trunk)  # fmt: skip
     if exact:
@@ -412,14 +414,15 @@ def compute_grad_stats(
 
     # Terms: reach, boundary norms, shares, conflicts.
     b_norms: dict[str, float] = {}
-    flat: dict[str, torch.Tensor] = {}
     if per_term_boundary is not None:
-        rows = per_term_boundary.reshape(len(names_active), -1).double()
-        row_norms = rows.norm(dim=1).tolist()
+        # Gram matrix of the per-term boundary gradients (float32 products, float64 after):
+        # norms on its diagonal, cosines off it.
+        gram = (per_term_boundary @ per_term_boundary.T).double().tolist()
+        if not all(math.isfinite(v) for row in gram for v in row):  # overflow, or NaN/inf inside
+            rows = per_term_boundary.double()
+            gram = (rows @ rows.T).tolist()
         for k, term in enumerate(names_active):
-            flat[term] = rows[k]
-            b_norms[term] = row_norms[k]
-        gram = (rows @ rows.T).tolist()
+            b_norms[term] = math.sqrt(gram[k][k]) if gram[k][k] >= 0 else float("nan")
     b_sum = sum(v for v in b_norms.values() if math.isfinite(v))
     term_rows = []
     for term in terms:
@@ -524,9 +527,11 @@ class _GradSummary:
     """Norms and non-zero counts of gradients, taken right after the backward that made them
     (while they are still in cache) and read back at the end in one transfer."""
 
-    def __init__(self) -> None:
+    def __init__(self, params: list[torch.Tensor]) -> None:
         self.index: list[int] = []
-        self.parts: list[torch.Tensor] = []
+        self.params = len(params)
+        with torch.no_grad():  # the parameters' own norms, taken first
+            self.parts = [torch.stack(torch._foreach_norm(params)).double()] if params else []
 
     def add(self, indices: Any, grads: list[torch.Tensor | None]) -> None:
         """``grads[j]``: the gradient of parameter ``indices[j]`` (None: none)."""
@@ -540,16 +545,15 @@ class _GradSummary:
         self.index.extend(i for i, _ in pairs)
         self.parts.append(torch.cat((norms, nonzero)))
 
-    def read(self, params: list[torch.Tensor]) -> tuple[list[float | None], list[int], list[float]]:
+    def read(self) -> tuple[list[float | None], list[int], list[float]]:
         """Per parameter: gradient norm (None without gradient), non-zero gradient elements, and
         the parameter's own norm."""
-        with torch.no_grad():
-            values = [torch.stack(torch._foreach_norm(params)).double()] if params else []
-        sizes = [part.numel() // 2 for part in self.parts]
-        flat = torch.cat(values + self.parts).tolist() if values or self.parts else []
-        param_norms, at = flat[: len(params)], len(params)
-        norms: list[float | None] = [None] * len(params)
-        nonzero = [0] * len(params)
+        n = self.params
+        sizes = [part.numel() // 2 for part in self.parts[1:]]
+        flat = torch.cat(self.parts).tolist() if self.parts else []
+        param_norms, at = flat[:n], n
+        norms: list[float | None] = [None] * n
+        nonzero = [0] * n
         index = iter(self.index)
         for size in sizes:
             for j in range(size):
