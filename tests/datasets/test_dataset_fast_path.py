@@ -17,8 +17,10 @@ from utnet_diag.synthetic.trees import py2_meta_pickle, unsafe_pickle, write_ho3
 
 # Metas the per-sample path describes in different ways, written over frames of a clean tree.
 ODD_METAS = {
-    "pose_none": lambda m: {**m, "handPose": None},  # annotated, no MANO pose
+    "pose_none": lambda m: {**m, "handPose": None},  # annotated, half a MANO annotation
     "beta_none": lambda m: {**m, "handBeta": None},
+    "mano_none": lambda m: {**m, "handPose": None, "handBeta": None},  # annotated, no MANO
+    "nan_pose": lambda m: {**m, "handPose": np.full(48, np.nan, dtype=np.float32)},  # a NaN
     "bool_pose": lambda m: {**m, "handPose": np.zeros(48, dtype=bool)},  # not numeric: schema
     "complex_joints": lambda m: {**m, "handJoints3D": m["handJoints3D"].astype(np.complex64)},
     "transposed_joints": lambda m: {**m, "handJoints3D": m["handJoints3D"].T.copy()},
@@ -39,7 +41,7 @@ def odd_tree(tmp_path_factory):
     faults = {
         k: v for k, v in HO3D_PLANTED.items() if k not in ("truncated_rgb", "truncated_depth")
     }
-    manifest = write_ho3d_tree(root, sequences=("ABF10", "MC1", "SM2"), frames_per_sequence=12,
+    manifest = write_ho3d_tree(root, sequences=("ABF10", "MC1", "SM2"), frames_per_sequence=13,
                                images=False, faults=faults, seed=3)  # fmt: skip
     reader = HO3DReader(root)
     paths = [reader.paths(i)["meta"] for i in range(16, len(reader))]
@@ -63,6 +65,8 @@ def odd_tree(tmp_path_factory):
     os.makedirs(rest[6] + ".d", exist_ok=True)
     os.remove(rest[6])
     os.rename(rest[6] + ".d", rest[6])  # a directory where the meta file should be
+    with open(rest[7], "wb") as handle:  # _codecs.encode asked for another codec than latin1
+        handle.write(b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00xX\x06\x00\x00\x00utf-16\x86R.")
     return manifest
 
 
@@ -95,9 +99,15 @@ def test_fast_path_findings_identical_to_per_sample_path(odd_tree, chunk_size):
         assert found[odd[name]] == {"meta_schema"}, name
     for name in ("root_none", "root_only"):
         assert found[odd[name]] == {"annotation_present"}, name
-    for name in ("pose_none", "beta_none"):  # half a MANO annotation: the other half is NaN
-        assert found[odd[name]] == {"finite"}, name
-    for name in ("int_cam", "f8_joints", "big_extra"):
+    for name in ("pose_none", "beta_none"):  # half a MANO annotation: its own finding
+        assert found[odd[name]] == {"mano_complete"}, name
+    assert found[odd["nan_pose"]] == {"finite"}  # a stored NaN is a NaN
+    partial = {f.index: f for f in fast if f.check == "mano_complete"}
+    assert set(partial) == {odd["pose_none"], odd["beta_none"]}
+    assert "MANO shape (betas) given but no MANO pose" in partial[odd["pose_none"]].message
+    assert partial[odd["beta_none"]].value == "no MANO shape"
+    assert partial[odd["pose_none"]].severity == "warn"
+    for name in ("int_cam", "f8_joints", "big_extra", "mano_none"):
         assert odd[name] not in found, name
     rest = 16 + len(ODD_METAS)
     assert rest not in found and rest + 1 not in found  # protocol 2 from Python 3; trailing bytes
@@ -106,6 +116,7 @@ def test_fast_path_findings_identical_to_per_sample_path(odd_tree, chunk_size):
     assert found[rest + 4] == {"meta_unsafe"}  # persistent id
     assert found[rest + 5] == {"meta_unsafe"}  # os.system
     assert found[rest + 6] == {"meta_unreadable"}  # a directory
+    assert found[rest + 7] == {"meta_unsafe"}  # _codecs.encode(..., 'utf-16')
     assert not os.path.exists(os.path.join(odd_tree.root, "PWNED_fast"))
 
 
@@ -114,11 +125,11 @@ def test_fast_path_canonical_values_identical(odd_tree):
     indices = list(range(len(reader)))
     _, fast = reader.read_annotations(indices)
     slow = reader.canonical([reader.read(i) for i in indices])
-    assert len(fast) == len(slow) == 20  # of 36 frames, 16 are unreadable or unannotated
+    assert len(fast) == len(slow) == 22  # of 39 frames, 17 are unreadable or unannotated
     assert [r.index for r in fast.records] == [r.index for r in slow.records]
     assert [r.main_path for r in fast.records] == [r.main_path for r in slow.records]
     for name in ("joints_mm", "cam_k", "uv_px", "uv_given_px", "mano_pose", "mano_shape",
-                 "image_wh", "depth_at_joints_mm", "has_mano"):  # fmt: skip
+                 "image_wh", "depth_at_joints_mm", "has_mano", "mano_present"):  # fmt: skip
         np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name), err_msg=name)
     assert run_array_checks(fast, False) == run_array_checks(slow, False)
     # a chunk of regular frames only takes the checked stacking; values still equal
@@ -153,3 +164,14 @@ def test_load_meta_fast_uses_the_same_allow_list(tmp_path):
     loaded = load_meta_fast(str(path))
     np.testing.assert_array_equal(loaded["handBeta"], meta["handBeta"])
     assert loaded["objName"] == "x"
+
+
+def test_partial_mano_frame_enters_a_batch_without_mano(odd_tree):
+    from utnet_diag.datasets.batch import build_batch
+
+    reader = HO3DReader(odd_tree.root)
+    odd = dict(zip(ODD_METAS, range(16, 16 + len(ODD_METAS))))
+    picked = [odd["pose_none"], odd["beta_none"], odd["mano_none"], 0]
+    batch = build_batch(reader, picked, images=False)
+    assert batch.tensors["has_mano"].tolist() == [0.0, 0.0, 0.0, 1.0]
+    assert float(batch.tensors["mano_shape"][0].abs().sum()) == 0.0  # the given half is not used

@@ -69,6 +69,26 @@ def check_finite(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
     return out
 
 
+def check_mano_complete(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+    """Frames holding a MANO pose without a shape, or a shape without a pose."""
+    present = chunk.mano_present
+    if present is None:
+        return []
+    out = []
+    for row in np.flatnonzero(present.any(axis=1) & ~present.all(axis=1)):
+        given, missing = ("shape (betas)", "pose") if present[row, 1] else ("pose", "shape")
+        out.append(
+            (
+                int(row),
+                "warn",
+                f"partially annotated frame: MANO {given} given but no MANO {missing} (None); "
+                "its MANO loss has only half a target",
+                f"no MANO {missing}",
+            )
+        )
+    return out
+
+
 def check_kp3d_units(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
     a, b = SCALE_JOINTS
     scale = np.linalg.norm(chunk.joints_mm[:, b] - chunk.joints_mm[:, a], axis=-1)
@@ -323,6 +343,13 @@ DATASET_CHECKS: tuple[DatasetCheck, ...] = (
         check_finite,
     ),  # fmt: skip
     DatasetCheck(
+        "mano_complete",
+        "MANO pose and shape are given together",
+        "fill in the missing half, or train this frame without MANO supervision (has_mano = 0);"
+        " a loader that reads both pose and shape crashes on the None",
+        check_mano_complete,
+    ),
+    DatasetCheck(
         "kp3d_units",
         "3D joints are in millimetres (hand scale 20-300 mm)",
         "check units (mm): the spec's 3D loss expects millimetres",
@@ -387,7 +414,7 @@ CHECK_ORDER = {c.id: n for n, c in enumerate(DATASET_CHECKS)}
 NOT_APPLICABLE = {
     "ho3d": {"labels_missing", "labels_unreadable", "labels_unsafe", "labels_schema",
              "calibration_present", "kp2d_agrees"},
-    "dexycb": {"meta_unreadable", "meta_unsafe", "meta_schema"},
+    "dexycb": {"meta_unreadable", "meta_unsafe", "meta_schema", "mano_complete"},
 }  # fmt: skip
 
 

@@ -104,7 +104,9 @@ class CanonicalChunk:
     ``mano_pose`` (N,48) absolute axis-angle; ``mano_shape`` (N,10); ``image_wh`` (N,2) (NaN when
     not decoded); ``depth_at_joints_mm`` (N,21) depth image at the projected joints (NaN when no
     depth was read or the pixel is off the image or empty); ``has_mano`` (N,) bool: the frame has
-    MANO parameters (``mano_pose``/``mano_shape`` rows are NaN otherwise).
+    MANO parameters (``mano_pose``/``mano_shape`` rows are NaN otherwise); ``mano_present``
+    (N,2) bool or None: the annotation holds a MANO pose / a MANO shape at all (a frame with one
+    but not the other is partially annotated; None where the reader has no such notion).
     """
 
     records: list[SampleRecord]
@@ -117,6 +119,7 @@ class CanonicalChunk:
     image_wh: np.ndarray
     depth_at_joints_mm: np.ndarray
     has_mano: np.ndarray
+    mano_present: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.records)

@@ -13,7 +13,6 @@ img[:,:,1]*256`` on cv2's BGR image).
 
 from __future__ import annotations
 
-import codecs
 import os
 import pickle
 from collections.abc import Sequence
@@ -49,19 +48,12 @@ _MANO_TO_SPEC = np.array(MANO_TO_SPEC)
 IMAGE_SUFFIXES = (".jpg", ".png")
 
 
-def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
-    # Python 3 protocol-2 pickles store bytes as _codecs.encode(str, 'latin1'); nothing else.
-    if encoding.lower().replace("-", "") not in ("latin1", "iso88591"):
-        raise ValueError(f"encoding {encoding!r} refused")
-    return codecs.encode(text, "latin1")
-
-
 def meta_allow_list() -> dict[tuple[str, str], Any]:
     """Globals an HO3D meta pickle may name: numpy array reconstruction (plain ndarrays, dtypes,
     scalars) and ``_codecs.encode`` restricted to latin1 (Python 3 protocol-2 bytes)."""
-    from utnet_diag.io.safe_pickle import NUMPY_GLOBALS
+    from utnet_diag.io.safe_pickle import BYTES_GLOBALS, NUMPY_GLOBALS
 
-    allowed = {**NUMPY_GLOBALS, ("_codecs", "encode"): _latin1_encode}
+    allowed = {**NUMPY_GLOBALS, **BYTES_GLOBALS}
     # numpy's own C _reconstruct, without safe_pickle's Python wrapper (one call per array of
     # every frame: the wrapper alone cost 0.4x a bare unpickle). Its subtype check is moot here:
     # the only ndarray type this allow-list can produce is numpy.ndarray itself, and numpy
@@ -413,7 +405,19 @@ def _canonical(
     uv_px = project(joints_mm, cam_k)
     pose = stack_values(values["handPose"], (48,), checked)
     shape = stack_values(values["handBeta"], (10,), checked)
-    has_mano = np.isfinite(pose).any(axis=1) | np.isfinite(shape).any(axis=1)
+    # present = stored as an array (None: absent). Both present: the frame has MANO, and any
+    # NaN in it is a NaN (check "finite"); one of the two: a partial annotation ("mano_complete")
+    if checked:
+        present = np.ones((len(pose), 2), dtype=bool)
+    else:
+        present = np.array(
+            [
+                (p is not None, b is not None)
+                for p, b in zip(values["handPose"], values["handBeta"])
+            ],
+            dtype=bool,
+        ).reshape(-1, 2)
+    has_mano = present.all(axis=1)
     return CanonicalChunk(
         records=records,  # type: ignore[arg-type]
         joints_mm=joints_mm,
@@ -425,6 +429,7 @@ def _canonical(
         image_wh=image_wh,
         depth_at_joints_mm=depth_fn(uv_px),
         has_mano=has_mano,
+        mano_present=present,
     )
 
 
