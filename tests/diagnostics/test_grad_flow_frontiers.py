@@ -112,3 +112,19 @@ def test_default_matches_exact_on_the_reference_model(reference_inputs):
         # exact sums per-term gradients: an element may round to 0 in one order only
         assert math.isclose(fast_groups[group["name"]]["no_grad_share"], group["no_grad_share"],
                             abs_tol=1e-3)  # fmt: skip
+
+
+def test_grad_summary_counts_zeros_exactly():
+    from utnet_diag.diagnostics.grad_flow import _GradSummary
+
+    params = [torch.ones(3), torch.ones(4, dtype=torch.float16), torch.ones(2)]
+    grads = [torch.tensor([0.0, -0.0, float("nan")]), torch.zeros(4, dtype=torch.float16), None]
+    grads[1][1] = 2.0
+    for chosen in ([grads[0], None, None], grads):  # the float32-only path and the mixed one
+        summary = _GradSummary(params)
+        summary.add(range(3), chosen)
+        norms, nonzero, param_norms = summary.read()
+        assert nonzero[0] == 1 and math.isnan(norms[0])  # NaN counts as non-zero
+        assert norms[2] is None and nonzero[2] == 0
+        assert param_norms == pytest.approx([math.sqrt(3), 2.0, math.sqrt(2)])
+    assert nonzero[1] == 1 and norms[1] == 2.0

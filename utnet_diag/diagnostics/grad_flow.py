@@ -523,6 +523,9 @@ def _group_rows(trainable, grads, norms, nonzero, param_norms, named, group_name
     return [rows[i] for i in range(len(group_names))]
 
 
+_EXACT_COUNT = (torch.float32, torch.float64)  # dtypes whose L0 norm counts exactly to 2**24
+
+
 class _GradSummary:
     """Norms and non-zero counts of gradients, taken right after the backward that made them
     (while they are still in cache) and read back at the end in one transfer."""
@@ -541,7 +544,11 @@ class _GradSummary:
         present = [g for _, g in pairs]
         with torch.no_grad():
             norms = torch.stack(torch._foreach_norm(present)).double()
-            nonzero = torch.stack([torch.count_nonzero(g) for g in present]).double()
+            if all(g.dtype in _EXACT_COUNT and g.numel() <= 1 << 24 for g in present):
+                # one kernel for all: the L0 "norm" counts non-zero elements (exact in float32)
+                nonzero = torch.stack(torch._foreach_norm(present, 0)).double()
+            else:
+                nonzero = torch.stack([torch.count_nonzero(g) for g in present]).double()
         self.index.extend(i for i, _ in pairs)
         self.parts.append(torch.cat((norms, nonzero)))
 
