@@ -163,10 +163,6 @@ def as_loaded(model: Any) -> Any:
     return model
 
 
-def _buffers_snapshot(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(buf, buf.detach().clone()) for buf in model.buffers()]
-
-
 @contextmanager
 def training_step(model: nn.Module, seed: int = DEFAULT_SEED) -> Iterator[None]:
     """Train mode and a seeded, forked RNG for the duration; afterwards each module's mode and
@@ -176,9 +172,15 @@ def training_step(model: nn.Module, seed: int = DEFAULT_SEED) -> Iterator[None]:
     Every buffer is copied back: version counters do not see BatchNorm's running statistics."""
     modules = list(model.modules())
     modes = [m.training for m in modules]
-    buffers = _buffers_snapshot(model)
-    devices = {buf.device for buf, _ in buffers}
-    for module in modules:
+    buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
+    seen: set[int] = set()
+    devices: set[torch.device] = set()
+    for module in modules:  # model.buffers() and the devices, in one pass
+        for buf in module._buffers.values():
+            if buf is not None and id(buf) not in seen:
+                seen.add(id(buf))
+                buffers.append((buf, buf.detach().clone()))
+                devices.add(buf.device)
         devices.update(p.device for p in module._parameters.values() if p is not None)
     cuda = sorted({d.index or 0 for d in devices if d.type == "cuda"})
     try:
