@@ -5,7 +5,8 @@ Prints, on the embedded default (reference UTNet, synthetic batch of 16):
   their ratio (target: at most 1.3x); the same with ``exact=True``;
 - ``utnet-diag --help`` wall time against ``python -c "import torch"`` (target: at most 1/4).
 
-Run: ``python examples/benchmark.py [--device cpu|cuda] [--repeats 7] [--batch-size 16]``.
+Run: ``python examples/benchmark.py [--device cpu|cuda] [--repeats 7] [--batch-size 16]
+[--threads N]``. On a machine shared with other jobs, ``--threads 1`` gives steadier numbers.
 """
 
 from __future__ import annotations
@@ -42,11 +43,14 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--skip-cli", action="store_true", help="skip the --help timing")
     args = parser.parse_args()
 
     import torch
 
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     from utnet_diag.diagnostics.grad_flow import grad_flow
     from utnet_diag.diagnostics.runner import load_inputs
     from utnet_diag.losses import compute_terms
@@ -84,14 +88,21 @@ def main() -> None:
         flow_times.append(_median_time(diag(False), 1, sync))
         exact_times.append(_median_time(diag(True), 1, sync))
     # The minimum is the run least disturbed by other processes; the median is shown beside it.
+    # Ratios: of the minima, of the medians, and the median of each repeat's own ratio (the plain
+    # step and grad_flow timed back to back, so both saw about the same machine load).
     rows = [("plain training step", plain_times), ("grad_flow", flow_times),
             ("grad_flow --exact", exact_times)]  # fmt: skip
-    plain = min(plain_times)
+    plain, plain_median = min(plain_times), statistics.median(plain_times)
     for label, times in rows:
         best, median = min(times), statistics.median(times)
-        ratio = "" if times is plain_times else f"   ratio {best / plain:5.2f}x"
-        target = " (target <= 1.3x)" if times is flow_times else ""
-        print(f"{label:26s} {best * 1e3:8.1f} ms min, {median * 1e3:8.1f} ms median{ratio}{target}")
+        line = f"{label:22s} {best * 1e3:7.1f} ms min, {median * 1e3:7.1f} ms median"
+        if times is not plain_times:
+            paired = statistics.median(t / p for t, p in zip(times, plain_times))
+            line += (f"   ratio {best / plain:4.2f}x min, {median / plain_median:4.2f}x median,"
+                     f" {paired:4.2f}x paired")  # fmt: skip
+        if times is flow_times:
+            line += " (target <= 1.3x)"
+        print(line)
 
     if args.skip_cli:
         return
