@@ -30,6 +30,7 @@ from utnet_diag.cli.options import (
     RepoOpt,
     UnsafeLoadOpt,
 )
+from utnet_diag.cli.render_advice import TargetSharesOpt
 
 
 @app.command("grad-flow")
@@ -49,6 +50,7 @@ def grad_flow_command(
     depth: DepthOpt = 1,
     plot: PlotOpt = None,
     seed: SeedOpt = 0,
+    target_shares: TargetSharesOpt = None,
     json_out: JsonOpt = False,
     junit: JunitOpt = None,
     fail_on: FailOnOpt = FailOn.fail,
@@ -56,6 +58,9 @@ def grad_flow_command(
     """Gradients of one training step (weights unchanged): per module group, per loss term
     (which modules it reaches, its share at the trunk/heads boundary, conflicts), NaN origin."""
     from utnet_diag.cli import render_run  # noqa: F401  (registers the section renderers)
+    from utnet_diag.diagnostics.advisor import parse_target_shares
+
+    shares = parse_target_shares(target_shares)  # exit 2 on a malformed value, before loading
     from utnet_diag.diagnostics.grad_flow import grad_flow, save_grad_plot
 
     if plot is not None and not plot.parent.is_dir():
@@ -67,7 +72,7 @@ def grad_flow_command(
         model_factory=model_factory, output_map=output_map, mano=mano, device=device,
         max_samples=max_samples, unsafe_load=unsafe_load,
     )  # fmt: skip
-    report = grad_flow(exact=exact, depth=depth, seed=seed, **kwargs)
+    report = grad_flow(exact=exact, depth=depth, seed=seed, target_shares=shares, **kwargs)
     warn_loaded(report)
     if plot is not None:
         save_grad_plot(report, plot)

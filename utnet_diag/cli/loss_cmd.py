@@ -23,6 +23,7 @@ from utnet_diag.cli.options import (
     RepoOpt,
     UnsafeLoadOpt,
 )
+from utnet_diag.cli.render_advice import TargetSharesOpt
 
 
 @app.command("loss-breakdown")
@@ -39,6 +40,7 @@ def loss_breakdown_command(
     max_samples: MaxSamplesOpt = None,
     unsafe_load: UnsafeLoadOpt = False,
     seed: SeedOpt = 0,
+    target_shares: TargetSharesOpt = None,
     json_out: JsonOpt = False,
     junit: JunitOpt = None,
     fail_on: FailOnOpt = FailOn.fail,
@@ -46,6 +48,9 @@ def loss_breakdown_command(
     """Run the model once and report every loss term: value, weight and its source, weighted
     value, share, per-sample and per-element errors; the spec's ranges; MPJPE and PA-MPJPE."""
     from utnet_diag.cli import render_run  # noqa: F401  (registers the section renderers)
+    from utnet_diag.diagnostics.advisor import parse_target_shares
+
+    shares = parse_target_shares(target_shares)  # exit 2 on a malformed value, before loading
     from utnet_diag.diagnostics.loss_breakdown import loss_breakdown
 
     kwargs = model_kwargs(
@@ -53,6 +58,6 @@ def loss_breakdown_command(
         model_factory=model_factory, output_map=output_map, mano=mano, device=device,
         max_samples=max_samples, unsafe_load=unsafe_load,
     )  # fmt: skip
-    report = loss_breakdown(seed=seed, **kwargs)
+    report = loss_breakdown(seed=seed, target_shares=shares, **kwargs)
     warn_loaded(report)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

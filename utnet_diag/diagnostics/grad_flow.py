@@ -607,6 +607,7 @@ def grad_flow(
     exact: bool = False,
     depth: int = 1,
     seed: int = DEFAULT_SEED,
+    target_shares: dict[str, float] | None = None,
     **load_options: Any,
 ) -> Report:
     """One training step's gradients, per module group and per loss term; weights unchanged.
@@ -616,8 +617,11 @@ def grad_flow(
         batch: a Batch, a path, or None for the embedded default.
         exact: one full backward per term for exact per-term, per-group norms.
         depth: module-path depth of the groups (1: top-level children).
+        target_shares: gradient shares the ``weight_advice`` section advises weights for
+            (:mod:`utnet_diag.diagnostics.advisor`; default equal 2D and 3D joint).
     Returns:
-        Report ``grad-flow`` with sections ``run``, ``grad_modules``, ``grad_terms``.
+        Report ``grad-flow`` with sections ``run``, ``grad_modules``, ``grad_terms``,
+        ``weight_advice``.
     """
     from utnet_diag.diagnostics.loss_breakdown import run_section
 
@@ -630,7 +634,10 @@ def grad_flow(
     )
     with training_step(inputs.model, seed):
         fwd = forward_pass(inputs, grad=True, seed=seed)
-        checks, sections, _ = grad_from_forward(fwd, exact=exact, depth=depth)
+        checks, sections, stats = grad_from_forward(fwd, exact=exact, depth=depth)
+        from utnet_diag.diagnostics.advisor import advice_for_forward
+
+        sections["weight_advice"] = advice_for_forward(fwd, target_shares, stats)
     model_checks = list(getattr(inputs.loaded, "checks", []) or [])
     return Report("grad-flow", model_checks + checks, {"run": run_section(inputs, fwd), **sections})
 

@@ -197,6 +197,7 @@ def loss_breakdown(
     preset: str | None = None,
     device: str = "auto",
     seed: int = DEFAULT_SEED,
+    target_shares: dict[str, float] | None = None,
     **load_options: Any,
 ) -> Report:
     """Run the model once on ``batch`` and report every loss term against the spec.
@@ -207,15 +208,21 @@ def loss_breakdown(
             ``unsafe_load``); with nothing, the embedded reference model.
         batch: a Batch, a path, or None for the embedded default batch.
         config: a DiagConfig or a config.yaml path; ``preset`` picks the base weights.
+        target_shares: gradient shares the ``weight_advice`` section advises weights for
+            (one gradient pass, weights unchanged; default equal 2D and 3D joint).
     Returns:
-        Report ``loss-breakdown`` with sections ``run``, ``loss_table``, ``metrics``.
+        Report ``loss-breakdown`` with sections ``run``, ``loss_table``, ``metrics``,
+        ``weight_advice``.
     """
     inputs = load_inputs(
         batch=batch, config=config, preset=preset, device=device, model=model, **load_options
     )
     with training_step(inputs.model, seed):
-        fwd = forward_pass(inputs, grad=False, seed=seed)
+        fwd = forward_pass(inputs, grad=True, seed=seed)  # grad for the weight advice
         checks, sections = breakdown_from_forward(fwd)
+        from utnet_diag.diagnostics.advisor import advice_for_forward
+
+        sections["weight_advice"] = advice_for_forward(fwd, target_shares)
     model_checks = list(getattr(inputs.loaded, "checks", []) or [])
     return Report(
         "loss-breakdown", model_checks + checks, {"run": run_section(inputs, fwd), **sections}
