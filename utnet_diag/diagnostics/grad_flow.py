@@ -23,6 +23,7 @@ from torch.autograd.graph import GradientEdge
 
 from utnet_diag.checks.engine import CheckContext, run_checks
 from utnet_diag.checks.grad import GRAD_CHECKS
+from utnet_diag.diagnostics.resources import out_of_memory_as_input_error
 from utnet_diag.diagnostics.runner import (
     DEFAULT_SEED,
     ForwardResult,
@@ -578,7 +579,8 @@ def grad_from_forward(
 
     ``nan_origin``: a forward origin already found (gate passes loss-breakdown's), else searched
     for only when a gradient is non-finite."""
-    stats = compute_grad_stats(fwd, exact=exact, depth=depth)
+    with out_of_memory_as_input_error(fwd.batch.size, fwd.inputs.device):
+        stats = compute_grad_stats(fwd, exact=exact, depth=depth)
     origin = nan_origin
     bad = any(g["nonfinite"] for g in stats.groups) or not math.isfinite(stats.total_grad_norm)
     if bad and origin is None:

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from utnet_diag.config import DiagConfig, load_config
+from utnet_diag.diagnostics.resources import check_batch_fits, out_of_memory_as_input_error
 from utnet_diag.errors import InputError
 from utnet_diag.io.batch import Batch, load_batch
 from utnet_diag.losses import LossTerms, compute_terms
@@ -115,8 +116,12 @@ def load_inputs(
     from utnet_diag.device import resolve_device
 
     dev = resolve_device(device)
-    cfg = config if isinstance(config, DiagConfig) else load_config(config, preset)
     notes: list[str] = []
+    if config is None and repo is not None and (Path(repo) / "config" / "config.yaml").is_file():
+        # A UTNet checkout trains with its own config/config.yaml: its loss weights apply.
+        config = Path(repo) / "config" / "config.yaml"
+        notes.append(f"config: {config} (the --repo checkout's; pass --config to override)")
+    cfg = config if isinstance(config, DiagConfig) else load_config(config, preset)
     if isinstance(batch, Batch):
         data = batch if max_samples is None else batch.subset(max_samples)
     elif batch is None:
@@ -143,6 +148,7 @@ def load_inputs(
         )
     loaded = as_loaded(model)
     inputs = RunInputs(loaded, data, cfg, notes, host_batch=data)
+    check_batch_fits(data.tensors, data.size, inputs.device)
     inputs.batch = data.to(inputs.device)
     return inputs
 
@@ -294,7 +300,10 @@ def forward_pass(
     probe = _BoundaryProbe(inputs.model)
     start = time.perf_counter()
     try:
-        with torch.set_grad_enabled(grad):
+        with (
+            out_of_memory_as_input_error(inputs.batch.size, inputs.device),
+            torch.set_grad_enabled(grad),
+        ):
             outputs = inputs.loaded.forward(inputs.batch)
             elapsed = time.perf_counter() - start
             terms = compute_terms(
