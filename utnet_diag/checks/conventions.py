@@ -173,7 +173,7 @@ def _diagnose_projection(
 
 @CONVENTION_CHECKS.check(
     "kp2d_kp3d_consistency",
-    requires=("finite",),
+    requires=("finite", "kp3d_units"),  # a perspective fit needs 3D in mm (depth offsets)
     hint="2D must be the projection of the same sample's 3D, in the same joint order, with one "
     "scale for x and y (normalize both by the crop size)",
 )
