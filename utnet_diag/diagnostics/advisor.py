@@ -26,6 +26,7 @@ from typing import Any
 
 from utnet_diag.config import RECOMMENDED_RANGES, LossWeights
 from utnet_diag.errors import InputError, did_you_mean
+from utnet_diag.losses.functional import TERM_LABELS
 
 WEIGHT_NAME = {
     "loss_2d": "w_2d",
@@ -44,13 +45,6 @@ TERM_ALIASES = {
     "prior": "loss_prior",
     "aux": "loss_aux",
     **{term: term for term in WEIGHT_NAME},
-}
-TERM_LABELS = {
-    "loss_2d": "2D keypoint loss",
-    "loss_3d_joint": "3D joint loss",
-    "loss_3d_vert": "3D vertex loss",
-    "loss_prior": "prior loss",
-    "loss_aux": "aux loss",
 }
 DEFAULT_TARGET_SHARES = {"loss_2d": 0.5, "loss_3d_joint": 0.5}
 DOMINANT_SHARE = 0.8  # the 3D term "dominates" above this share of the gradient at the trunk

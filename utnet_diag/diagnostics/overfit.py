@@ -32,16 +32,10 @@ from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome, run_c
 from utnet_diag.diagnostics.metrics import pose_metrics
 from utnet_diag.diagnostics.runner import RunInputs, _gt_vertices, _protocol_model
 from utnet_diag.losses import compute_terms
+from utnet_diag.losses.functional import TERM_LABELS
 from utnet_diag.report.result import Report
 
 OVERFIT_CHECKS = CheckRegistry("overfit")
-TERM_LABELS = {
-    "loss_2d": "2D keypoint loss",
-    "loss_3d_joint": "3D joint loss",
-    "loss_3d_vert": "3D vertex loss",
-    "loss_prior": "prior loss",
-    "loss_aux": "aux loss",
-}
 # Below this many parameters a CPU run uses one intra-op thread (see the module docstring).
 SMALL_MODEL_PARAMETERS = 1_000_000
 

@@ -1,6 +1,7 @@
 """The spec's loss terms (public API): pure functions on tensors, differentiable, any device."""
 
 from utnet_diag.losses.functional import (
+    TERM_LABELS,
     TERMS,
     LossShapeError,
     aux_loss,
@@ -16,6 +17,7 @@ from utnet_diag.losses.functional import (
 from utnet_diag.losses.terms import LossTerms, compute_terms
 
 __all__ = [
+    "TERM_LABELS",
     "TERMS",
     "LossShapeError",
     "LossTerms",

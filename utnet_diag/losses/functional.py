@@ -13,6 +13,14 @@ import torch
 from utnet_diag.errors import InputError
 
 TERMS = ("loss_2d", "loss_3d_joint", "loss_3d_vert", "loss_prior", "loss_aux")
+# How reports name each term (the training log's wording).
+TERM_LABELS = {
+    "loss_2d": "2D keypoint loss",
+    "loss_3d_joint": "3D joint loss",
+    "loss_3d_vert": "3D vertex loss",
+    "loss_prior": "prior loss",
+    "loss_aux": "aux loss",
+}
 
 
 class LossShapeError(InputError, ValueError):
