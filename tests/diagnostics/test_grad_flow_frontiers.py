@@ -1,5 +1,5 @@
-"""grad-flow's default path on the reference UTNet: per-term boundary gradients taken from where
-each term's own part of the graph ends equal a backward from the term itself."""
+"""grad-flow's default path on the reference UTNet: per-term boundary gradients (the largest
+term's by subtraction from the total's) agree with exact mode's, and weights are untouched."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import math
 
 import pytest
 import torch
-from torch.autograd.graph import GradientEdge
 
-from utnet_diag.diagnostics.grad_flow import GraphWalk, _capture_frontiers, grad_flow
-from utnet_diag.diagnostics.runner import forward_pass, load_inputs, training_step
+from utnet_diag.diagnostics.grad_flow import grad_flow
+from utnet_diag.diagnostics.runner import load_inputs
 from utnet_diag.model.reference import build_reference
 from utnet_diag.synthetic.sample import make_sample_batch
 
@@ -28,62 +27,6 @@ def _state_hash(model: torch.nn.Module) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().contiguous().numpy().tobytes())
     return digest.hexdigest()
-
-
-def test_frontier_gradients_equal_a_backward_from_each_term(reference_inputs):
-    inputs = reference_inputs
-    weights = inputs.config.weights
-    with training_step(inputs.model):
-        fwd = forward_pass(inputs, grad=True)
-        terms, features = fwd.terms.terms, fwd.boundary.features
-        names = [k for k in terms if weights.weight_of(k) != 0]
-        assert names == ["loss_2d", "loss_3d_joint", "loss_prior", "loss_aux"]
-        walk = GraphWalk([t.grad_fn for t in terms.values()])
-        captured, handles = _capture_frontiers(walk, terms, names, names, features)
-        torch.autograd.grad(fwd.terms.total, [features], retain_graph=True)
-        for handle in handles:
-            handle.remove()
-        assert set(captured) == set(names)  # every term has a private part here
-        # aux's own part (MSE, 6D -> matrix -> axis-angle) ends at the coarse head's outputs
-        aux_private = _private_nodes(walk, terms, names, "loss_aux")
-        assert {"Atan2Backward0", "MseLossBackward0"} <= {type(n).__name__ for n in aux_private}
-        for name in names:
-            edges = [GradientEdge(child, nr) for child, nr in captured[name]]
-            (ours,) = torch.autograd.grad(edges, [features], list(captured[name].values()),
-                                          retain_graph=True)  # fmt: skip
-            (direct,) = torch.autograd.grad(weights.weight_of(name) * terms[name], [features],
-                                            retain_graph=True)  # fmt: skip
-            assert direct.abs().max() > 0, name
-            assert torch.allclose(ours, direct, rtol=1e-5, atol=1e-6 * float(direct.abs().max()))
-
-
-def _private_nodes(walk, terms, names, name):
-    """Nodes reached from ``name``'s root and from no other active term's root."""
-
-    def below(root):
-        seen, stack = set(), [root]
-        while stack:
-            node = stack.pop()
-            if node is not None and node not in seen:
-                seen.add(node)
-                stack.extend(c for c, _ in walk.children[node])
-        return seen
-
-    others = set().union(*(below(terms[k].grad_fn) for k in names if k != name))
-    return below(terms[name].grad_fn) - others
-
-
-def test_a_term_inside_another_has_no_private_part():
-    x = torch.randn(5, requires_grad=True)
-    inner = x.sin().sum()
-    outer = inner * 2 + x.cos().sum()
-    walk = GraphWalk([inner.grad_fn, outer.grad_fn])
-    frontiers = walk.frontiers({"inner": inner.grad_fn, "outer": outer.grad_fn})
-    assert "inner" not in frontiers  # the outer term reaches it: no part of its own
-    children = {child for _, _, child, _ in frontiers["outer"]}
-    assert inner.grad_fn in children  # outer's own part ends where inner begins
-    # a shared boundary stops every private part
-    assert walk.frontiers({"outer": outer.grad_fn}, shared=outer.grad_fn) == {}
 
 
 def test_default_matches_exact_on_the_reference_model(reference_inputs):
@@ -128,3 +71,47 @@ def test_grad_summary_counts_zeros_exactly():
         assert norms[2] is None and nonzero[2] == 0
         assert param_norms == pytest.approx([math.sqrt(3), 2.0, math.sqrt(2)])
     assert nonzero[1] == 1 and norms[1] == 2.0
+
+
+class _FrozenNormNet(torch.nn.Module):
+    """A model whose ``train()`` keeps its norm layer in eval mode (a common override)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Dropout(0.5))
+        self.norm = torch.nn.BatchNorm1d(3)
+
+    def train(self, mode: bool = True) -> _FrozenNormNet:
+        super().train(mode)
+        self.norm.eval()
+        return self
+
+
+def test_training_step_sets_modes_like_train_and_restores_them():
+    from utnet_diag.diagnostics.runner import training_step
+
+    plain = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Sequential(torch.nn.Dropout()))
+    plain.eval()
+    plain[1].train()  # a mixed state, restored module by module
+    with training_step(plain):
+        assert all(m.training for m in plain.modules())
+    assert [m.training for m in plain.modules()] == [False, False, True, True]
+
+    frozen = _FrozenNormNet().eval()
+    with training_step(frozen):  # the override runs: the norm layer stays in eval
+        assert frozen.training and frozen.body.training and not frozen.norm.training
+    assert not any(m.training for m in frozen.modules())
+
+
+def test_garbage_collector_state_is_restored(reference_inputs):
+    import gc
+
+    assert gc.isenabled()
+    grad_flow(reference_inputs.loaded, reference_inputs.batch)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        grad_flow(reference_inputs.loaded, reference_inputs.batch)
+        assert not gc.isenabled()  # left off when the caller had it off
+    finally:
+        gc.enable()

@@ -3,23 +3,24 @@
 Nothing is written to the model: gradients come from ``torch.autograd.grad`` (``.grad`` fields
 untouched, no optimizer step), the forward runs inside :func:`runner.training_step` (modes and
 buffers restored). Cost of the default path, beyond a plain training step: for each active term
-but the largest, one backward through the heads only, from where the term's own part of the
-graph (loss, projection, conversions) ends to the trunk/heads boundary; and one walk of the
-autograd graph to find which module groups each term reaches and where those parts end.
+but the largest, one backward from the term to the trunk/heads boundary (through the heads
+only); and one walk of the autograd graph to find which module groups each term reaches.
 ``exact=True`` instead runs one full backward per term and reports exact per-term, per-group
 gradient norms.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
-from torch.autograd.graph import GradientEdge
 
 from utnet_diag.checks.engine import CheckContext, run_checks
 from utnet_diag.checks.grad import GRAD_CHECKS
@@ -162,49 +163,6 @@ class GraphWalk:
         self.children = children
         self.order = order
 
-    def frontiers(
-        self, roots: dict[str, Any], shared: Any = None
-    ) -> dict[str, list[tuple[Any, int, Any, int]]]:
-        """Per root (name -> grad_fn), the edges that leave the part of the graph only that root
-        reaches: ``(node, input index, child, child output_nr)`` with ``node`` reached from no
-        other root and ``child`` reached from another one too. ``shared``: a node counted as
-        reached by every root (the trunk/heads boundary). A root that another root reaches has
-        no private part and is left out."""
-        names = list(roots)
-        everyone = (1 << (len(names) + 1)) - 1  # every root, and one more: never private
-        bits: dict[Any, int] = {}
-        for k, name in enumerate(names):
-            if roots[name] is not None:
-                bits[roots[name]] = bits.get(roots[name], 0) | 1 << k
-        if shared is not None:
-            bits[shared] = everyone
-        children = self.children
-        for node in reversed(self.order):  # every node before the nodes it leads to
-            b = bits.get(node)
-            if not b:
-                continue
-            for child, _ in children[node]:
-                if child is not None:
-                    bits[child] = bits.get(child, 0) | b
-        out: dict[str, list[tuple[Any, int, Any, int]]] = {}
-        for k, name in enumerate(names):
-            root = roots[name]
-            if root is None or bits.get(root) != 1 << k:
-                continue
-            edges = out[name] = []
-            stack, seen = [root], {root}
-            while stack:  # the private part is connected to its root
-                node = stack.pop()
-                for i, (child, nr) in enumerate(children[node]):
-                    if child is None:
-                        continue
-                    if bits[child] != 1 << k:
-                        edges.append((node, i, child, nr))
-                    elif child not in seen:
-                        seen.add(child)
-                        stack.append(child)
-        return out
-
 
 def _norms(tensors: list[torch.Tensor]) -> list[float]:
     if not tensors:
@@ -218,52 +176,12 @@ def _grad(
     grad_output: Any = None,
     retain: bool = True,
 ) -> list[torch.Tensor | None]:
-    """``torch.autograd.grad`` from ``output`` (a tensor, or GradientEdges with ``grad_output``
-    one tensor each) to ``inputs``, None for an input not reached."""
+    """``torch.autograd.grad`` from ``output`` (a tensor, with ``grad_output`` when not a scalar)
+    to ``inputs``, None for an input not reached."""
     if not inputs:
         return []
     return list(torch.autograd.grad(output, inputs, grad_output, retain_graph=retain,
                                     allow_unused=True))  # fmt: skip
-
-
-def _capture_frontiers(
-    walk: GraphWalk,
-    terms: dict[str, torch.Tensor],
-    active: list[str],
-    wanted: list[str],
-    features: torch.Tensor,
-) -> tuple[dict[str, dict[tuple[Any, int], torch.Tensor]], list[Any]]:
-    """Hooks that record, during the backward of the total, each ``wanted`` term's gradient where
-    the part of the graph only that term reaches hands over to shared nodes: term -> {(node,
-    output_nr): gradient}. A later backward from these edges gives the term's gradient at the
-    boundary without re-running its own part (loss, projection, conversions). The total is
-    the weighted sum of the active terms, so what flows out of a term's own part is exactly its
-    weighted gradient. Terms without a private part are left out (returns the hook handles)."""
-    captured: dict[str, dict[tuple[Any, int], torch.Tensor]] = {}
-    if features.grad_fn is None or not wanted:
-        return captured, []
-    roots = {k: terms[k].grad_fn for k in active}
-    frontiers = walk.frontiers(roots, shared=features.grad_fn)
-    by_node: dict[Any, list[tuple[str, int, Any, int]]] = {}
-    for k in wanted:
-        if k in frontiers:
-            captured[k] = {}
-            for node, i, child, nr in frontiers[k]:
-                by_node.setdefault(node, []).append((k, i, child, nr))
-
-    def recorder(entries: list[tuple[str, int, Any, int]]):
-        def hook(grad_inputs: tuple, _grad_outputs: tuple) -> None:
-            for k, i, child, nr in entries:
-                g = grad_inputs[i]
-                if g is not None:
-                    store = captured[k]
-                    key = (child, nr)
-                    store[key] = store[key] + g if key in store else g
-
-        return hook
-
-    handles = [node.register_hook(recorder(entries)) for node, entries in by_node.items()]
-    return captured, handles
 
 
 def compute_grad_stats(
@@ -273,12 +191,20 @@ def compute_grad_stats(
 
     Default path, when the trunk/heads boundary is known: one backward of the total to every
     parameter, taking the boundary gradient on the way (a plain training backward), and, for
-    every active term but the largest, one backward from where its own part of the graph ends
-    (recorded by hooks during the first) to the boundary; the largest term's boundary gradient
-    is the total's minus the others'. With ``exact``, one full backward per term.
+    every active term but the largest, one backward from the term to the boundary (run first,
+    keeping the graph, so that the total's backward frees it as it goes); the largest term's
+    boundary gradient is the total's minus the others'. With ``exact``, one full backward per
+    term.
     """
     if not fwd.grad:
         raise ValueError("grad stats need a forward pass run with grad=True")
+    with _cyclic_gc_paused():
+        return _compute_grad_stats(fwd, exact, depth, model)
+
+
+def _compute_grad_stats(
+    fwd: ForwardResult, exact: bool, depth: int, model: nn.Module | None
+) -> GradStats:
     start = time.perf_counter()
     model = model if model is not None else fwd.inputs.model
     weights = fwd.config.weights
@@ -351,33 +277,24 @@ def compute_grad_stats(
             term_group_norms = _per_term_group_norms(per_term, names_active, param_gid,
                                                      len(group_names))  # fmt: skip
         else:
-            # One backward of the total (every parameter, and the boundary on the way), then one
-            # per term to the boundary except the largest, which is the total minus the others
-            # (exact up to rounding, as it dominates).
+            # One backward per term to the boundary except the largest, which is the total minus
+            # the others (exact up to rounding, as it dominates), and one of the total (every
+            # parameter, and the boundary on the way).
             sizes = torch.stack([(active[k] * terms[k].detach()).abs() for k in via]).tolist()
             anchor = via[sizes.index(max(sizes))] if via else None
             others = [k for k in via if k != anchor]
-            captured, handles = _capture_frontiers(walk, terms, names_active, others, features)
-            try:
-                found = _grad(total, [features] + direct_params + chain_params, retain=bool(others))
-            finally:
-                for handle in handles:
-                    handle.remove()
+            # The other terms first, each from the term itself to the boundary (the graph kept),
+            # then the total, which frees the graph as it goes, as a plain training step does.
+            rest = zero
+            for k in others:
+                (g,) = _grad(active[k] * terms[k], [features])
+                boundary_grads[k] = g if g is not None else zero
+                rest = rest + boundary_grads[k]
+            found = _grad(total, [features] + direct_params + chain_params, retain=False)
             g_total = found[0] if found[0] is not None else zero
             for i, g in zip(direct + chain, found[1:]):
                 grads[i] = g
             summary.add(direct + chain, found[1:])
-            rest = zero
-            for n, k in enumerate(others):
-                last = n == len(others) - 1
-                if k in captured:  # from where the term's own part of the graph ends
-                    edges = [GradientEdge(child, nr) for child, nr in captured[k]]
-                    g = (_grad(edges, [features], list(captured[k].values()), retain=not last)[0]
-                         if edges else None)  # fmt: skip
-                else:
-                    (g,) = _grad(active[k] * terms[k], [features], retain=not last)
-                boundary_grads[k] = g if g is not None else zero
-                rest = rest + boundary_grads[k]
             for k in names_active:
                 if k not in via:
                     boundary_grads[k] = zero
@@ -572,6 +489,25 @@ class _GradSummary:
         return norms, nonzero, param_norms
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the duration (restored after, if it was on).
+
+    The graph walk keeps a few hundred autograd nodes and tuples alive at once; with the
+    collector on, each step crosses its allocation threshold and it traverses them (and
+    promotes them to older generations, which makes full collections come sooner) only to
+    find nothing: none of this forms reference cycles, so everything is freed by reference
+    counting as usual. Collections that are due run again once it is back on."""
+    enabled = gc.isenabled()
+    if enabled:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def grad_from_forward(
     fwd: ForwardResult, *, exact: bool = False, depth: int = 1, nan_origin: Any = None
 ) -> tuple[list[CheckResult], dict[str, Any], GradStats]:
@@ -631,14 +567,14 @@ def grad_flow(
         from utnet_diag.errors import InputError
 
         raise InputError(f"--depth must be >= 1, got {depth}")
+    from utnet_diag.diagnostics.advisor import advice_for_forward
+
     inputs = load_inputs(
         batch=batch, config=config, preset=preset, device=device, model=model, **load_options
     )
-    with training_step(inputs.model, seed):
+    with training_step(inputs.model, seed), _cyclic_gc_paused():
         fwd = forward_pass(inputs, grad=True, seed=seed)
         checks, sections, stats = grad_from_forward(fwd, exact=exact, depth=depth)
-        from utnet_diag.diagnostics.advisor import advice_for_forward
-
         sections["weight_advice"] = advice_for_forward(fwd, target_shares, stats)
     model_checks = list(getattr(inputs.loaded, "checks", []) or [])
     return Report("grad-flow", model_checks + checks, {"run": run_section(inputs, fwd), **sections})

@@ -194,16 +194,34 @@ def training_step(model: nn.Module, seed: int = DEFAULT_SEED) -> Iterator[None]:
             torch.default_generator.manual_seed(seed)
             for index in cuda:
                 torch.cuda.default_generators[index].manual_seed(seed)
-            model.train()
+            _set_train_modes(model, modules, [True] * len(modules))
             yield
     finally:
-        for module, mode in zip(modules, modes):
-            if module.training != mode:
-                module.training = mode
+        _set_train_modes(None, modules, modes)
         with torch.no_grad():
             for buf, saved in buffers:
                 if buf.shape == saved.shape:
                     buf.copy_(saved)
+
+
+def _set_train_modes(model: nn.Module | None, modules: list[nn.Module], modes: list[bool]) -> None:
+    """``module.training = mode`` for each module, as ``nn.Module.train`` sets it. With ``model``
+    (train mode wanted for all), ``model.train()`` itself runs when a module overrides ``train``
+    or ``__setattr__``; otherwise the flags are set directly (the same result, without the
+    recursion and ``nn.Module.__setattr__``'s lookups)."""
+    plain = all(
+        type(m).train is nn.Module.train and type(m).__setattr__ is nn.Module.__setattr__
+        for m in modules
+    )
+    if model is not None and not plain:
+        model.train()
+        return
+    for module, mode in zip(modules, modes):
+        if module.training != mode:
+            if plain:
+                object.__setattr__(module, "training", mode)
+            else:
+                module.training = mode
 
 
 def _protocol_model(model: nn.Module) -> nn.Module | None:
