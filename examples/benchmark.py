@@ -45,6 +45,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--skip-cli", action="store_true", help="skip the --help timing")
+    parser.add_argument(
+        "--model-preset",
+        default="tiny",
+        help="reference model size: tiny (the embedded default) or small (ViT-Ti trunk, 128x96)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -57,9 +62,19 @@ def main() -> None:
     from utnet_diag.model.reference import ReferenceConfig
     from utnet_diag.synthetic.sample import make_sample_batch
 
-    size = tuple(ReferenceConfig.preset("tiny").img_size)
+    config = ReferenceConfig.preset(args.model_preset)
+    size = tuple(config.img_size)
     batch = make_sample_batch(args.batch_size, seed=0, image_size=size)
-    inputs = load_inputs(batch=batch, device=args.device)
+    model = None
+    if args.model_preset != "tiny":
+        from utnet_diag.mano import ManoLayer
+        from utnet_diag.model.reference import build_reference
+        from utnet_diag.model.sources import LoadedModel
+
+        net = build_reference(config, mano=ManoLayer(), seed=0)
+        model = LoadedModel(model=net, device=torch.device("cpu"),
+                            source=f"reference UTNet ({config.name}, random init, seed 0)")  # fmt: skip
+    inputs = load_inputs(batch=batch, device=args.device, model=model)
     loaded, weights = inputs.loaded, inputs.config.weights
     device = inputs.device
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
