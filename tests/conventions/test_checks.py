@@ -65,6 +65,20 @@ def test_root_not_at_index_zero(sample_batch, mano_layer):
     assert res["joint_order"].details["permutation"][0] == 4
 
 
+def test_root_index_follows_diag_root_id(sample_batch, mano_layer):
+    """A batch whose wrist is at the root the config declares passes root_index."""
+    from utnet_diag.config import DiagConfig
+
+    moved = fc.move_root(sample_batch, 4)
+    ctx = CheckContext(batch=moved, mano=mano_layer, config=DiagConfig(root_id=4))
+    res = {r.id: r for r in run_checks(CONVENTION_CHECKS.specs, ctx)}
+    assert res["root_index"].status is Status.PASS and res["root_index"].value == 4
+    assert "diag.root_id" in res["root_index"].message
+    ctx = CheckContext(batch=sample_batch, mano=mano_layer, config=DiagConfig(root_id=4))
+    res = {r.id: r for r in run_checks(CONVENTION_CHECKS.specs, ctx)}
+    assert res["root_index"].status is Status.FAIL and "not 4" in res["root_index"].message
+
+
 def test_2d_from_another_sample_is_traced_to_that_sample(sample_batch):
     res = run(fc.kp2d_from_other_sample(sample_batch, [2, 5]))
     check = res["kp2d_kp3d_consistency"]

@@ -188,3 +188,17 @@ def test_face_indices_out_of_range(tmp_path):
     path.write_bytes(pickle.dumps(data, protocol=4))
     with pytest.raises(InputError, match=r"faces index vertices 1\.\.778"):
         load_mano_file(path)
+
+
+def test_sparse_state_from_old_scipy_with_shape_key(tmp_path):
+    """Pickles from scipy < 0.14 keep the csc shape under 'shape', not '_shape'."""
+
+    def old_scipy(official, classes):
+        state = official["J_regressor"].__dict__
+        state["shape"] = state.pop("_shape")
+
+    data, expected = official_structure_bytes(mutate=old_scipy)
+    path = tmp_path / "MANO_RIGHT.pkl"
+    path.write_bytes(data)
+    loaded, _ = load_mano_file(path)
+    np.testing.assert_array_equal(loaded["J_regressor"], expected["J_regressor"])

@@ -125,7 +125,7 @@ def joint_order(ctx: CheckContext) -> Outcome:
     hint="the losses take index 0 as the root: move the wrist to index 0 (or set diag.root_id)",
 )
 def root_index(ctx: CheckContext) -> Outcome:
-    """The wrist (root joint) is at index 0."""
+    """The wrist (root joint) is at the root index the losses use (``diag.root_id``, default 0)."""
     if ctx.batch is None or "keypoints_3d" not in ctx.batch:
         return Outcome.skip("no keypoints_3d in batch")
     result = _gt_order(ctx)
@@ -133,12 +133,16 @@ def root_index(ctx: CheckContext) -> Outcome:
         return Outcome.skip("no sample has all 21 joints annotated")
     if not result.plausible:
         return Outcome.skip("the joint order was not recognised (see joint_order)")
-    if result.root_index == 0:
-        return Outcome.ok("the wrist is at index 0", value=0, threshold=0)
+    expected = int(getattr(ctx.config, "root_id", 0) or 0)
+    if result.root_index == expected:
+        source = " (diag.root_id)" if expected != 0 else ""
+        return Outcome.ok(
+            f"the wrist is at index {expected}{source}", value=expected, threshold=expected
+        )
     return Outcome.fail(
-        f"the wrist is at index {result.root_index}, not 0: root-relative losses subtract the "
-        "wrong joint",
-        value=result.root_index, threshold=0,
+        f"the wrist is at index {result.root_index}, not {expected}: root-relative losses "
+        "subtract the wrong joint",
+        value=result.root_index, threshold=expected,
         details={"root_index": result.root_index, "permutation": list(result.permutation)},
     )  # fmt: skip
 

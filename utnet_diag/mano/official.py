@@ -110,7 +110,10 @@ def _dense_from_csc(matrix: CscMatrix, key: str) -> np.ndarray:
     data = np.asarray(matrix.field("data"), dtype=np.float64)
     indices = np.asarray(matrix.field("indices")).astype(np.int64)
     indptr = np.asarray(matrix.field("indptr")).astype(np.int64)
-    rows, cols = (int(n) for n in matrix.field("_shape"))
+    # scipy >= 0.14 pickles the shape as '_shape'; older files as 'shape'
+    state = matrix.state[0] if isinstance(matrix.state, tuple) else matrix.state
+    shape_key = "shape" if isinstance(state, dict) and "_shape" not in state else "_shape"
+    rows, cols = (int(n) for n in matrix.field(shape_key))
     if indptr.shape != (cols + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
         raise InputError(f"'{key}' is a malformed sparse matrix (bad indptr)")
     if indptr[-1] != data.size or data.size != indices.size:
