@@ -1,0 +1,77 @@
+"""The CLI frame: exit codes 0/1/2/3, one line per error, tracebacks only with UTNET_DIAG_DEBUG."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import typer
+
+from utnet_diag.cli.app import app, main
+
+
+@pytest.fixture
+def broken_command():
+    """A command that breaks the way a bug in the tool would (registered for one test)."""
+
+    @app.command("explode-for-test", hidden=True)
+    def explode(kind: str = "bug") -> None:
+        if kind == "interrupt":
+            raise KeyboardInterrupt
+        if kind == "exit1":
+            raise typer.Exit(1)
+        raise ZeroDivisionError("planted internal error")
+
+    yield
+    app.registered_commands[:] = [
+        c for c in app.registered_commands if c.name != "explode-for-test"
+    ]
+
+
+def test_internal_error_is_exit_3_with_one_line(broken_command, capsys, monkeypatch):
+    monkeypatch.delenv("UTNET_DIAG_DEBUG", raising=False)
+    assert main(["explode-for-test"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: ZeroDivisionError" in err
+    assert "UTNET_DIAG_DEBUG=1" in err and "Traceback" not in err
+
+
+def test_debug_env_re_raises(broken_command, monkeypatch):
+    monkeypatch.setenv("UTNET_DIAG_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(["explode-for-test"])
+
+
+def test_interrupt_and_exit_codes_pass_through(broken_command, capsys):
+    assert main(["explode-for-test", "--kind", "interrupt"]) == 130
+    assert main(["explode-for-test", "--kind", "exit1"]) == 1
+    capsys.readouterr()
+
+
+def test_usage_errors_are_exit_2(capsys):
+    assert main(["no-such-command"]) == 2
+    assert main(["check-batch", "--fail-on", "sometimes", "x.pt"]) == 2
+    err = capsys.readouterr().err
+    assert "No such command" in err and "--help" in err
+
+
+def test_help_is_exit_0(capsys):
+    assert main(["--help"]) == 0
+    assert "check-batch" in capsys.readouterr().out
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys; from utnet_diag.cli.app import main; "
+        "rc = main(['gate', '--help']); "
+        "print('torch' in sys.modules, rc)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False 0"
+
+
+def test_stdout_is_not_used_for_errors(capsys, tmp_path):
+    assert main(["check-batch", str(tmp_path / "missing.pt")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "missing.pt" in captured.err
