@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from utnet_diag.cli.app import app, emit, say
-from utnet_diag.cli.model_opts import SeedOpt
-from utnet_diag.cli.options import (
-    BatchOpt,
-    ConfigOpt,
-    DeviceOpt,
-    FailOn,
-    FailOnOpt,
-    JsonOpt,
-    JunitOpt,
-    ManoOpt,
-    MaxSamplesOpt,
-    ModelFactoryOpt,
-    OutputMapOpt,
-    PresetOpt,
-    RepoOpt,
-    UnsafeLoadOpt,
-)
+from utnet_diag.cli.model_opts import SeedOpt, with_model_options
+from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
 
 
 @app.command("compare")
+@with_model_options(exclude=("checkpoint",))
 def compare_command(
     checkpoint_a: Annotated[
         Path, typer.Argument(metavar="CKPT_A", help="Baseline checkpoint (A).")
@@ -35,16 +21,7 @@ def compare_command(
     checkpoint_b: Annotated[
         Path, typer.Argument(metavar="CKPT_B", help="Checkpoint compared with it (B).")
     ],
-    batch: BatchOpt = None,
-    config: ConfigOpt = None,
-    preset: PresetOpt = None,
-    repo: RepoOpt = None,
-    model_factory: ModelFactoryOpt = None,
-    output_map: OutputMapOpt = None,
-    mano: ManoOpt = None,
-    device: DeviceOpt = "auto",
-    max_samples: MaxSamplesOpt = None,
-    unsafe_load: UnsafeLoadOpt = False,
+    model_options: dict[str, Any],
     seed: SeedOpt = 0,
     max_regression: Annotated[
         Optional[float],
@@ -65,12 +42,8 @@ def compare_command(
 
     check_max_regression(max_regression)  # before anything heavy is loaded
     report = compare(
-        checkpoint_a, checkpoint_b, batch=batch, config=config,
-        preset=preset.value if preset is not None else None, repo=repo,
-        model_factory=model_factory, output_map=output_map, mano=mano, device=device,
-        max_samples=max_samples, unsafe_load=unsafe_load, max_regression=max_regression,
-        seed=seed,
-    )  # fmt: skip
+        checkpoint_a, checkpoint_b, max_regression=max_regression, seed=seed, **model_options
+    )
     for warning in report.sections["run"].get("warnings", []):
         say(f"warning: {warning}")
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

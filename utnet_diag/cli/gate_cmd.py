@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from utnet_diag.cli.app import app, emit
-from utnet_diag.cli.model_opts import DepthOpt, ExactOpt, SeedOpt, model_kwargs, warn_loaded
-from utnet_diag.cli.options import (
-    BatchOpt,
-    CheckpointOpt,
-    ConfigOpt,
-    DeviceOpt,
-    FailOn,
-    FailOnOpt,
-    JsonOpt,
-    JunitOpt,
-    ManoOpt,
-    MaxSamplesOpt,
-    ModelFactoryOpt,
-    OutputMapOpt,
-    PresetOpt,
-    RepoOpt,
-    UnsafeLoadOpt,
-)
+from utnet_diag.cli.model_opts import DepthOpt, ExactOpt, SeedOpt, warn_loaded, with_model_options
+from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
 
 
 @app.command("gate")
+@with_model_options()
 def gate_command(
-    checkpoint: CheckpointOpt = None,
-    batch: BatchOpt = None,
-    config: ConfigOpt = None,
-    preset: PresetOpt = None,
-    repo: RepoOpt = None,
-    model_factory: ModelFactoryOpt = None,
-    output_map: OutputMapOpt = None,
-    mano: ManoOpt = None,
-    device: DeviceOpt = "auto",
-    max_samples: MaxSamplesOpt = None,
-    unsafe_load: UnsafeLoadOpt = False,
+    model_options: dict[str, Any],
     exact: ExactOpt = False,
     depth: DepthOpt = 1,
     seed: SeedOpt = 0,
@@ -53,11 +30,6 @@ def gate_command(
     from utnet_diag.cli import render_batch, render_run  # noqa: F401  (section renderers)
     from utnet_diag.diagnostics.gate import gate
 
-    kwargs = model_kwargs(
-        checkpoint=checkpoint, batch=batch, config=config, preset=preset, repo=repo,
-        model_factory=model_factory, output_map=output_map, mano=mano, device=device,
-        max_samples=max_samples, unsafe_load=unsafe_load,
-    )  # fmt: skip
-    report = gate(exact=exact, depth=depth, seed=seed, **kwargs)
+    report = gate(exact=exact, depth=depth, seed=seed, **model_options)
     warn_loaded(report)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

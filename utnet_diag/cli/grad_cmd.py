@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from utnet_diag.cli.app import app, emit, say
@@ -10,42 +12,17 @@ from utnet_diag.cli.model_opts import (
     ExactOpt,
     PlotOpt,
     SeedOpt,
-    model_kwargs,
     warn_loaded,
+    with_model_options,
 )
-from utnet_diag.cli.options import (
-    BatchOpt,
-    CheckpointOpt,
-    ConfigOpt,
-    DeviceOpt,
-    FailOn,
-    FailOnOpt,
-    JsonOpt,
-    JunitOpt,
-    ManoOpt,
-    MaxSamplesOpt,
-    ModelFactoryOpt,
-    OutputMapOpt,
-    PresetOpt,
-    RepoOpt,
-    UnsafeLoadOpt,
-)
+from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
 from utnet_diag.cli.render_advice import TargetSharesOpt
 
 
 @app.command("grad-flow")
+@with_model_options()
 def grad_flow_command(
-    checkpoint: CheckpointOpt = None,
-    batch: BatchOpt = None,
-    config: ConfigOpt = None,
-    preset: PresetOpt = None,
-    repo: RepoOpt = None,
-    model_factory: ModelFactoryOpt = None,
-    output_map: OutputMapOpt = None,
-    mano: ManoOpt = None,
-    device: DeviceOpt = "auto",
-    max_samples: MaxSamplesOpt = None,
-    unsafe_load: UnsafeLoadOpt = False,
+    model_options: dict[str, Any],
     exact: ExactOpt = False,
     depth: DepthOpt = 1,
     plot: PlotOpt = None,
@@ -67,12 +44,7 @@ def grad_flow_command(
         from utnet_diag.errors import InputError
 
         raise InputError("output directory does not exist", path=str(plot.parent))
-    kwargs = model_kwargs(
-        checkpoint=checkpoint, batch=batch, config=config, preset=preset, repo=repo,
-        model_factory=model_factory, output_map=output_map, mano=mano, device=device,
-        max_samples=max_samples, unsafe_load=unsafe_load,
-    )  # fmt: skip
-    report = grad_flow(exact=exact, depth=depth, seed=seed, target_shares=shares, **kwargs)
+    report = grad_flow(exact=exact, depth=depth, seed=seed, target_shares=shares, **model_options)
     warn_loaded(report)
     if plot is not None:
         save_grad_plot(report, plot)

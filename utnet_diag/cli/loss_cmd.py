@@ -2,43 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from utnet_diag.cli.app import app, emit
-from utnet_diag.cli.model_opts import SeedOpt, model_kwargs, warn_loaded
-from utnet_diag.cli.options import (
-    BatchOpt,
-    CheckpointOpt,
-    ConfigOpt,
-    DeviceOpt,
-    FailOn,
-    FailOnOpt,
-    JsonOpt,
-    JunitOpt,
-    ManoOpt,
-    MaxSamplesOpt,
-    ModelFactoryOpt,
-    OutputMapOpt,
-    PresetOpt,
-    RepoOpt,
-    UnsafeLoadOpt,
-)
+from utnet_diag.cli.model_opts import SeedOpt, warn_loaded, with_model_options
+from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
 from utnet_diag.cli.render_advice import TargetSharesOpt
 
 
 @app.command("loss-breakdown")
+@with_model_options()
 def loss_breakdown_command(
-    checkpoint: CheckpointOpt = None,
-    batch: BatchOpt = None,
-    config: ConfigOpt = None,
-    preset: PresetOpt = None,
-    repo: RepoOpt = None,
-    model_factory: ModelFactoryOpt = None,
-    output_map: OutputMapOpt = None,
-    mano: ManoOpt = None,
-    device: DeviceOpt = "auto",
-    max_samples: MaxSamplesOpt = None,
-    unsafe_load: UnsafeLoadOpt = False,
+    model_options: dict[str, Any],
     seed: SeedOpt = 0,
     target_shares: TargetSharesOpt = None,
     json_out: JsonOpt = False,
@@ -53,11 +30,6 @@ def loss_breakdown_command(
     shares = parse_target_shares(target_shares)  # exit 2 on a malformed value, before loading
     from utnet_diag.diagnostics.loss_breakdown import loss_breakdown
 
-    kwargs = model_kwargs(
-        checkpoint=checkpoint, batch=batch, config=config, preset=preset, repo=repo,
-        model_factory=model_factory, output_map=output_map, mano=mano, device=device,
-        max_samples=max_samples, unsafe_load=unsafe_load,
-    )  # fmt: skip
-    report = loss_breakdown(seed=seed, target_shares=shares, **kwargs)
+    report = loss_breakdown(seed=seed, target_shares=shares, **model_options)
     warn_loaded(report)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

@@ -3,12 +3,27 @@ the ones of the gradient commands. Importing this module must not import torch."
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from utnet_diag.cli.options import Preset
+from utnet_diag.cli.options import (
+    BatchOpt,
+    CheckpointOpt,
+    ConfigOpt,
+    DeviceOpt,
+    ManoOpt,
+    MaxSamplesOpt,
+    ModelFactoryOpt,
+    OutputMapOpt,
+    PresetOpt,
+    RepoOpt,
+    UnsafeLoadOpt,
+)
 
 ExactOpt = Annotated[
     bool,
@@ -25,34 +40,58 @@ PlotOpt = Annotated[
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for dropout and other randomness.")]
 
 
-def model_kwargs(
-    *,
-    checkpoint: Path | None,
-    batch: Path | None,
-    config: Path | None,
-    preset: Preset | None,
-    repo: Path | None,
-    model_factory: str | None,
-    output_map: str | None,
-    mano: Path | None,
-    device: str,
-    max_samples: int | None,
-    unsafe_load: bool,
-) -> dict[str, Any]:
-    """The keyword arguments of the core model functions (``gate``, ``loss_breakdown``, ...)."""
-    return dict(
-        checkpoint=checkpoint,
-        batch=batch,
-        config=config,
-        preset=preset.value if preset is not None else None,
-        repo=repo,
-        model_factory=model_factory,
-        output_map=output_map,
-        mano=mano,
-        device=device,
-        max_samples=max_samples,
-        unsafe_load=unsafe_load,
-    )
+# The options every model command shares: (parameter name, option type, default).
+MODEL_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
+    ("checkpoint", CheckpointOpt, None),
+    ("batch", BatchOpt, None),
+    ("config", ConfigOpt, None),
+    ("preset", PresetOpt, None),
+    ("repo", RepoOpt, None),
+    ("model_factory", ModelFactoryOpt, None),
+    ("output_map", OutputMapOpt, None),
+    ("mano", ManoOpt, None),
+    ("device", DeviceOpt, "auto"),
+    ("max_samples", MaxSamplesOpt, None),
+    ("unsafe_load", UnsafeLoadOpt, False),
+)
+
+
+def with_model_options(
+    exclude: tuple[str, ...] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command the shared model options (less ``exclude``) without declaring them.
+
+    The command takes ``model_options``: the keyword arguments of the core model functions
+    (``gate``, ``loss_breakdown``, ``load_inputs``, ...). Its own arguments come first in
+    ``--help``, then the shared options, then its own options.
+    """
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        shared = [(n, t, d) for n, t, d in MODEL_OPTIONS if n not in exclude]
+        own = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in inspect.signature(command, eval_str=True).parameters.values()
+            if p.name != "model_options"
+        ]
+        shared_params = [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=t)
+            for n, t, d in shared
+        ]
+        arguments = [p for p in own if p.default is inspect.Parameter.empty]
+        options = [p for p in own if p.default is not inspect.Parameter.empty]
+
+        @functools.wraps(command)
+        def wrapper(**values: Any) -> Any:
+            given = {n: values.pop(n) for n, _, _ in shared}
+            preset = given.get("preset")
+            if preset is not None:
+                given["preset"] = preset.value
+            return command(model_options=given, **values)
+
+        wrapper.__signature__ = inspect.Signature(arguments + shared_params + options)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
 
 
 # The runner's note for the embedded default batch: the run table's 'batch' row already says it.

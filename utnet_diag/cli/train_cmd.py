@@ -3,44 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from utnet_diag.cli.app import app, emit, say, stderr_console
-from utnet_diag.cli.model_opts import model_kwargs
-from utnet_diag.cli.options import (
-    BatchOpt,
-    CheckpointOpt,
-    ConfigOpt,
-    DeviceOpt,
-    FailOn,
-    FailOnOpt,
-    JsonOpt,
-    JunitOpt,
-    ManoOpt,
-    MaxSamplesOpt,
-    ModelFactoryOpt,
-    OutputMapOpt,
-    PresetOpt,
-    RepoOpt,
-    UnsafeLoadOpt,
-)
+from utnet_diag.cli.model_opts import with_model_options
+from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
 
 
 @app.command("overfit")
+@with_model_options()
 def overfit_command(
-    checkpoint: CheckpointOpt = None,
-    batch: BatchOpt = None,
-    config: ConfigOpt = None,
-    preset: PresetOpt = None,
-    repo: RepoOpt = None,
-    model_factory: ModelFactoryOpt = None,
-    output_map: OutputMapOpt = None,
-    mano: ManoOpt = None,
-    device: DeviceOpt = "auto",
-    max_samples: MaxSamplesOpt = None,
-    unsafe_load: UnsafeLoadOpt = False,
+    model_options: dict[str, Any],
     steps: Annotated[int, typer.Option("--steps", min=2, help="AdamW steps.")] = 300,
     lr: Annotated[
         Optional[float], typer.Option("--lr", min=0.0, help="Default: the config's training lr.")
@@ -73,12 +48,7 @@ def overfit_command(
 
     if plot is not None and (plot.suffix.lower() != ".png" or not plot.parent.is_dir()):
         raise InputError("--plot must name a .png file in an existing folder", path=str(plot))
-    kwargs = model_kwargs(
-        checkpoint=checkpoint, batch=batch, config=config, preset=preset, repo=repo,
-        model_factory=model_factory, output_map=output_map, mano=mano, device=device,
-        max_samples=max_samples, unsafe_load=unsafe_load,
-    )  # fmt: skip
-    inputs = load_inputs(**kwargs)
+    inputs = load_inputs(**model_options)
     options = OverfitOptions(
         steps=steps,
         lr=lr if lr is not None else learning_rate_of(inputs.config),
