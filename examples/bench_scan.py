@@ -7,11 +7,17 @@ never opens the images), then times in one run, interleaved, median of ``--repea
 - ``scan_dataset(..., images=False)`` with one process (target: at most 1.25x the bare loop);
 - the same with ``--workers`` worker processes (target: at most the bare loop).
 
+The timings run in a process that has not imported torch, as ``utnet-diag scan --no-images``
+never does (the tree is written by a child process, since the synthetic writer needs torch).
+``--import-torch`` imports it first, as a Python user's process may have: forking such a
+process costs more (its page tables are larger), which the ``--workers`` line then shows.
+
 Besides wall time it prints the CPU time of the main process and of the worker processes
 (``RUSAGE_CHILDREN``): on a machine shared with other jobs, wall time says how much CPU the
 scheduler gave, CPU time how much work each variant did.
 
-Run: ``python examples/bench_scan.py [--frames 2000] [--workers 2] [--repeats 5] [--root DIR]``.
+Run: ``python examples/bench_scan.py [--frames 2000] [--workers 2] [--repeats 5] [--root DIR]
+[--import-torch]``.
 ``examples/benchmark.py`` calls :func:`bench_scan` for its scan section.
 """
 
@@ -21,8 +27,20 @@ import argparse
 import os
 import pickle
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+
+WRITE_TREE = """
+import sys
+from utnet_diag.synthetic.trees import write_ho3d_tree
+root, frames = sys.argv[1], int(sys.argv[2])
+per_sequence = 100
+names = [f"SEQ{k:03d}" for k in range(-(-frames // per_sequence))]
+write_ho3d_tree(root, sequences=names, frames_per_sequence=per_sequence, images=False,
+                faults={"nan_joints": [7], "huge_betas": [1234 % frames]})
+"""
 
 
 def bare_unpickle_loop(root: str, split: str = "train") -> int:
@@ -49,17 +67,13 @@ def bench_scan(frames: int = 2000, workers: int = 2, repeats: int = 5, root: str
     """Print and return the bare-loop and scan timings (seconds) on a ``frames``-frame tree."""
     from utnet_diag.datasets.ho3d import HO3DReader
     from utnet_diag.datasets.scan import scan_dataset
-    from utnet_diag.synthetic.trees import write_ho3d_tree
 
     with tempfile.TemporaryDirectory() as scratch:
         root = root or os.path.join(scratch, "ho3d")
         if not os.path.isfile(os.path.join(root, "train.txt")):
-            per_sequence = 100
-            names = [f"SEQ{k:03d}" for k in range(-(-frames // per_sequence))]
             start = time.perf_counter()
-            write_ho3d_tree(root, sequences=names, frames_per_sequence=per_sequence,
-                            images=False, faults={"nan_joints": [7], "huge_betas": [1234 % frames]})  # fmt: skip
-            print(f"wrote {len(names) * per_sequence} HO3D meta files in "
+            subprocess.run([sys.executable, "-c", WRITE_TREE, root, str(frames)], check=True)
+            print(f"wrote {len(HO3DReader(root))} HO3D meta files in "
                   f"{time.perf_counter() - start:.1f} s")  # fmt: skip
 
         def scan(n_workers: int):
@@ -88,8 +102,9 @@ def bench_scan(frames: int = 2000, workers: int = 2, repeats: int = 5, root: str
         count = len(HO3DReader(root))
         bare = medians["bare unpickle loop"]
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        torch_state = "torch imported" if "torch" in sys.modules else "torch not imported"
         print(f"scan benchmark: {count} HO3D frames, annotations only, median of {repeats} "
-              f"(wall time; {os.cpu_count()} cores, load average {load:.1f})")  # fmt: skip
+              f"(wall time; {os.cpu_count()} cores, load average {load:.1f}; {torch_state})")  # fmt: skip
         bare_cpu = cpu_medians["bare unpickle loop"]
         for name, seconds in medians.items():
             total_cpu = cpu_medians[name] + child_medians[name]
@@ -108,7 +123,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--root", default=None, help="reuse (or create) the tree here")
+    parser.add_argument("--import-torch", action="store_true",
+                        help="import torch before timing (a Python user's process)")  # fmt: skip
     args = parser.parse_args()
+    if args.import_torch:
+        import torch  # noqa: F401
     bench_scan(args.frames, args.workers, args.repeats, args.root)
 
 

@@ -12,6 +12,7 @@ Run: ``python examples/benchmark.py [--device cpu|cuda] [--repeats 7] [--batch-s
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -132,13 +133,14 @@ def main() -> None:
 
 
 # ---- scan (issue 6): annotation-only dataset scan against a bare unpickling loop ----------------
-def bench_scan(frames: int = 2000, workers: int = 2, repeats: int = 5) -> dict[str, float]:
+def bench_scan(frames: int = 2000, workers: int = 2, repeats: int = 5) -> None:
     """Scan of a synthetic ``frames``-frame HO3D tree, annotations only, against a bare loop that
     only unpickles the meta files (targets: 1 process <= 1.25x, --workers 2 <= 1x); see
-    examples/bench_scan.py, which also runs on its own."""
-    from bench_scan import bench_scan as run_scan_benchmark  # examples/ is sys.path[0]
-
-    return run_scan_benchmark(frames=frames, workers=workers, repeats=repeats)
+    examples/bench_scan.py. Run as a child process: this one has imported torch for the sections
+    above, which ``utnet-diag scan --no-images`` never does."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_scan.py")
+    args = ["--frames", str(frames), "--workers", str(workers), "--repeats", str(repeats)]
+    subprocess.run([sys.executable, script, *args], check=True)
 
 
 if __name__ == "__main__":

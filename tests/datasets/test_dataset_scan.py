@@ -153,6 +153,30 @@ def test_workers_give_the_same_findings(ho3d_tree, tmp_path):
     assert r2.sections["scan"]["workers"] == 2
 
 
+def test_workers_freeze_the_objects_they_inherit(ho3d_tree, tmp_path, monkeypatch):
+    # A collection in a worker must not walk (and so copy-on-write) every object the parent
+    # had, which costs ~100 ms once torch is imported: workers gc.freeze() them; the parent's
+    # collector is left as it was.
+    import gc
+    import os
+
+    import utnet_diag.datasets.scan as scan_module
+
+    real = scan_module.scan_chunk
+
+    def probe(*args, **kwargs):
+        (tmp_path / f"{os.getpid()}.count").write_text(str(gc.get_freeze_count()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scan_module, "scan_chunk", probe)
+    before = gc.get_freeze_count()
+    scan_dataset(HO3DReader(ho3d_tree.root), images=False, chunk_size=3, workers=2)
+    assert gc.get_freeze_count() == before
+    counts = {p.stem: int(p.read_text()) for p in tmp_path.glob("*.count")}
+    assert str(os.getpid()) not in counts and counts
+    assert all(c > before for c in counts.values())
+
+
 def test_limit_and_bad_arguments(ho3d_tree):
     from utnet_diag.errors import InputError
 
