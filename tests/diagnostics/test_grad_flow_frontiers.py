@@ -115,3 +115,77 @@ def test_garbage_collector_state_is_restored(reference_inputs):
         assert not gc.isenabled()  # left off when the caller had it off
     finally:
         gc.enable()
+
+
+def test_training_step_restores_running_stats_but_not_constant_mano_data():
+    from utnet_diag.diagnostics.runner import constant_buffers, training_step
+    from utnet_diag.mano import ManoLayer
+
+    class SmplxLike(torch.nn.Module):  # stands for smplx's body models (module "smplx.*")
+        pass
+
+    SmplxLike.__module__ = "smplx.body_models"
+    mano = ManoLayer()
+    assert constant_buffers(mano) and constant_buffers(SmplxLike())
+    assert not constant_buffers(torch.nn.BatchNorm1d(3)) and not constant_buffers(
+        torch.nn.Linear(2, 2)
+    )
+
+    model = torch.nn.ModuleDict({"norm": torch.nn.BatchNorm1d(3), "mano": mano})
+    stats = model["norm"].running_mean.clone()
+    with training_step(model):
+        model["norm"](torch.randn(8, 3) + 5.0)  # running statistics move in place
+        assert not torch.equal(model["norm"].running_mean, stats)
+        mano.hands_mean.add_(1.0)  # not something a forward does: shows MANO data is not saved
+    assert torch.equal(model["norm"].running_mean, stats)  # restored
+    assert torch.equal(mano.hands_mean, ManoLayer().hands_mean + 1.0)  # not copied back
+
+
+def test_term_frontiers_give_each_terms_boundary_gradient():
+    # A hand-made graph with what the reference model has and more: frontier edges nested in
+    # one another (the 2D term enters the shared graph twice, one entry below the other), a
+    # term that feeds the boundary directly, a term whose root another term uses, and a
+    # parameter reached both through the boundary and around it.
+    from utnet_diag.diagnostics.grad_flow import (
+        GraphWalk,
+        _from_frontier,
+        _term_frontiers,
+        reach_sets,
+    )
+
+    torch.manual_seed(0)
+    w_trunk, w_head, w_side = (torch.randn(4, 4, requires_grad=True) for _ in range(3))
+    x = torch.randn(3, 4)
+    features = torch.tanh(x @ w_trunk)  # the boundary
+    hidden = torch.sin(features @ w_head)  # shared by every head term
+    joints = hidden.exp()  # shared by 2d and 3d
+    cam = hidden[:, :2] * 3.0  # the 2d term's own, entering above joints
+    terms = {
+        "loss_2d": (joints[:, :2] * cam).abs().sum(),
+        "loss_3d_joint": (joints - 1.0).abs().sum(),
+        "loss_aux": (features * 0.5).pow(2).sum() + (x @ w_side).sum(),  # boundary + bypass
+    }
+    terms["loss_prior"] = terms["loss_aux"] * 1.0  # its root is another term's
+    weights = {"loss_2d": 0.01, "loss_3d_joint": 0.05, "loss_aux": 1.0, "loss_prior": 0.3}
+    names = list(terms)
+    total = sum(weights[k] * terms[k] for k in names)
+    params = [w_trunk, w_head, w_side]
+    param_bit = {id(p): i for i, p in enumerate(params)}
+    walk = GraphWalk([t.grad_fn for t in terms.values()])
+    masks: dict = {}
+    reach_sets(terms, param_bit, features, walk, masks)
+    zero = torch.zeros_like(features)
+    with _term_frontiers(walk, names, weights, terms, features, masks, 1 << 3) as frontiers:
+        (g_total,) = torch.autograd.grad(total, [features], retain_graph=True)
+    assert frontiers["loss_prior"] and len(frontiers["loss_2d"]) >= 2
+    parts = {}
+    for k in names:
+        parts[k] = _from_frontier(frontiers[k], features, zero)
+        (expected,) = torch.autograd.grad(weights[k] * terms[k], [features], retain_graph=True)
+        assert torch.allclose(parts[k], expected, rtol=1e-5, atol=1e-7), k
+    assert torch.allclose(sum(parts.values()), g_total, rtol=1e-5, atol=1e-6)
+    recorded = {k: {key: g.clone() for key, g in f.items()} for k, f in frontiers.items()}
+    torch.autograd.grad(total, [features], retain_graph=True)  # the hooks are gone: no change
+    for k, f in frontiers.items():
+        assert f.keys() == recorded[k].keys()
+        assert all(torch.equal(g, recorded[k][key]) for key, g in f.items())

@@ -3,10 +3,11 @@
 Nothing is written to the model: gradients come from ``torch.autograd.grad`` (``.grad`` fields
 untouched, no optimizer step), the forward runs inside :func:`runner.training_step` (modes and
 buffers restored). Cost of the default path, beyond a plain training step: for each active term
-but the largest, one backward from the term to the trunk/heads boundary (through the heads
-only); and one walk of the autograd graph to find which module groups each term reaches.
-``exact=True`` instead runs one full backward per term and reports exact per-term, per-group
-gradient norms.
+but the largest, one backward from where the term enters the graph the terms share (its
+frontier, recorded by hooks during the total's backward) to the trunk/heads boundary: through
+the shared heads only; and one walk of the autograd graph to find which module groups each term
+reaches. ``exact=True`` instead runs one full backward per term and reports exact per-term,
+per-group gradient norms.
 """
 
 from __future__ import annotations
@@ -98,20 +99,23 @@ def reach_sets(
     param_bit: dict[int, int],
     boundary: torch.Tensor | None = None,
     walk: GraphWalk | None = None,
+    masks: dict[Any, tuple[int, int]] | None = None,
 ) -> dict[str, tuple[int, int]]:
     """For each named scalar, bitmasks of the parameters its autograd graph reaches: ``(all,
     bypass)``, where ``bypass`` holds those reached by a path that does not go through
     ``boundary`` (the trunk/heads tensor). One post-order walk over the union of the graphs;
     shared parts (the trunk) are walked once. ``param_bit``: id(parameter) -> bit index; bit
     ``len(param_bit)`` of ``all`` is set when the graph reaches the boundary tensor. ``walk``:
-    the union graph already walked from these roots (:class:`GraphWalk`).
+    the union graph already walked from these roots (:class:`GraphWalk`); ``masks``: a dict
+    that receives every node's ``(all, bypass)``.
     """
     if walk is None:
         walk = GraphWalk([root.grad_fn for root in roots.values()])
     cut_node = boundary.grad_fn if boundary is not None else None
     cut_nr = boundary.output_nr if boundary is not None else -1
     boundary_bit = 1 << len(param_bit)
-    masks: dict[Any, tuple[int, int]] = {}
+    if masks is None:
+        masks = {}
     children = walk.children
     for node in walk.order:
         full = bypass = 0
@@ -189,12 +193,12 @@ def compute_grad_stats(
 ) -> GradStats:
     """Gradients of the total loss (and per term) for a forward pass that kept its graph.
 
-    Default path, when the trunk/heads boundary is known: one backward of the total to every
-    parameter, taking the boundary gradient on the way (a plain training backward), and, for
-    every active term but the largest, one backward from the term to the boundary (run first,
-    keeping the graph, so that the total's backward frees it as it goes); the largest term's
-    boundary gradient is the total's minus the others'. With ``exact``, one full backward per
-    term.
+    Default path, when the trunk/heads boundary is known: the total's backward (a plain
+    training backward) in two parts, the heads (graph kept, each term's frontier gradients
+    recorded on the way) and then the trunk from the boundary (freeing the graph as it goes);
+    between them, for every active term but the largest, one backward from its frontier to the
+    boundary. The largest term's boundary gradient is the total's minus the others'. With
+    ``exact``, one full backward per term.
     """
     if not fwd.grad:
         raise ValueError("grad stats need a forward pass run with grad=True")
@@ -225,9 +229,14 @@ def _compute_grad_stats(
     terms = fwd.terms.terms
     active = {k: weights.weight_of(k) for k in terms if weights.weight_of(k) != 0}
     features = boundary.features
-    usable = isinstance(features, torch.Tensor) and features.requires_grad
+    usable = (
+        isinstance(features, torch.Tensor)
+        and features.requires_grad
+        and features.grad_fn is not None
+    )
     walk = GraphWalk([t.grad_fn for t in terms.values()])
-    reach = reach_sets(dict(terms), param_bit, features if usable else None, walk)
+    node_masks: dict[Any, tuple[int, int]] = {}
+    reach = reach_sets(dict(terms), param_bit, features if usable else None, walk, node_masks)
     boundary_bit = 1 << len(params)
 
     boundary_info: dict[str, Any] = {
@@ -239,7 +248,11 @@ def _compute_grad_stats(
     }
     if not usable:
         boundary_info["unavailable"] = (
-            "no boundary tensor" if features is None else "the boundary needs no gradient"
+            "no boundary tensor"
+            if features is None
+            else "the boundary needs no gradient"
+            if not features.requires_grad
+            else "the boundary is a leaf tensor (computed from nothing the model trains)"
         )
     names_active = [k for k in active if terms[k].grad_fn is not None]
     all_mask = bypass_mask = 0
@@ -277,29 +290,34 @@ def _compute_grad_stats(
             term_group_norms = _per_term_group_norms(per_term, names_active, param_gid,
                                                      len(group_names))  # fmt: skip
         else:
-            # One backward per term to the boundary except the largest, which is the total minus
-            # the others (exact up to rounding, as it dominates), and one of the total (every
-            # parameter, and the boundary on the way).
-            sizes = torch.stack([(active[k] * terms[k].detach()).abs() for k in via]).tolist()
-            anchor = via[sizes.index(max(sizes))] if via else None
-            others = [k for k in via if k != anchor]
-            # The other terms first, each from the term itself to the boundary (the graph kept),
-            # then the total, which frees the graph as it goes, as a plain training step does.
-            rest = zero
-            for k in others:
-                (g,) = _grad(active[k] * terms[k], [features])
-                boundary_grads[k] = g if g is not None else zero
-                rest = rest + boundary_grads[k]
-            found = _grad(total, [features] + direct_params + chain_params, retain=False)
+            # The total's backward in two parts: through the heads to the boundary (and the
+            # parameters reached past it), the graph kept, while hooks on each term's own nodes
+            # record the gradient the term sends into the graph the terms share; then, for
+            # each term but the largest, one backward from those frontier edges to the
+            # boundary (the shared heads only); then the trunk, from the boundary, freeing the
+            # graph as it goes. The largest term's boundary gradient is the total's minus the
+            # others' (exact up to rounding, as it dominates).
+            anchor = _anchor(via, active, terms)
+            with _term_frontiers(walk, names_active, active, terms, features, node_masks,
+                                 boundary_bit) as frontiers:  # fmt: skip
+                found = _grad(total, [features] + direct_params)
             g_total = found[0] if found[0] is not None else zero
-            for i, g in zip(direct + chain, found[1:]):
+            for i, g in zip(direct, found[1:]):
                 grads[i] = g
-            summary.add(direct + chain, found[1:])
+            for k in via:
+                if k != anchor:
+                    boundary_grads[k] = _from_frontier(frontiers[k], features, zero)
+            if chain:
+                chained = _grad(features, chain_params, g_total, retain=False)
+                for i, g in zip(chain, chained):
+                    grads[i] = g
+            summary.add(direct + chain, [grads[i] for i in direct + chain])
             for k in names_active:
                 if k not in via:
                     boundary_grads[k] = zero
             if anchor is not None:
-                boundary_grads[anchor] = g_total - rest
+                rest = [boundary_grads[k] for k in via if k != anchor]
+                boundary_grads[anchor] = g_total - sum(rest) if rest else g_total
     elif names_active and exact:
         per_term = {i: [] for i in reached}
         for k in names_active:
@@ -369,6 +387,97 @@ def _compute_grad_stats(
     boundary_info["chained"] = bool(usable and chain)
     return GradStats(groups, term_rows, conflicts, boundary_info, total_norm, exact, depth,
                      refine, time.perf_counter() - start)  # fmt: skip
+
+
+def _anchor(via: list[str], active: dict[str, float], terms: dict[str, torch.Tensor]) -> str | None:
+    """The term whose boundary gradient is taken as the total's minus the others': the largest
+    weighted value (its gradient dominates, so the subtraction loses least to rounding)."""
+    if not via:
+        return None
+    sizes = torch.stack([(active[k] * terms[k].detach()).abs() for k in via]).tolist()
+    return via[sizes.index(max(sizes))]
+
+
+@contextmanager
+def _term_frontiers(
+    walk: GraphWalk,
+    names: list[str],
+    weights: dict[str, float],
+    terms: dict[str, torch.Tensor],
+    features: torch.Tensor,
+    node_masks: dict[Any, tuple[int, int]],
+    boundary_bit: int,
+) -> Iterator[dict[str, dict[tuple[Any, int], torch.Tensor]]]:
+    """Hooks that record, during a backward of the total, what each term sends into the graph
+    the terms share: term -> {(node, input number): gradient}, filled when the block's backward
+    has run (the hooks are removed on exit).
+
+    Every node is marked with the active terms above it; the boundary and what lies below it
+    count as shared by all. A term's own nodes are those only it reaches; its frontier edges go
+    from them into shared nodes that lead to the boundary. A term whose root is shared has its
+    root as frontier (with its weight as gradient, set here)."""
+    shared_bit = 1 << len(names)
+    marks: dict[Any, int] = {}
+    for n, k in enumerate(names):
+        root = terms[k].grad_fn
+        marks[root] = marks.get(root, 0) | 1 << n
+    cut = features.grad_fn
+    marks[cut] = marks.get(cut, 0) | shared_bit
+    children = walk.children
+    for node in reversed(walk.order):  # every node before the nodes it leads to
+        mark = marks.get(node, 0)
+        if mark:
+            for child, _ in children[node]:
+                if child is not None:
+                    marks[child] = marks.get(child, 0) | mark
+    found: dict[str, dict[tuple[Any, int], torch.Tensor]] = {k: {} for k in names}
+    handles = []
+    own = {1 << n: k for n, k in enumerate(names)}
+    for n, k in enumerate(names):
+        root = terms[k].grad_fn
+        if marks[root] != 1 << n:
+            found[k][(root, terms[k].output_nr)] = torch.full_like(terms[k], weights[k])
+    for node in walk.order:
+        term = own.get(marks.get(node, 0))
+        if term is None:
+            continue
+        bit = marks[node]
+        edges = [
+            (j, (child, nr))
+            for j, (child, nr) in enumerate(children[node])
+            if child is not None and marks[child] != bit
+            and node_masks[child][0] & boundary_bit  # leads to the boundary
+        ]  # fmt: skip
+        if edges:
+            handles.append(node.register_hook(_recorder(found[term], edges)))
+    try:
+        yield found
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _recorder(into: dict[tuple[Any, int], torch.Tensor], edges: list[tuple[int, Any]]) -> Any:
+    def hook(grad_inputs: tuple, grad_outputs: tuple) -> None:
+        for j, key in edges:
+            g = grad_inputs[j]
+            if g is not None:
+                into[key] = into[key] + g if key in into else g
+
+    return hook
+
+
+def _from_frontier(
+    frontier: dict[tuple[Any, int], torch.Tensor], features: torch.Tensor, zero: torch.Tensor
+) -> torch.Tensor:
+    """A term's boundary gradient from the gradients on its frontier edges."""
+    from torch.autograd.graph import GradientEdge
+
+    if not frontier:
+        return zero
+    keys = list(frontier)
+    (g,) = _grad([GradientEdge(*key) for key in keys], [features], [frontier[k] for k in keys])
+    return g if g is not None else zero
 
 
 def _per_term_group_norms(

@@ -3,9 +3,9 @@ into one-line input errors that say the size and suggest ``--max-samples``."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 
@@ -20,12 +20,19 @@ def available_memory(device: torch.device) -> int | None:
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
-    meminfo = Path("/proc/meminfo")
-    if meminfo.is_file():
-        for line in meminfo.read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return None
+    try:  # os-level read: this runs before every forward
+        fd = os.open("/proc/meminfo", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 1 << 16)
+    finally:
+        os.close(fd)
+    start = data.find(b"MemAvailable:")
+    if start < 0:
+        return None
+    fields = data[start + 13 : data.find(b"\n", start)].split()
+    return int(fields[0]) * 1024 if fields and fields[0].isdigit() else None
 
 
 def tensor_bytes(tensors: Mapping[str, torch.Tensor]) -> int:

@@ -175,18 +175,21 @@ def training_step(model: nn.Module, seed: int = DEFAULT_SEED) -> Iterator[None]:
     every buffer are restored. Parameters and ``.grad`` are left alone by the diagnostics.
 
     Seeded: the CPU generator and those of the CUDA devices the model is on (the ones forked).
-    Every buffer is copied back: version counters do not see BatchNorm's running statistics."""
+    Every buffer is copied back (version counters do not see BatchNorm's running statistics),
+    but those of modules that hold constant model data (:func:`constant_buffers`)."""
     modules = list(model.modules())
     modes = [m.training for m in modules]
     buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
     seen: set[int] = set()
     devices: set[torch.device] = set()
     for module in modules:  # model.buffers() and the devices, in one pass
+        constant = constant_buffers(module)
         for buf in module._buffers.values():
             if buf is not None and id(buf) not in seen:
                 seen.add(id(buf))
-                buffers.append((buf, buf.detach().clone()))
                 devices.add(buf.device)
+                if not constant:
+                    buffers.append((buf, buf.detach().clone()))
         devices.update(p.device for p in module._parameters.values() if p is not None)
     cuda = sorted({d.index or 0 for d in devices if d.type == "cuda"})
     try:
@@ -202,6 +205,14 @@ def training_step(model: nn.Module, seed: int = DEFAULT_SEED) -> Iterator[None]:
             for buf, saved in buffers:
                 if buf.shape == saved.shape:
                     buf.copy_(saved)
+
+
+def constant_buffers(module: nn.Module) -> bool:
+    """Whether ``module``'s forward never writes its own buffers, so that a training step need
+    not save and restore them: the MANO layers (utnet_diag's ``ManoLayer`` declares
+    ``constant_buffers = True``; smplx's body models hold model data only)."""
+    cls = type(module)
+    return bool(getattr(cls, "constant_buffers", False)) or cls.__module__.startswith("smplx.")
 
 
 def _set_train_modes(model: nn.Module | None, modules: list[nn.Module], modes: list[bool]) -> None:

@@ -68,6 +68,8 @@ class ManoLayer(nn.Module):
     ``num_pca_comps`` PCA coefficients. ``unit``: 'mm' (default) or 'm' for the outputs.
     """
 
+    constant_buffers = True  # forward never writes the buffers (runner.training_step skips them)
+
     def __init__(
         self,
         path: str | Path | None = None,
