@@ -216,15 +216,18 @@ def _compute_grad_stats(
     named = list(model.named_parameters())
     group_names: list[str] = []
     group_index: dict[str, int] = {}
+    named_gid: list[int] = []  # group of each named parameter
     for name, _ in named:
         g = group_of(name, depth)
-        if g not in group_index:
-            group_index[g] = len(group_names)
+        gid = group_index.get(g)
+        if gid is None:
+            gid = group_index[g] = len(group_names)
             group_names.append(g)
+        named_gid.append(gid)
     trainable = [(n, p) for n, p in named if p.requires_grad]
     params = [p for _, p in trainable]
     param_bit = {id(p): i for i, p in enumerate(params)}
-    param_gid = [group_index[group_of(n, depth)] for n, _ in trainable]
+    param_gid = [gid for (_, p), gid in zip(named, named_gid) if p.requires_grad]
 
     terms = fwd.terms.terms
     active = {k: weights.weight_of(k) for k in terms if weights.weight_of(k) != 0}
@@ -340,8 +343,8 @@ def _compute_grad_stats(
     )
 
     norms, nonzero, param_norms = summary.read()
-    groups = _group_rows(trainable, grads, norms, nonzero, param_norms, named, group_names, depth,
-                         boundary.trunk)  # fmt: skip
+    groups = _group_rows(trainable, grads, norms, nonzero, param_norms, named, named_gid,
+                         param_gid, group_names, boundary.trunk)  # fmt: skip
     if exact:
         for gid, row in enumerate(groups):
             row["term_norms"] = {t: n[gid] for t, n in term_group_norms.items()}
@@ -497,7 +500,9 @@ def _group_role(group: str, trunk: list[str]) -> str:
     return _role(group + ".x", trunk) if group != "(root)" else "head"
 
 
-def _group_rows(trainable, grads, norms, nonzero, param_norms, named, group_names, depth, trunk):
+def _group_rows(
+    trainable, grads, norms, nonzero, param_norms, named, named_gid, param_gid, group_names, trunk
+):
     rows = {
         gid: {
             "name": g,
@@ -514,17 +519,16 @@ def _group_rows(trainable, grads, norms, nonzero, param_norms, named, group_name
         }  # fmt: skip
         for gid, g in enumerate(group_names)
     }
-    index = {g: i for i, g in enumerate(group_names)}
     sq_g = [0.0] * len(group_names)
     sq_p = [0.0] * len(group_names)
     missing = [0] * len(group_names)
-    for name, param in named:
-        row = rows[index[group_of(name, depth)]]
+    for (_, param), gid in zip(named, named_gid):
+        row = rows[gid]
         row["tensors"] += 1
         if not param.requires_grad:
             row["frozen"] += param.numel()
     for k, ((name, param), grad) in enumerate(zip(trainable, grads)):
-        gid = index[group_of(name, depth)]
+        gid = param_gid[k]
         row = rows[gid]
         row["trainable"] += param.numel()
         sq_p[gid] += param_norms[k] ** 2
