@@ -133,14 +133,21 @@ def main() -> None:
 
 
 # ---- scan (issue 6): annotation-only dataset scan against a bare unpickling loop ----------------
-def bench_scan(frames: int = 2000, workers: int = 2, repeats: int = 5) -> None:
+def bench_scan(frames: int = 2000, workers: int = 2, repeats: int = 11) -> None:
     """Scan of a synthetic ``frames``-frame HO3D tree, annotations only, against a bare loop that
     only unpickles the meta files (targets: 1 process <= 1.25x, --workers 2 <= 1x); see
-    examples/bench_scan.py. Run as a child process: this one has imported torch for the sections
-    above, which ``utnet-diag scan --no-images`` never does."""
+    examples/bench_scan.py. Run in child processes, on one tree: first without torch imported,
+    as ``utnet-diag scan --no-images`` runs (this process has imported it for the sections
+    above), then with it imported, as a Python user's process may have it."""
+    import tempfile
+
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_scan.py")
-    args = ["--frames", str(frames), "--workers", str(workers), "--repeats", str(repeats)]
-    subprocess.run([sys.executable, script, *args], check=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        root = os.path.join(scratch, "ho3d")
+        args = ["--frames", str(frames), "--workers", str(workers), "--repeats", str(repeats),
+                "--root", root]  # fmt: skip
+        subprocess.run([sys.executable, script, *args], check=True)
+        subprocess.run([sys.executable, script, *args, "--import-torch"], check=True)
 
 
 if __name__ == "__main__":

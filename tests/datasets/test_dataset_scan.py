@@ -177,6 +177,58 @@ def test_workers_freeze_the_objects_they_inherit(ho3d_tree, tmp_path, monkeypatc
     assert all(c > before for c in counts.values())
 
 
+def test_scan_returns_after_every_worker_left_the_shared_counter(ho3d_tree, tmp_path, monkeypatch):
+    # A worker's last step reads the shared chunk counter and finds nothing left. The scan must
+    # not return before that: the next scan may get the same shared memory for its counter, and a
+    # late reader would take (and lose) that scan's first chunk. Here the last read is slow.
+    import os
+    import time
+
+    import utnet_diag.datasets.scan as scan_module
+
+    real_worker = scan_module._worker
+
+    class SlowToFinish:
+        def __init__(self, counter, count):
+            self.counter, self.count = counter, count
+
+        def get_lock(self):
+            return self.counter.get_lock()
+
+        @property
+        def value(self):
+            if self.counter.value >= self.count:
+                time.sleep(0.3)
+            return self.counter.value
+
+        @value.setter
+        def value(self, v):
+            self.counter.value = v
+
+    def worker(scanner, next_chunk, count, write_fd):
+        real_worker(scanner, SlowToFinish(next_chunk, count), count, write_fd)
+        (tmp_path / f"{os.getpid()}.done").touch()
+
+    monkeypatch.setattr(scan_module, "_worker", worker)
+    pids = _forked_pids(monkeypatch)
+    report = scan_dataset(HO3DReader(ho3d_tree.root), images=False, chunk_size=4, workers=2)
+    assert report.sections["scan"]["samples_scanned"] == 16
+    assert sorted(p.stem for p in tmp_path.glob("*.done")) == sorted(map(str, pids))
+
+
+def test_finished_workers_are_reaped_without_waiting_for_their_exit(ho3d_tree, monkeypatch):
+    # The scan returns once every worker closed its pipe; a worker still being torn down by the
+    # kernel is waited for in the background, so none is left behind as a zombie.
+    import time
+
+    pids = _forked_pids(monkeypatch)
+    scan_dataset(HO3DReader(ho3d_tree.root), images=False, chunk_size=4, workers=2)
+    deadline = time.monotonic() + 10
+    while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(pids) == 2 and all(_gone(pid) for pid in pids)
+
+
 def test_limit_and_bad_arguments(ho3d_tree):
     from utnet_diag.errors import InputError
 

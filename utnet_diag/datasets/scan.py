@@ -181,8 +181,10 @@ def fork_chunks(scanner: ChunkScanner, workers: int) -> Iterator[ChunkResult]:
     imported torch): that is what lets two workers beat one process on a few thousand frames.
     Each worker freezes the objects it inherits (``gc.freeze``), so that its collections never
     walk them: a full collection over a torch-sized heap would copy it page by page and cost
-    ~100 ms. Workers ignore Ctrl-C; they are stopped when the scan ends, is interrupted or fails.
-    A worker that fails raises RuntimeError here.
+    ~100 ms. The scan returns when every worker has closed its pipe (after its last look at the
+    shared counter); workers still exiting then are waited for by a daemon thread (tearing down
+    a torch-sized process takes milliseconds). Workers ignore Ctrl-C; on interruption or failure
+    they are killed and waited for. A worker that fails raises RuntimeError here.
     """
     import gc
     import multiprocessing
@@ -233,15 +235,39 @@ def fork_chunks(scanner: ChunkScanner, workers: int) -> Iterator[ChunkResult]:
                         raise RuntimeError(f"scan worker failed on chunk {chunk_id}: {payload}")
                     arrived[chunk_id] = payload
             yield arrived.pop(k)
+        # Every chunk is in; wait for each worker to close its pipe, which it does after its last
+        # look at the shared counter: a later scan may get the same shared memory for its own.
+        while selector.get_map():
+            for key, _ in selector.select():
+                if _receive(key.fd) is None:
+                    selector.unregister(key.fd)
         finished = True
     finally:
         selector.close()
+        exiting = []
         for pid, fd in procs:
             os.close(fd)
             if not finished:  # interrupted or failed: stop the workers still scanning
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+                os.waitpid(pid, 0)
+            elif os.waitpid(pid, os.WNOHANG)[0] == 0:
+                exiting.append(pid)
+        if exiting:  # done, but still exiting (unmapping a large heap takes milliseconds)
+            _reap_later(exiting)
+
+
+def _reap_later(pids: list[int]) -> None:
+    """Wait for worker processes that sent everything but have not finished exiting, in a
+    daemon thread, so that the scan returns without waiting for the kernel to tear them down."""
+    import threading
+
+    def reap() -> None:
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+    threading.Thread(target=reap, name="utnet-diag-scan-reaper", daemon=True).start()
 
 
 def _worker(scanner: ChunkScanner, next_chunk: Any, count: int, write_fd: int) -> None:
