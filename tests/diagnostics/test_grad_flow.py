@@ -86,6 +86,46 @@ def test_weights_grads_modes_and_buffers_unchanged(toy_batch) -> None:
     assert not any(m.training for m in model.modules())
 
 
+def test_reentrant_checkpoint_in_the_trunk_gives_the_plain_gradients(toy_batch) -> None:
+    # torch.autograd.grad cannot run through torch.utils.checkpoint(use_reentrant=True); the
+    # trunk's backward then goes through backward() with every .grad set aside and put back.
+    plain = _reference_group_norms(utnet_toy.ToyUTNet(checkpoint="non-reentrant"), toy_batch,
+                                   load_config().weights)  # fmt: skip
+    model = utnet_toy.ToyUTNet(checkpoint="reentrant")
+    first = next(model.parameters())
+    first.grad = torch.full_like(first, 7.0)
+    report = grad_flow(model, toy_batch)
+    groups = {g["name"]: g for g in report.sections["grad_modules"]["groups"]}
+    for name, norm in plain.items():
+        assert math.isclose(groups[name]["grad_norm"], norm, rel_tol=1e-4), name
+    assert groups["backbone"]["grad_norm"] > 0 and report.check("grad_dead").status is Status.PASS
+    assert torch.equal(first.grad, torch.full_like(first, 7.0))
+    assert all(p.grad is None for p in list(model.parameters())[1:])
+
+
+def test_reentrant_checkpoint_with_post_accumulate_hooks_is_refused(toy_batch) -> None:
+    # backward() would run the hook (an optimizer step in the backward changes the weights)
+    from utnet_diag.errors import InputError
+
+    model = utnet_toy.ToyUTNet(checkpoint="reentrant")
+    calls = []
+    next(model.parameters()).register_post_accumulate_grad_hook(calls.append)
+    with pytest.raises(InputError, match="post-accumulate-grad hooks"):
+        grad_flow(model, toy_batch)
+    assert calls == []
+
+
+@pytest.mark.parametrize("exact, head", [(True, False), (False, True)])
+def test_reentrant_checkpoint_where_grad_is_needed_is_an_input_error(toy_batch, exact, head):
+    from utnet_diag.errors import InputError
+
+    model = utnet_toy.ToyUTNet(checkpoint="reentrant", checkpoint_head=head)
+    with pytest.raises(InputError, match="use_reentrant=True") as info:
+        grad_flow(model, toy_batch, exact=exact)
+    assert "use_reentrant=False" in info.value.hint
+    assert all(p.grad is None for p in model.parameters())
+
+
 def test_detached_head_fails_dead_and_reach(toy_batch) -> None:
     report = grad_flow(utnet_toy.ToyUTNet(detach_coarse=True), toy_batch)
     dead = report.check("grad_dead")

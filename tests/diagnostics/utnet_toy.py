@@ -4,7 +4,9 @@ trunk ``backbone`` (conv + BatchNorm + dropout) -> ``coarse_head`` (pose 48, sha
 ``refine`` (GCN stand-in) -> ``mano`` (a fixed random linear hand: 778 vertices, 21 joints, mm).
 Faults: ``poison`` (a module path that outputs NaN: "refine" or "backbone"), ``backward_nan``
 (refine's backward makes NaN), ``detach_coarse`` (the coarse head's output is detached),
-``mano_bypass`` (zeros instead of MANO output), ``protocol`` (module_groups/last_trunk_features).
+``mano_bypass`` (zeros instead of MANO output), ``protocol`` (module_groups/last_trunk_features),
+``checkpoint`` ("reentrant" or "non-reentrant": the backbone after its conv, or with
+``checkpoint_head`` the refine head, runs under ``torch.utils.checkpoint``).
 """
 
 from __future__ import annotations
@@ -71,8 +73,12 @@ class ToyUTNet(nn.Module):
         mano_bypass=False,
         protocol=True,
         seed=0,
+        checkpoint=None,
+        checkpoint_head=False,
     ):
         super().__init__()
+        self.checkpoint = checkpoint
+        self.checkpoint_head = checkpoint_head
         torch.manual_seed(seed)
         self.protocol = protocol
         self.detach_coarse = detach_coarse
@@ -107,13 +113,23 @@ class ToyUTNet(nn.Module):
         return {"trunk": ["backbone"], "heads": ["coarse_head", "refine", "mano"]}
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor, n_i=None) -> dict:
-        feats = self.backbone(torch.cat([rgb, depth], 1))
+        x = torch.cat([rgb, depth], 1)
+        if self.checkpoint and not self.checkpoint_head:
+            x = self.backbone[0](x)  # the checkpointed segment's input then needs gradient
+            rest = nn.Sequential(*self.backbone[1:])
+            feats = self._checkpointed(rest, x)
+        else:
+            feats = self.backbone(x)
         self.last_trunk_features = feats
         coarse = self.coarse_head(feats)
         if self.detach_coarse:
             coarse = coarse.detach()
         pose_c, shape_c, cam = coarse[:, :48], coarse[:, 48:58], coarse[:, 58:]
-        delta = self.refine(torch.cat([feats, coarse[:, :58]], 1))
+        refine_in = torch.cat([feats, coarse[:, :58]], 1)
+        if self.checkpoint and self.checkpoint_head:
+            delta = self._checkpointed(self.refine, refine_in)
+        else:
+            delta = self.refine(refine_in)
         pose = pose_c + delta[:, :48]
         betas = shape_c + delta[:, 48:]
         rotmats = axis_angle_to_matrix(pose.reshape(-1, 16, 3))
@@ -135,6 +151,15 @@ class ToyUTNet(nn.Module):
             "coarse_shape": shape_c,
             "coarse_cam": cam,
         }
+
+
+def _checkpoint_call(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    from torch.utils.checkpoint import checkpoint
+
+    return checkpoint(module, x, use_reentrant=self.checkpoint == "reentrant")
+
+
+ToyUTNet._checkpointed = _checkpoint_call  # type: ignore[attr-defined]
 
 
 class NoProtocol(ToyUTNet):

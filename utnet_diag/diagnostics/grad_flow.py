@@ -34,9 +34,11 @@ from utnet_diag.diagnostics.runner import (
     load_inputs,
     training_step,
 )
+from utnet_diag.errors import InputError
 from utnet_diag.report.result import CheckResult, Report
 
 REFINE_PATTERN = ("gcn", "refine")
+REENTRANT_NODE = "CheckpointFunctionBackward"  # torch.utils.checkpoint with use_reentrant=True
 
 
 @dataclass
@@ -131,11 +133,12 @@ def reach_sets(
                     bypass |= child_full
             else:
                 bypass |= child_bypass
-        variable = getattr(node, "variable", None)
-        if variable is not None and id(variable) in param_bit:
-            bit = 1 << param_bit[id(variable)]
-            full |= bit
-            bypass |= bit
+        if not children[node]:  # a leaf: a parameter's AccumulateGrad, or a graph input
+            variable = getattr(node, "variable", None)
+            if variable is not None and id(variable) in param_bit:
+                bit = 1 << param_bit[id(variable)]
+                full |= bit
+                bypass |= bit
         masks[node] = (full, bypass)
     return {name: masks[root.grad_fn] if root.grad_fn is not None else (0, 0)
             for name, root in roots.items()}  # fmt: skip
@@ -166,6 +169,12 @@ class GraphWalk:
                     order.append(node)
         self.children = children
         self.order = order
+
+    @property
+    def reentrant_checkpoint(self) -> bool:
+        """Whether the graph holds ``torch.utils.checkpoint(..., use_reentrant=True)`` segments,
+        which ``torch.autograd.grad`` cannot run through (``backward()`` can)."""
+        return any(type(node).__name__ == REENTRANT_NODE for node in self.order)
 
 
 def _norms(tensors: list[torch.Tensor]) -> list[float]:
@@ -203,7 +212,13 @@ def compute_grad_stats(
     if not fwd.grad:
         raise ValueError("grad stats need a forward pass run with grad=True")
     with _cyclic_gc_paused():
-        return _compute_grad_stats(fwd, exact, depth, model)
+        try:
+            return _compute_grad_stats(fwd, exact, depth, model)
+        except RuntimeError as err:
+            refusal = reentrant_checkpoint_error(err)
+            if refusal is not None:
+                raise refusal from None
+            raise
 
 
 def _compute_grad_stats(
@@ -310,7 +325,20 @@ def _compute_grad_stats(
             for k in via:
                 if k != anchor:
                     boundary_grads[k] = _from_frontier(frontiers[k], features, zero)
-            if chain:
+            if via and walk.reentrant_checkpoint:
+                # Reentrant checkpoint segments in the trunk: torch.autograd.grad cannot run
+                # through them, and their parameters are not in the graph (the segment runs
+                # under no_grad until the backward recomputes it): backward() finds them all.
+                taken = set(direct)
+                below = [i for i in range(len(params)) if i not in taken]
+                found_below = _backward_into(features, g_total, [params[i] for i in below], params)
+                chain = [i for i, g in zip(below, found_below) if g is not None]
+                for i, g in zip(below, found_below):
+                    grads[i] = g
+                hidden = sum(1 << i for i in chain if not all_mask >> i & 1)
+                for k in via:  # every term through the boundary reaches them
+                    reach[k] = (reach[k][0] | hidden, reach[k][1])
+            elif chain:
                 chained = _grad(features, chain_params, g_total, retain=False)
                 for i, g in zip(chain, chained):
                     grads[i] = g
@@ -390,6 +418,47 @@ def _compute_grad_stats(
     boundary_info["chained"] = bool(usable and chain)
     return GradStats(groups, term_rows, conflicts, boundary_info, total_norm, exact, depth,
                      refine, time.perf_counter() - start)  # fmt: skip
+
+
+def _backward_into(
+    root: torch.Tensor,
+    grad: torch.Tensor,
+    wanted: list[torch.Tensor],
+    params: list[torch.Tensor],
+) -> list[torch.Tensor | None]:
+    """``root.backward(grad)`` and the ``.grad`` it leaves on ``wanted``: for graphs with
+    reentrant checkpoint segments, where ``torch.autograd.grad`` raises. Every parameter's
+    ``.grad`` is set aside first and put back after, so the model's fields end as they were.
+    Refused (InputError) when a parameter has a post-accumulate-grad hook: backward() would run
+    it (an optimizer step in the backward would change the weights)."""
+    if any(getattr(p, "_post_accumulate_grad_hooks", None) for p in params):
+        raise InputError(
+            "the model runs torch.utils.checkpoint with use_reentrant=True and has "
+            "post-accumulate-grad hooks on its parameters, which backward() would run",
+            hint="pass use_reentrant=False to the model's checkpoint calls for the diagnosis",
+        )
+    saved = [p.grad for p in params]
+    for p in params:
+        p.grad = None
+    try:
+        torch.autograd.backward(root, grad)  # frees the graph as it goes, as a training step does
+        return [p.grad for p in wanted]
+    finally:
+        for p, g in zip(params, saved):
+            p.grad = g
+
+
+def reentrant_checkpoint_error(err: BaseException) -> InputError | None:
+    """The input error to raise for torch's refusal to run ``torch.autograd.grad`` through a
+    reentrant checkpoint segment, or None for any other error."""
+    if isinstance(err, RuntimeError) and "use_reentrant=True" in str(err):
+        return InputError(
+            "the model runs torch.utils.checkpoint with use_reentrant=True where the diagnosis "
+            "needs torch.autograd.grad (in the heads, with --exact, or to locate a NaN)",
+            hint="pass use_reentrant=False to the model's checkpoint calls, or turn gradient "
+            "checkpointing off for the diagnosis",
+        )
+    return None
 
 
 def _anchor(via: list[str], active: dict[str, float], terms: dict[str, torch.Tensor]) -> str | None:
@@ -677,8 +746,6 @@ def grad_flow(
     from utnet_diag.diagnostics.loss_breakdown import run_section
 
     if depth < 1:
-        from utnet_diag.errors import InputError
-
         raise InputError(f"--depth must be >= 1, got {depth}")
     from utnet_diag.diagnostics.advisor import advice_for_forward
 
@@ -699,7 +766,6 @@ def save_grad_plot(report: Report, path: Any) -> None:
     Needs matplotlib (the ``plot`` extra)."""
     import io
 
-    from utnet_diag.errors import InputError
     from utnet_diag.io.files import write_bytes_atomic
 
     try:

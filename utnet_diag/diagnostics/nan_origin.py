@@ -237,6 +237,13 @@ def locate_backward(inputs: RunInputs, seed: int = 0) -> NanOrigin | None:
         stack.extend(child for child, _ in node.next_functions)
     try:
         torch.autograd.grad(total, params, allow_unused=True)
+    except RuntimeError as err:
+        from utnet_diag.diagnostics.grad_flow import reentrant_checkpoint_error
+
+        refusal = reentrant_checkpoint_error(err)
+        if refusal is not None:
+            raise refusal from None
+        raise
     finally:
         for handle in node_handles:
             handle.remove()
