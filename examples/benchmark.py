@@ -1,12 +1,16 @@
-"""Speed of grad-flow against a plain training step, and of ``utnet-diag --help``.
+"""Speed of grad-flow against a plain training step, of ``utnet-diag --help``, and of ``scan``.
 
 Prints, on the embedded default (reference UTNet, synthetic batch of 16):
 - a plain training step (forward, total loss, backward) and ``grad_flow`` timed in one run, and
   their ratio (target: at most 1.3x); the same with ``exact=True``;
-- ``utnet-diag --help`` wall time against ``python -c "import torch"`` (target: at most 1/4).
+- ``utnet-diag --help`` wall time against ``python -c "import torch"`` (target: at most 1/4);
+- an annotation-only ``scan`` of a synthetic 2,000-frame HO3D tree against a bare unpickling
+  loop, without and with torch imported (``examples/bench_scan.py``; targets: 1 process at most
+  1.25x, ``--workers 2`` at most 1x).
 
 Run: ``python examples/benchmark.py [--device cpu|cuda] [--repeats 7] [--batch-size 16]
-[--threads N]``. On a machine shared with other jobs, ``--threads 1`` gives steadier numbers.
+[--threads N] [--skip-cli] [--model-preset tiny|small]``. On a machine shared with other jobs,
+``--threads 1`` gives steadier numbers.
 """
 
 from __future__ import annotations
