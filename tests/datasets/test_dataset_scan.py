@@ -197,9 +197,11 @@ def test_scan_returns_after_every_worker_left_the_shared_counter(ho3d_tree, tmp_
 
         @property
         def value(self):
-            if self.counter.value >= self.count:
+            value = self.counter.value
+            if value >= self.count:  # the last look: slow, then marked as done
                 time.sleep(0.3)
-            return self.counter.value
+                (tmp_path / f"{os.getpid()}.done").touch()
+            return value
 
         @value.setter
         def value(self, v):
@@ -207,7 +209,6 @@ def test_scan_returns_after_every_worker_left_the_shared_counter(ho3d_tree, tmp_
 
     def worker(scanner, next_chunk, count, write_fd):
         real_worker(scanner, SlowToFinish(next_chunk, count), count, write_fd)
-        (tmp_path / f"{os.getpid()}.done").touch()
 
     monkeypatch.setattr(scan_module, "_worker", worker)
     pids = _forked_pids(monkeypatch)
