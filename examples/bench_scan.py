@@ -67,8 +67,10 @@ def _join_reapers() -> None:
     """Wait for the threads in which ``scan`` reaps its exiting workers."""
     import threading
 
+    from utnet_diag.datasets.scan import REAPER_THREAD
+
     for thread in threading.enumerate():
-        if thread.name == "utnet-diag-scan-reaper":
+        if thread.name == REAPER_THREAD:
             thread.join()
 
 

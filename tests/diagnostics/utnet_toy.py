@@ -112,6 +112,11 @@ class ToyUTNet(nn.Module):
     def module_groups(self):
         return {"trunk": ["backbone"], "heads": ["coarse_head", "refine", "mano"]}
 
+    def _checkpointed(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        from torch.utils.checkpoint import checkpoint
+
+        return checkpoint(module, x, use_reentrant=self.checkpoint == "reentrant")
+
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor, n_i=None) -> dict:
         x = torch.cat([rgb, depth], 1)
         if self.checkpoint and not self.checkpoint_head:
@@ -151,15 +156,6 @@ class ToyUTNet(nn.Module):
             "coarse_shape": shape_c,
             "coarse_cam": cam,
         }
-
-
-def _checkpoint_call(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    from torch.utils.checkpoint import checkpoint
-
-    return checkpoint(module, x, use_reentrant=self.checkpoint == "reentrant")
-
-
-ToyUTNet._checkpointed = _checkpoint_call  # type: ignore[attr-defined]
 
 
 class NoProtocol(ToyUTNet):

@@ -30,6 +30,7 @@ from utnet_diag.report.result import CheckResult, Report, Status
 
 DEFAULT_CHUNK = 512
 DEFAULT_MAX_FINDINGS = 1000
+REAPER_THREAD = "utnet-diag-scan-reaper"  # the daemon thread that waits for exiting workers
 FIRST_IDS = 5
 
 ProgressFn = Callable[[int, int], None]
@@ -267,7 +268,7 @@ def _reap_later(pids: list[int]) -> None:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
 
-    threading.Thread(target=reap, name="utnet-diag-scan-reaper", daemon=True).start()
+    threading.Thread(target=reap, name=REAPER_THREAD, daemon=True).start()
 
 
 def _worker(scanner: ChunkScanner, next_chunk: Any, count: int, write_fd: int) -> None:

@@ -211,14 +211,8 @@ def compute_grad_stats(
     """
     if not fwd.grad:
         raise ValueError("grad stats need a forward pass run with grad=True")
-    with _cyclic_gc_paused():
-        try:
-            return _compute_grad_stats(fwd, exact, depth, model)
-        except RuntimeError as err:
-            refusal = reentrant_checkpoint_error(err)
-            if refusal is not None:
-                raise refusal from None
-            raise
+    with _cyclic_gc_paused(), reentrant_checkpoint_as_input_error():
+        return _compute_grad_stats(fwd, exact, depth, model)
 
 
 def _compute_grad_stats(
@@ -448,17 +442,21 @@ def _backward_into(
             p.grad = g
 
 
-def reentrant_checkpoint_error(err: BaseException) -> InputError | None:
-    """The input error to raise for torch's refusal to run ``torch.autograd.grad`` through a
-    reentrant checkpoint segment, or None for any other error."""
-    if isinstance(err, RuntimeError) and "use_reentrant=True" in str(err):
-        return InputError(
+@contextmanager
+def reentrant_checkpoint_as_input_error() -> Iterator[None]:
+    """Run a block; torch's refusal to run ``torch.autograd.grad`` through a reentrant
+    checkpoint segment becomes an InputError with what to do (other errors pass through)."""
+    try:
+        yield
+    except RuntimeError as err:
+        if "use_reentrant=True" not in str(err):
+            raise
+        raise InputError(
             "the model runs torch.utils.checkpoint with use_reentrant=True where the diagnosis "
             "needs torch.autograd.grad (in the heads, with --exact, or to locate a NaN)",
             hint="pass use_reentrant=False to the model's checkpoint calls, or turn gradient "
             "checkpointing off for the diagnosis",
-        )
-    return None
+        ) from None
 
 
 def _anchor(via: list[str], active: dict[str, float], terms: dict[str, torch.Tensor]) -> str | None:

@@ -235,15 +235,11 @@ def locate_backward(inputs: RunInputs, seed: int = 0) -> NanOrigin | None:
         if node.name() != "torch::autograd::AccumulateGrad":
             node_handles.append(node.register_hook(node_hook(node)))
         stack.extend(child for child, _ in node.next_functions)
-    try:
-        torch.autograd.grad(total, params, allow_unused=True)
-    except RuntimeError as err:
-        from utnet_diag.diagnostics.grad_flow import reentrant_checkpoint_error
+    from utnet_diag.diagnostics.grad_flow import reentrant_checkpoint_as_input_error
 
-        refusal = reentrant_checkpoint_error(err)
-        if refusal is not None:
-            raise refusal from None
-        raise
+    try:
+        with reentrant_checkpoint_as_input_error():
+            torch.autograd.grad(total, params, allow_unused=True)
     finally:
         for handle in node_handles:
             handle.remove()
