@@ -37,10 +37,14 @@ def test_internal_error_is_exit_3_with_one_line(broken_command, capsys, monkeypa
     assert "UTNET_DIAG_DEBUG=1" in err and "Traceback" not in err
 
 
-def test_debug_env_re_raises(broken_command, monkeypatch):
+def test_debug_env_prints_the_traceback_and_keeps_the_exit_code(
+    broken_command, capsys, monkeypatch
+):
     monkeypatch.setenv("UTNET_DIAG_DEBUG", "1")
-    with pytest.raises(ZeroDivisionError):
-        main(["explode-for-test"])
+    assert main(["explode-for-test"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and "ZeroDivisionError" in err
+    assert err.rstrip().splitlines()[-1].startswith("utnet-diag: internal error")
 
 
 def test_interrupt_and_exit_codes_pass_through(broken_command, capsys):

@@ -31,3 +31,16 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
             f"device '{spec}' asked for, but only {torch.cuda.device_count()} CUDA device(s) exist"
         )
     return torch.device("cuda", index)
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """True for CUDA and CPU allocation failures."""
+    if isinstance(err, MemoryError):
+        return True
+    oom = getattr(torch, "OutOfMemoryError", None)
+    if oom is not None and isinstance(err, oom):
+        return True
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )

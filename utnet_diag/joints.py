@@ -72,6 +72,7 @@ KEYPOINTFUSION_TO_SPEC: tuple[int, ...] = (
 )  # fmt: skip
 SPEC_TO_SPEC: tuple[int, ...] = tuple(range(NUM_JOINTS))
 
+
 KNOWN_ORDERS: dict[str, tuple[int, ...]] = {
     "spec": SPEC_TO_SPEC,
     "mano": MANO_TO_SPEC,
@@ -85,3 +86,70 @@ def invert(permutation: tuple[int, ...] | list[int]) -> tuple[int, ...]:
     for i, p in enumerate(permutation):
         inverse[p] = i
     return tuple(inverse)
+
+
+def _mano_read_thumb_first() -> tuple[int, ...]:
+    """The permutation to spec of a classic mapping bug: MANO's 15 finger joints (index, middle,
+    pinky, ring, thumb, base to end) copied into the spec's slots 1-3, 5-7, ... in their own
+    order, as if MANO listed the thumb first, with the tips (taken from vertices) in place."""
+    holds = list(range(NUM_JOINTS))  # the spec joint each slot holds
+    slots = [j for finger in FINGERS for j in FINGER_JOINTS[finger][:3]]
+    native = [j for finger in MANO_FINGER_ORDER for j in FINGER_JOINTS[finger][:3]]
+    for slot, joint in zip(slots, native):
+        holds[slot] = joint
+    return invert(holds)
+
+
+MANO_FINGER_ORDER = ("index", "middle", "pinky", "ring", "thumb")  # MANO's joints 1-15
+MANO_READ_THUMB_FIRST_TO_SPEC: tuple[int, ...] = _mano_read_thumb_first()
+# Wrong orders seen in real code, named so a finding can say what happened.
+MISREAD_ORDERS: dict[str, tuple[int, ...]] = {
+    "mano_read_thumb_first": MANO_READ_THUMB_FIRST_TO_SPEC
+}
+ORDER_TEXT: dict[str, str] = {
+    "spec": "the spec's order",
+    "mano": "MANO's order (16 + tips)",
+    "keypointfusion": "KeypointFusion's order",
+    "mano_read_thumb_first": "MANO's 16 joints read as if thumb-first (MANO lists wrist, index,"
+    " middle, pinky, ring, thumb; tips in place)",
+}
+
+
+def _ranges(values: list[int]) -> str:
+    """'1-3, 17' for [1, 2, 3, 17]."""
+    out: list[str] = []
+    for v in values:
+        if out and isinstance(out[-1], list) and out[-1][1] == v - 1:
+            out[-1][1] = v
+        else:
+            out.append([v, v])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in out)
+
+
+def describe_slots(permutation: tuple[int, ...] | list[int]) -> list[str]:
+    """What each wrong slot holds, grouped by finger: for ``joints_spec = joints[:, P]``,
+    e.g. ``["slots 1-3 (thumb1-3) hold index1-3", "slot 4 (thumb_tip) holds index_tip"]``."""
+    holds = invert(tuple(int(p) for p in permutation))
+    lines: list[str] = []
+    groups: dict[tuple[str, str], list[int]] = {}
+    for slot, joint in enumerate(holds):
+        if slot == joint:
+            continue
+        mine, theirs = JOINT_NAMES[slot], JOINT_NAMES[joint]
+        key = (_finger_of(slot), _finger_of(joint))
+        if mine.endswith("_tip") or theirs.endswith("_tip") or "wrist" in (mine, theirs):
+            key = (mine, theirs)
+        groups.setdefault(key, []).append(slot)
+    for (mine, theirs), slots in groups.items():
+        if len(slots) == 1:
+            slot = slots[0]
+            lines.append(f"slot {slot} ({JOINT_NAMES[slot]}) holds {JOINT_NAMES[holds[slot]]}")
+            continue
+        lo, hi = JOINT_NAMES[slots[0]][-1], JOINT_NAMES[slots[-1]][-1]
+        jlo, jhi = JOINT_NAMES[holds[slots[0]]][-1], JOINT_NAMES[holds[slots[-1]]][-1]
+        lines.append(f"slots {_ranges(slots)} ({mine}{lo}-{hi}) hold {theirs}{jlo}-{jhi}")
+    return lines
+
+
+def _finger_of(joint: int) -> str:
+    return "wrist" if joint == 0 else FINGERS[(joint - 1) // 4]

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from utnet_diag.cli.app import main
-from utnet_diag.errors import InputError
 
 from .corpus import ENTRY_NAMES, build
 
@@ -57,11 +56,12 @@ def test_bad_input_exit_2_one_line(name, corpus, capsys, monkeypatch):
         assert not marker.exists(), f"{name}: the payload ran and created {marker}"
 
 
-def test_debug_env_shows_traceback(corpus, monkeypatch):
+def test_debug_env_shows_traceback(corpus, capsys, monkeypatch):
     monkeypatch.setenv("UTNET_DIAG_DEBUG", "1")
     entry = next(e for e in corpus if e.name == "truncated")
-    with pytest.raises(InputError):
-        main(entry.argv)
+    assert main(entry.argv) == 2  # the same exit code as without the variable
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "InputError" in err
 
 
 def test_unreadable_file_is_named(tmp_path, capsys, monkeypatch):

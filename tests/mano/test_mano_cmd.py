@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,9 +100,30 @@ def _bad_inputs(tmp_path, official_file):
         "absent": ([str(tmp_path / "absent.pkl")], "not found"),
         "same file": ([str(official_file), str(official_file)], "never modified"),
         "bad suffix": ([str(official_file), str(tmp_path / "out.txt")], ".pkl"),
-        "no folder": ([str(official_file), str(tmp_path / "nope" / "MANO_RIGHT.pkl")], "exist"),
+        "folder is a file": (
+            [str(official_file), str(_a_file(tmp_path) / "MANO_RIGHT.pkl")],
+            "folder is a file",
+        ),
         "bad side": ([str(official_file), "--side", "up"], "side"),
     }
+
+
+def _a_file(tmp_path: Path) -> Path:
+    path = tmp_path / "a_file"
+    path.write_text("not a folder")
+    return path
+
+
+def test_output_folders_are_created_where_smplx_create_looks(official_file, tmp_path, capsys):
+    """smplx.create(DIR, 'mano') reads DIR/mano/MANO_RIGHT.pkl: convert-mano makes DIR/mano."""
+    import smplx
+
+    target = tmp_path / "models" / "mano" / "MANO_RIGHT.pkl"
+    assert main(["convert-mano", str(official_file), str(target)]) == 0
+    assert target.is_file()
+    assert "smplx.create(" in capsys.readouterr().err
+    model = smplx.create(str(tmp_path / "models"), model_type="mano", use_pca=False)
+    assert model.faces.shape == (1538, 3)
 
 
 def test_bad_inputs_exit_2_with_one_line_and_no_output(official_file, tmp_path, capsys):

@@ -79,7 +79,7 @@ def test_inspect_foreign_checkpoint_fails_the_key_check(tmp_path: Path, capsys) 
 def test_inspect_with_repo(fake_repo: Path, tmp_path: Path, capsys) -> None:
     from utnet_diag.model.sources import build_repo_model
 
-    model, _, _ = build_repo_model(fake_repo)
+    model, _, _, _ = build_repo_model(fake_repo)
     torch.save({"model_state_dict": model.state_dict(), "epoch": 5}, tmp_path / "u.pt")
     assert (
         main(["inspect-checkpoint", str(tmp_path / "u.pt"), "--repo", str(fake_repo), "--json"])

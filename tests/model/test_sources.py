@@ -272,7 +272,10 @@ def test_protocol_errors(sample_batch) -> None:
     with pytest.raises(InputError, match="no 'rgb'"):
         loaded.forward(batch)
     small = dict(sample_batch.tensors, rgb=torch.zeros(8, 3, 32, 24))
-    with pytest.raises(InputError, match="32x24 but the model expects 64x48"):
+    with pytest.raises(
+        InputError,
+        match=r"rejected the batch: rgb is \(32, 24\) pixels but the model expects \(64, 48\)",
+    ):
         loaded.forward(small)
     with pytest.raises(InputError, match="not a dict"):
         map_outputs((torch.zeros(1),), {}, 1)

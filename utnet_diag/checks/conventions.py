@@ -13,7 +13,7 @@ import numpy as np
 
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome
 from utnet_diag.geometry.joint_order import PLAUSIBLE_COST
-from utnet_diag.joints import KNOWN_ORDERS, NUM_JOINTS, invert
+from utnet_diag.joints import KNOWN_ORDERS, NUM_JOINTS, ORDER_TEXT, describe_slots, invert
 
 # Checks on ground truth (run by check-batch and gate).
 CONVENTION_CHECKS = CheckRegistry("convention")
@@ -60,9 +60,7 @@ def _keypoints(ctx_source: Any, key: str, dims: int) -> tuple[np.ndarray, np.nda
 def _order_text(result: Any) -> str:
     if result.order == "other":
         return f"an unknown order (wrist at index {result.root_index})"
-    return {"mano": "MANO's order (16 + tips)", "keypointfusion": "KeypointFusion's order"}.get(
-        result.order, "the spec's order"
-    )
+    return ORDER_TEXT.get(result.order, result.order)
 
 
 def _gt_order(ctx: CheckContext) -> Any:
@@ -352,46 +350,64 @@ def mano_consistency(ctx: CheckContext) -> Outcome:
 
 
 # --- predictions against ground truth ----------------------------------------------------------
-@PREDICTION_CONVENTION_CHECKS.check("pred_joint_order", hint=PERMUTATION_HINT)
+PRED_ORDER_HINT = (
+    "fix the model's 21-joint mapping: MANO's 16 joints come as wrist, index, middle, pinky, ring,"
+    " thumb (base to end) and smplx adds no tips (take them from vertices 744, 320, 443, 554,"
+    " 671); or reorder its output once with the permutation in the message"
+)
+
+
+@PREDICTION_CONVENTION_CHECKS.check(
+    "pred_joint_order", requires=("pred_degenerate",), hint=PRED_ORDER_HINT
+)
 def pred_joint_order(ctx: CheckContext) -> Outcome:
-    """Predicted joints are in the same order as the ground truth."""
+    """Predicted joints are in the same order as the ground truth; a wrong order is described
+    slot by slot."""
     from utnet_diag.geometry.joint_order import identify_joint_order
 
     pred = _keypoints(ctx.outputs, "keypoints_3d", 3)
     if pred is None:
         return Outcome.skip("no keypoints_3d in the model outputs")
-    gt = _gt_order(ctx)
-    if gt is None or not gt.plausible:
-        return Outcome.skip("the ground truth's joint order is unknown")
     coords = pred[0]
     finite = np.isfinite(coords).all((-1, -2))
     if not finite.any():
         return Outcome.skip("no finite predicted keypoints_3d")
+    gt = _gt_order(ctx)
+    if gt is None or not gt.plausible:  # a skeleton that is no hand: nothing to compare with
+        return Outcome.skip("the ground truth's joint order is unknown")
+    reference = tuple(gt.permutation)
     result = ctx.cached("convention.pred_joint_order", lambda: identify_joint_order(coords[finite]))
     details = {"pred_order": result.order, "gt_order": gt.order,
-               "pred_permutation": list(result.permutation), "cost": round(result.cost, 4)}  # fmt: skip
+               "pred_permutation": list(result.permutation), "cost": round(result.cost, 4),
+               "margin": round(result.margin, 4)}  # fmt: skip
     if not result.plausible:
         return Outcome.warn(
-            f"predicted joints do not look like a hand in any order (cost {result.cost:.2f})",
+            f"predicted joints do not look like a hand in any order (cost {result.cost:.2f},"
+            f" plausible < {PLAUSIBLE_COST}); best guess P = {list(result.permutation)}",
             value=result.order, details=details,
-            hint="predictions of a broken MANO layer (all zeros, collapsed) cannot be ordered",
+            hint="untrained predictions far from any hand, or a broken MANO layer; check again"
+            " after a few training steps (utnet-diag overfit)",
         )  # fmt: skip
-    if result.permutation == gt.permutation:
+    if result.permutation == reference:
         return Outcome.ok(
             f"predictions and ground truth are both in {_order_text(gt)}",
             value=result.order, threshold=gt.order, details=details,
         )  # fmt: skip
-    pred_to_gt = [result.permutation[i] for i in invert(gt.permutation)]
+    pred_to_gt = [result.permutation[i] for i in invert(reference)]
     details["pred_to_gt"] = pred_to_gt
-    return Outcome.fail(
-        f"predictions are in {_order_text(result)}, ground truth in {_order_text(gt)}: "
-        f"pred_in_gt_order = pred[:, {pred_to_gt}]",
-        value=result.order, threshold=gt.order, details=details,
-    )  # fmt: skip
+    slots = describe_slots(result.permutation)
+    details["wrong_slots"] = slots
+    text = f"predictions are in {_order_text(result)}: " + "; ".join(slots)
+    if gt.order != "spec":
+        text += f"; ground truth in {_order_text(gt)}: pred_in_gt_order = pred[:, {pred_to_gt}]"
+    else:
+        text += f": pred_spec = pred[:, {list(result.permutation)}]"
+    return Outcome.fail(text, value=result.order, threshold=gt.order, details=details)
 
 
 @PREDICTION_CONVENTION_CHECKS.check(
     "pred_projection",
+    requires=("pred_degenerate",),
     hint="project the predicted 3D with the same camera, crop normalization and x/y scale as "
     "the ground-truth 2D",
 )
@@ -421,7 +437,8 @@ def pred_projection(ctx: CheckContext) -> Outcome:
         )  # fmt: skip
     if abs(np.log(ratio)) > ANISO_TOL:
         return Outcome.fail(
-            f"predicted 2D scales x and y differently: x/y = {ratio:.4f}; use one size for both",
+            f"predicted 2D scales x and y differently: x/y = {ratio:.4f}"
+            f"{_aspect_reason(ratio, ctx.extras.get('image_size'))}; use one size for both",
             value=ratio, threshold=f"1 +- {ANISO_TOL}", details=details,
         )  # fmt: skip
     gt = _keypoints(ctx.batch, "keypoints_2d", 2)
@@ -452,6 +469,19 @@ def pred_projection(ctx: CheckContext) -> Outcome:
         f"x/y scale {ratio:.4f})",
         value=float(residual.max()), threshold=PROJ_FAIL, details=details,
     )  # fmt: skip
+
+
+def _aspect_reason(ratio: float, image_size: Any) -> str:
+    """Why x/y = ``ratio`` when it is the model's image aspect: a projection that divides x and y
+    by two different sizes (x/W, y/H gives x/y = H/W); else ''."""
+    if not image_size:
+        return ""
+    h, w = (int(v) for v in image_size)
+    if h != w and abs(np.log(ratio) - np.log(h / w)) < ANISO_TOL:
+        return f" = {h}/{w}, the model's image aspect: x is divided by the width {w}, y by the height {h}"
+    if h != w and abs(np.log(ratio) - np.log(w / h)) < ANISO_TOL:
+        return f" = {w}/{h}, the model's image aspect: x is divided by the height {h}, y by the width {w}"
+    return ""
 
 
 def _model_pose_space(ctx: CheckContext) -> str | None:

@@ -30,6 +30,7 @@ DOMINANT_SHARE = 0.9  # a term above this share of the weighted total drowns the
 KP2D_LIMIT = 0.5  # spec 1.3: normalized to [-0.5, 0.5]
 SPAN_MM_RANGE = (20.0, 400.0)  # wrist-to-farthest-joint distance of a hand, mm
 KP2D_HARD_LIMIT = 1.0  # beyond this the units are wrong (pixels, [0,1] crops scaled twice)
+KP2D_SPREAD_FACTOR = 10.0  # predicted vs GT 2D spread beyond this factor: a scale bug
 
 HINT_2D = (
     "check the 2D normalization ([-0.5, 0.5]) and the camera projection; check every one of the"
@@ -317,6 +318,14 @@ def pred_degenerate(ctx: CheckContext) -> Outcome:
     if not checked:
         return Outcome.skip("no finite keypoints_3d, vertices or keypoints_2d in the outputs")
     if findings:
+        advice = ctx.extras.get("mano_advice")  # what the model's own code asked smplx for
+        if advice is not None:
+            what, fix = advice
+            return Outcome.fail(
+                "degenerate predictions: " + "; ".join(findings) + f". {what}",
+                value=findings, hint=fix,
+                details={"mano_requests": ctx.extras.get("mano_requests", [])},
+            )  # fmt: skip
         return Outcome.fail(
             "degenerate predictions: " + "; ".join(findings), value=findings,
             hint=_degenerate_hint(),
@@ -324,9 +333,38 @@ def pred_degenerate(ctx: CheckContext) -> Outcome:
     return Outcome.ok(f"{', '.join(checked)} vary across joints and samples")
 
 
+def _spread_2d(points: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Per sample: RMS distance of the weighted joints from their centroid, (B,) (NaN where no
+    joint has weight)."""
+    w = weights.clamp(min=0)[..., None]
+    total = w.sum(dim=1)
+    centre = (points * w).sum(dim=1) / total
+    square = ((points - centre[:, None]) ** 2).sum(-1, keepdim=True)
+    return ((square * w).sum(dim=1) / total).sqrt().squeeze(-1)
+
+
+def _spread_ratio(ctx: CheckContext, pred: torch.Tensor) -> tuple[float, int] | None:
+    """Median over samples of predicted / ground-truth 2D spread, and the samples used."""
+    gt = ctx.batch.get("keypoints_2d") if ctx.batch is not None else None
+    if not isinstance(gt, torch.Tensor) or gt.shape[:2] != pred.shape[:2]:
+        return None
+    gt = gt.detach().float().to(pred.device)
+    conf = gt[..., 2] if gt.shape[-1] > 2 else torch.ones(gt.shape[:2], device=gt.device)
+    conf = torch.where(torch.isfinite(gt[..., :2]).all(-1), conf, torch.zeros_like(conf))
+    gt_xy = torch.nan_to_num(gt[..., :2])
+    gt_spread = _spread_2d(gt_xy, conf)
+    pred_spread = _spread_2d(pred, (conf > 0).float())
+    usable = ((conf > 0).sum(1) >= 2) & (gt_spread > 0) & torch.isfinite(gt_spread)
+    if not bool(usable.any()):
+        return None
+    ratio = (pred_spread[usable] / gt_spread[usable]).median()
+    return float(ratio), int(usable.sum())
+
+
 @PREDICTION_CHECKS.check("pred_kp2d_range", hint=HINT_2D)
 def pred_kp2d_range(ctx: CheckContext) -> Outcome:
-    """Predicted 2D keypoints lie in the normalized crop range [-0.5, 0.5]."""
+    """Predicted 2D keypoints lie in the normalized crop range [-0.5, 0.5] and spread over the
+    crop like the ground truth (within a factor of 10 either way)."""
     pred = _pred(ctx, "keypoints_2d")
     if pred is None:
         return Outcome.skip("no keypoints_2d in the model outputs")
@@ -338,6 +376,25 @@ def pred_kp2d_range(ctx: CheckContext) -> Outcome:
     outside = int((mag > KP2D_LIMIT).any(dim=1).sum())
     where = f"max {worst:.3g} at sample {sample}, joint {joint}"
     b = pred.shape[0]
+    found = _spread_ratio(ctx, pred)
+    if found is not None:
+        ratio, used = found
+        spread = f"spread {ratio:.3g}x the ground truth's (median over {used} samples)"
+        details = {"spread_ratio": ratio, "samples": used, "max_abs": worst}
+        if not (1 / KP2D_SPREAD_FACTOR < ratio < KP2D_SPREAD_FACTOR):
+            if ratio > 0:
+                size = f"{ratio:.3g}x too large" if ratio >= 1 else f"{1 / ratio:.3g}x too small"
+            else:
+                size = "collapsed to one point"
+            return Outcome.fail(
+                f"predicted 2D is {size}: {spread}; {where}",
+                value=ratio, threshold=[1 / KP2D_SPREAD_FACTOR, KP2D_SPREAD_FACTOR],
+                details=details,
+                hint="the projection's scale is off: focal length, camera scale/translation, or"
+                " a normalisation applied twice or not at all; compare with how the ground-truth"
+                " 2D is normalised (crop units, [-0.5, 0.5])",
+            )  # fmt: skip
+        where = f"{where}; {spread}"
     if worst > KP2D_HARD_LIMIT:
         units = " (looks like pixels)" if worst > 10 else ""
         return Outcome.fail(

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
+import traceback
+from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any, TextIO
 
 import typer
 
@@ -21,6 +27,35 @@ app = typer.Typer(
 )
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+# The stream the report goes to: stdout as it was when the command started. While a command
+# runs, sys.stdout is stderr, so whatever the user's code or a library prints never mixes with
+# the report (--json stays one JSON document).
+_REPORT_STREAM: ContextVar[TextIO | None] = ContextVar("report_stream", default=None)
+
+
+def report_stream() -> TextIO:
+    """Where the report (and only the report) is written."""
+    return _REPORT_STREAM.get() or sys.stdout
+
+
+def stdout_reserved_for_the_report(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``command`` with sys.stdout sent to stderr; :func:`report_stream` is the real stdout."""
+    if getattr(command, "_reserves_stdout", False):
+        return command
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        token = _REPORT_STREAM.set(sys.stdout)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                return command(*args, **kwargs)
+        finally:
+            _REPORT_STREAM.reset(token)
+
+    run._reserves_stdout = True  # type: ignore[attr-defined]
+    return run
 
 
 def debug_enabled() -> bool:
@@ -44,15 +79,16 @@ def emit(report, json_out: bool, junit: Path | None, fail_on: str) -> int:
         from utnet_diag.report.junit import write_junit
 
         write_junit(report, junit, fail_on)
+    out = report_stream()
     if json_out:
-        sys.stdout.write(report.to_json() + "\n")
-        sys.stdout.flush()
+        out.write(report.to_json() + "\n")
+        out.flush()
     else:
         from rich.console import Console
 
         from utnet_diag.report.render import render_report
 
-        render_report(report, Console(highlight=False), fail_on)
+        render_report(report, Console(file=out, highlight=False), fail_on)
     return report.exit_code(fail_on)
 
 
@@ -70,12 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     # Register the commands (each module only imports torch inside its command functions).
     from utnet_diag.cli import commands  # noqa: F401
 
+    for info in app.registered_commands:
+        info.callback = stdout_reserved_for_the_report(info.callback)
     try:
         result = app(args=argv, prog_name="utnet-diag", standalone_mode=False)
         return int(result or 0)
     except InputError as err:
-        if debug_enabled():
-            raise
+        _traceback_if_debug(err)
         print(f"utnet-diag: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_INPUT
     except typer.Exit as err:
@@ -84,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print(err.format_message() if hasattr(err, "format_message") else str(err), file=sys.stderr)
         return EXIT_INPUT
     except ClickException as err:
-        if debug_enabled():
-            raise
+        _traceback_if_debug(err)
         ctx = getattr(err, "ctx", None)
         usage = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         print(f"utnet-diag: error: {_one_line(err.format_message())}{usage}", file=sys.stderr)
@@ -96,14 +132,20 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except Exception as err:  # the tool itself broke
-        if debug_enabled():
-            raise
+        _traceback_if_debug(err)
         print(
             f"utnet-diag: internal error: {type(err).__name__}: {_one_line(err)[:300]}"
             " (set UTNET_DIAG_DEBUG=1 for the traceback and report it)",
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def _traceback_if_debug(err: BaseException) -> None:
+    """With UTNET_DIAG_DEBUG set, the whole chained traceback (frames in the user's code
+    included) on stderr; the exit code stays what it would be without it."""
+    if debug_enabled():
+        traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
 
 
 def run() -> None:

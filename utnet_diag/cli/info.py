@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from utnet_diag.cli.app import app
+from utnet_diag.cli.app import app, report_stream
 
 
 @app.command()
@@ -14,10 +14,11 @@ def version() -> None:
 
     import utnet_diag
 
-    print(f"utnet-diag {utnet_diag.__version__}")
+    lines = [f"utnet-diag {utnet_diag.__version__}"]
     for name in ("torch", "numpy", "smplx", "typer", "rich"):
         try:
-            print(f"{name} {dist_version(name)}")
+            lines.append(f"{name} {dist_version(name)}")
         except PackageNotFoundError:
-            print(f"{name} (not installed)")
-    print(f"python {platform.python_version()}")
+            lines.append(f"{name} (not installed)")
+    lines.append(f"python {platform.python_version()}")
+    report_stream().write("\n".join(lines) + "\n")

@@ -78,9 +78,9 @@ def run_model(inputs: Any, seed: int = 0) -> ModelRun:
     """Loss terms, pose metrics and gradient norms of ``inputs.model`` on ``inputs.batch``."""
     from utnet_diag.diagnostics.grad_flow import compute_grad_stats
     from utnet_diag.diagnostics.metrics import pose_metrics
-    from utnet_diag.diagnostics.runner import forward_pass, training_step
+    from utnet_diag.diagnostics.runner import forward_pass, running, training_step
 
-    with training_step(inputs.model, seed):
+    with training_step(inputs.model, seed), running(inputs.loaded):
         fwd = forward_pass(inputs, grad=True, seed=seed)
         stats = compute_grad_stats(fwd)
     terms = {k: float(v.detach()) for k, v in fwd.terms.terms.items()}

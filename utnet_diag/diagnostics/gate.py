@@ -13,7 +13,13 @@ from typing import Any
 
 from utnet_diag.diagnostics.grad_flow import grad_from_forward
 from utnet_diag.diagnostics.loss_breakdown import breakdown_from_forward, run_section
-from utnet_diag.diagnostics.runner import DEFAULT_SEED, forward_pass, load_inputs, training_step
+from utnet_diag.diagnostics.runner import (
+    DEFAULT_SEED,
+    forward_pass,
+    load_inputs,
+    running,
+    training_step,
+)
 from utnet_diag.report.result import Report
 
 COMMAND = "gate"
@@ -61,7 +67,7 @@ def gate(
     )
     checks = batch_check_results(host, inputs.config, labels_mano)
     checks += list(getattr(inputs.loaded, "checks", []) or [])
-    with training_step(inputs.model, seed):
+    with training_step(inputs.model, seed), running(inputs.loaded):
         fwd = forward_pass(inputs, grad=True, seed=seed)
         loss_checks, loss_sections = breakdown_from_forward(fwd)
         origin = loss_sections.get("nan_origin")

@@ -32,6 +32,7 @@ from utnet_diag.diagnostics.runner import (
     all_finite,
     forward_pass,
     load_inputs,
+    running,
     training_step,
 )
 from utnet_diag.errors import InputError
@@ -750,7 +751,7 @@ def grad_flow(
     inputs = load_inputs(
         batch=batch, config=config, preset=preset, device=device, model=model, **load_options
     )
-    with training_step(inputs.model, seed), _cyclic_gc_paused():
+    with training_step(inputs.model, seed), running(inputs.loaded), _cyclic_gc_paused():
         fwd = forward_pass(inputs, grad=True, seed=seed)
         checks, sections, stats = grad_from_forward(fwd, exact=exact, depth=depth)
         sections["weight_advice"] = advice_for_forward(fwd, target_shares, stats)

@@ -25,6 +25,7 @@ from utnet_diag.diagnostics.runner import (
     detach_outputs,
     forward_pass,
     load_inputs,
+    running,
     training_step,
 )
 from utnet_diag.losses import TERMS
@@ -151,7 +152,11 @@ def breakdown_from_forward(
         mano=getattr(fwd.inputs.loaded, "mano", None),
         config=fwd.config,
         model=fwd.inputs.model,
-        extras={"nan_origin": nan_origin},
+        extras={
+            "nan_origin": nan_origin,
+            "image_size": getattr(fwd.inputs.loaded, "image_size", None),
+            **mano_extras(fwd.inputs.loaded),
+        },
     )
     checks = run_checks(LOSS_CHECKS.specs, ctx)
     checks += run_checks(PREDICTION_CHECKS.specs, ctx, prior=checks)
@@ -166,6 +171,22 @@ def breakdown_from_forward(
     if nan_origin is not None:
         sections["nan_origin"] = nan_origin.to_dict()
     return checks, sections
+
+
+def mano_extras(loaded: Any) -> dict[str, Any]:
+    """What the model's own code asked smplx for, and the advice when a request failed
+    (``mano_requests``, ``mano_advice``), for the prediction checks."""
+    requests = list(getattr(loaded, "mano_requests", None) or [])
+    if not requests:
+        return {}
+    from utnet_diag.model.checkout import mano_load_advice
+
+    build = getattr(loaded, "build", None)
+    official = build.kwargs.get("mano_path") if build is not None else None
+    return {
+        "mano_requests": [r.to_dict() for r in requests],
+        "mano_advice": mano_load_advice(requests, official),
+    }
 
 
 def run_section(inputs: RunInputs, fwd: ForwardResult | None = None) -> dict[str, Any]:
@@ -217,7 +238,7 @@ def loss_breakdown(
     inputs = load_inputs(
         batch=batch, config=config, preset=preset, device=device, model=model, **load_options
     )
-    with training_step(inputs.model, seed):
+    with training_step(inputs.model, seed), running(inputs.loaded):
         fwd = forward_pass(inputs, grad=True, seed=seed)  # grad for the weight advice
         checks, sections = breakdown_from_forward(fwd)
         from utnet_diag.diagnostics.advisor import advice_for_forward

@@ -30,7 +30,7 @@ from torch import nn
 
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome, run_checks
 from utnet_diag.diagnostics.metrics import pose_metrics
-from utnet_diag.diagnostics.runner import RunInputs, _gt_vertices, _protocol_model
+from utnet_diag.diagnostics.runner import RunInputs, _gt_vertices, _protocol_model, running
 from utnet_diag.losses import compute_terms
 from utnet_diag.losses.functional import TERM_LABELS
 from utnet_diag.report.result import Report
@@ -102,7 +102,7 @@ def _train(
     kp3d_changed = False
     gt3d = batch["keypoints_3d"]
     devices = [p.device.index or 0 for p in trainable if p.device.type == "cuda"][:1]
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=devices), running(loaded):
         torch.manual_seed(options.seed)
         model.train()
         for step in range(options.steps):

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import torch
 
+from utnet_diag.device import is_out_of_memory
 from utnet_diag.errors import ResourceError
 
 # Inputs may take at most this share of the free memory: activations need the rest.
@@ -58,19 +59,6 @@ def check_batch_fits(
             f" {device} with {free / 2**20:.0f} MiB free",
             hint=f"pass --max-samples {_suggest(batch_size)} (or fewer)",
         )
-
-
-def is_out_of_memory(err: BaseException) -> bool:
-    """True for CUDA and CPU allocation failures."""
-    if isinstance(err, MemoryError):
-        return True
-    oom = getattr(torch, "OutOfMemoryError", None)
-    if oom is not None and isinstance(err, oom):
-        return True
-    text = str(err).lower()
-    return isinstance(err, RuntimeError) and (
-        "out of memory" in text or "can't allocate memory" in text
-    )
 
 
 @contextmanager

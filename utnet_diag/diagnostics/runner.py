@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,6 +167,13 @@ def as_loaded(model: Any) -> Any:
             f"expected a loaded model (utnet_diag.load_model), got {type(model).__name__}"
         )
     return model
+
+
+def running(loaded: Any) -> AbstractContextManager[Any]:
+    """The context the model's code runs in (``LoadedModel.running``: a checkout importable, the
+    user's prints on stderr); nothing for a bare module. Held around forwards and backwards."""
+    enter = getattr(loaded, "running", None)
+    return enter() if callable(enter) else nullcontext()
 
 
 @contextmanager

@@ -24,7 +24,17 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from utnet_diag.geometry.procrustes import similarity_align
-from utnet_diag.joints import BONES, FINGER_JOINTS, FINGERS, KNOWN_ORDERS, NUM_JOINTS
+from utnet_diag.joints import (
+    BONES,
+    FINGER_JOINTS,
+    FINGERS,
+    KNOWN_ORDERS,
+    MISREAD_ORDERS,
+    NUM_JOINTS,
+)
+
+# Orders tried before any search: the conventions data follow, and known mapping bugs.
+CANDIDATE_ORDERS = {**KNOWN_ORDERS, **MISREAD_ORDERS}
 
 # --- thresholds (dimensionless: lengths are relative to the palm size) -------------------------
 PLAUSIBLE_COST = 0.5  # a batch cost under this is a hand in that order (clean data: < 0.4)
@@ -373,9 +383,10 @@ class JointOrderResult:
 
 
 def name_of(permutation: tuple[int, ...] | list[int]) -> str:
-    """'spec', 'mano', 'keypointfusion' for a known permutation, else 'other'."""
+    """'spec', 'mano', 'keypointfusion' (or a known mapping bug's name, see
+    ``joints.MISREAD_ORDERS``) for a known permutation, else 'other'."""
     perm = tuple(int(p) for p in permutation)
-    for name, known in KNOWN_ORDERS.items():
+    for name, known in CANDIDATE_ORDERS.items():
         if perm == tuple(known):
             return name
     return "other"
@@ -395,8 +406,8 @@ def identify_joint_order(
         x = x[None]
     if valid is not None and np.any(valid):
         x = x[np.asarray(valid, dtype=bool)]
-    names = list(KNOWN_ORDERS)
-    known = np.array([KNOWN_ORDERS[n] for n in names])
+    names = list(CANDIDATE_ORDERS)
+    known = np.array([CANDIDATE_ORDERS[n] for n in names])
     costs, per_sample = batch_cost(x, known)
     known_costs = {n: float(c) for n, c in zip(names, costs)}
     candidates = known

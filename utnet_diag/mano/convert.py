@@ -240,8 +240,8 @@ def mano_info(path: str | Path, side: str | None = None) -> Report:
 def convert_mano(in_path: str | Path, out_path: str | Path, side: str | None = None) -> Report:
     """Write the MANO model at ``in_path`` as a chumpy-free pickle of plain arrays at ``out_path``.
 
-    ``out_path`` may be a folder: the file is then ``<folder>/MANO_<SIDE>.pkl``. The output is
-    written only when every check passes (numpy-only globals; smplx reproduces the vertices and
+    ``out_path`` may be a folder: the file is then ``<folder>/MANO_<SIDE>.pkl``; missing folders
+    are created (once the checks pass). The output is written only when every check passes (numpy-only globals; smplx reproduces the vertices and
     joints within 1e-3 mm); the input is never modified.
     """
     from utnet_diag.io.files import write_bytes_atomic
@@ -257,8 +257,8 @@ def convert_mano(in_path: str | Path, out_path: str | Path, side: str | None = N
         raise InputError(
             f"output '{target.name}' must end in .pkl", hint="smplx loads MANO from .pkl files"
         )
-    if not target.parent.is_dir():
-        raise InputError("output folder does not exist", path=str(target.parent))
+    if target.parent.exists() and not target.parent.is_dir():
+        raise InputError("the output's folder is a file", path=str(target.parent))
     if target.exists() and target.resolve() == source.resolve():
         raise InputError(
             "output is the input file; input files are never modified", path=str(target)
@@ -276,6 +276,12 @@ def convert_mano(in_path: str | Path, out_path: str | Path, side: str | None = N
     if report.failed("fail"):
         report.sections["mano"]["written"] = False
         return report
+    try:  # smplx.create(DIR, 'mano') reads DIR/mano/MANO_RIGHT.pkl: make the folders it needs
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(
+            f"cannot create the output folder: {err.strerror}", path=str(target.parent)
+        ) from None
     write_bytes_atomic(target, converted_bytes)
     report.sections["mano"]["written"] = True
     report.sections["mano"]["smplx_create"] = (

@@ -3,11 +3,10 @@
 * default: the reference UTNet (:mod:`utnet_diag.model.reference`); its checkpoint stores its
   config (a checkpoint without one is built from the config's ``model:`` section, else tiny).
   Without a checkpoint: the tiny preset with deterministic init (seed 0).
-* ``repo``: the user's UTNet checkout, built the way its ``train.py`` ``create_model`` does:
-  ``src.models.utnet.UTNet(img_size, patch_size, embed_dim, vit_depth, vit_num_heads,
-  num_hand_joints, num_vertices, mano_path, mean_params_path, num_scales, focal_length,
-  joint_rep_type)`` with the arguments read from ``config/config.yaml`` (its ``model:`` section,
-  else the top level); relative paths are resolved against the checkout.
+* ``repo``: the user's UTNet checkout, built the way its ``train.py`` ``create_model`` does, from
+  the given config (``--config``; else the checkout's ``config/config.yaml``): ``model:`` gives
+  the architecture, ``mano.model_path`` and ``mano.mean_params_path`` the MANO files (see
+  :mod:`utnet_diag.model.checkout`). The checkout stays importable while its code runs.
 * ``model_factory``: ``module:callable`` (importable, or from the current directory); it is
   called with no arguments, or with ``config=`` the config's ``model:`` section when it takes a
   ``config`` parameter. ``output_map`` renames its outputs to the protocol.
@@ -31,11 +30,23 @@ from typing import Any
 import torch
 from torch import nn
 
-from utnet_diag.config import DiagConfig, safe_load_yaml
+from utnet_diag.config import DiagConfig
 from utnet_diag.device import resolve_device
 from utnet_diag.errors import InputError, did_you_mean
-from utnet_diag.io.files import require_dir
+from utnet_diag.model.checkout import (
+    PATH_ARGS,
+    REPO_CLASS,
+    REPO_MODULE,
+    CheckoutBuild,
+    CheckoutImports,
+    ManoRequest,
+    building,
+    checkout_arguments,
+    checkout_config,
+    find_checkout,
+)
 from utnet_diag.model.checkpoint import apply_state_dict, key_report, load_checkpoint
+from utnet_diag.model.user_code import output_to_stderr, running_user_code, user_code_error
 from utnet_diag.report.result import CheckResult
 
 # Protocol output -> expected shape after the batch dimension (None: any size).
@@ -52,12 +63,6 @@ OUTPUT_SHAPES: dict[str, tuple[int, ...]] = {
 }
 # Needed even with strict_outputs=False: the 2D and 3D losses.
 CORE_OUTPUTS = ("keypoints_2d", "keypoints_3d")
-UTNET_ARGS = (
-    "img_size", "patch_size", "embed_dim", "vit_depth", "vit_num_heads", "num_hand_joints",
-    "num_vertices", "mano_path", "mean_params_path", "num_scales", "focal_length", "joint_rep_type",
-)  # fmt: skip
-PATH_ARGS = ("mano_path", "mean_params_path")
-REPO_MODULE, REPO_CLASS = "src.models.utnet", "UTNet"
 
 
 def parse_output_map(text: str | Mapping[str, str] | None) -> dict[str, str]:
@@ -191,8 +196,14 @@ class LoadedModel:
     """A model ready to run on a batch, and what was learnt while loading it.
 
     ``source``: human-readable origin; ``checks``: e.g. ``checkpoint_keys``; ``warnings``: text
-    for stderr; ``mano``: the reference model's ManoLayer (None for other sources); ``config``:
-    the model's config dict; ``image_size``: (H, W) the model expects, or None if unknown.
+    for stderr; ``mano``: a MANO layer for the ground-truth MANO checks (the reference model's
+    own, or one built from ``--mano``/the checkout's configured file; None when there is none);
+    ``config``: the model's config dict; ``image_size``: (H, W) the model was configured for, or
+    None (information only: only the model itself decides what it accepts); ``user_code``: the
+    model is the user's (a checkout or a factory): what it prints goes to stderr and what it
+    raises is reported with its traceback; ``imports``: the checkout's import scope;
+    ``build``: how a checkout was built (config file, arguments); ``mano_requests``: what the
+    user's code asked smplx for.
     """
 
     model: nn.Module
@@ -206,21 +217,20 @@ class LoadedModel:
     output_map: dict[str, str] = field(default_factory=dict)
     strict_outputs: bool = True
     notes: list[str] = field(default_factory=list)
+    user_code: bool = False
+    imports: Any = None
+    build: Any = None
+    mano_requests: list[Any] = field(default_factory=list)
 
     def inputs(
         self, batch: Mapping[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """``(rgb, depth, n_i)`` on the model's device, checked against the expected image size."""
+        """``(rgb, depth, n_i)`` on the model's device, as float32. The image size is the
+        model's business: a model that crops or resizes inside ``forward`` gets what its loader
+        gives, and one that rejects the size says so itself."""
         rgb = batch.get("rgb")
         if rgb is None:
             raise InputError("the batch has no 'rgb' images, which the model needs as input")
-        size = tuple(rgb.shape[-2:])
-        if self.image_size is not None and size != tuple(self.image_size):
-            h, w = self.image_size
-            raise InputError(
-                f"batch images are {size[0]}x{size[1]} but the model expects {h}x{w}",
-                hint="resize the crops or build the model with the matching img_size",
-            )
         depth = batch.get("depth")
         n_i = batch.get("n_i")
         if n_i is None:
@@ -228,10 +238,34 @@ class LoadedModel:
         to = dict(device=self.device, dtype=torch.float32)
         return rgb.to(**to), (depth.to(**to) if depth is not None else None), n_i.to(**to)
 
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """The context the model's code runs in: the checkout importable, and (for the user's
+        code) stdout sent to stderr. Re-entrant; commands hold it around every forward and
+        backward."""
+        with contextlib.ExitStack() as stack:
+            if self.imports is not None:
+                stack.enter_context(self.imports)
+            if self.user_code:
+                stack.enter_context(output_to_stderr())
+            yield
+
     def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-        """Run ``model(rgb, depth, n_i)`` and return the validated protocol outputs."""
+        """Run ``model(rgb, depth, n_i)`` and return the validated protocol outputs.
+
+        A model that raises on this batch is an input error with the model's own message (the
+        user's traceback chained for ``UTNET_DIAG_DEBUG``); out-of-memory errors pass through.
+        """
         rgb, depth, n_i = self.inputs(batch)
-        raw = self.model(rgb, depth, n_i)
+        with self.running():
+            if self.user_code:
+                with running_user_code("the model's forward on this batch", self._size_hint(rgb)):
+                    raw = self.model(rgb, depth, n_i)
+            else:
+                try:
+                    raw = self.model(rgb, depth, n_i)
+                except ValueError as err:  # the reference model's own input validation
+                    raise InputError(f"the model rejected the batch: {err}") from err
         outputs, notes = map_outputs(raw, self.output_map, rgb.shape[0], self.strict_outputs)
         for note in notes:
             if note not in self.notes:
@@ -240,108 +274,62 @@ class LoadedModel:
 
     __call__ = forward
 
-
-@contextlib.contextmanager
-def _import_root(root: Path, package: str) -> Iterator[None]:
-    """Import ``package`` (and its submodules) from ``root`` only, then restore ``sys.path`` and
-    any same-named modules that were loaded before, so two checkouts never mix."""
-    saved = {k: v for k, v in sys.modules.items() if k == package or k.startswith(package + ".")}
-    for key in saved:
-        del sys.modules[key]
-    sys.path.insert(0, str(root))
-    importlib.invalidate_caches()
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(str(root))
-        for key in [k for k in sys.modules if k == package or k.startswith(package + ".")]:
-            del sys.modules[key]
-        sys.modules.update(saved)
-
-
-def _user_code_error(what: str, err: BaseException) -> InputError:
-    text = " ".join(str(err).split())[:200]
-    return InputError(
-        f"{what} failed: {type(err).__name__}: {text}",
-        hint="set UTNET_DIAG_DEBUG=1 for the traceback",
-    )
-
-
-def repo_model_kwargs(
-    repo: Path, model_cls: type, mano_path: str | Path | None = None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Constructor arguments for the repo's UTNet from ``config/config.yaml``.
-
-    Returns (kwargs, the config mapping). Looks in ``model:`` first, then the top level; missing
-    arguments keep the constructor's defaults (an InputError names a required one that is absent).
-    ``mano_path`` (the user's ``--mano``) replaces the config's ``mano_path``.
-    """
-    config_path = repo / "config" / "config.yaml"
-    data = safe_load_yaml(config_path) if config_path.exists() else {}
-    if not isinstance(data, dict):
-        raise InputError("config must be a YAML mapping at the top level", path=str(config_path))
-    section = data.get("model") if isinstance(data.get("model"), dict) else {}
-    params = inspect.signature(model_cls.__init__).parameters
-    kwargs: dict[str, Any] = {}
-    missing: list[str] = []
-    for name, param in params.items():
-        if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        if name == "mano_path" and mano_path is not None:
-            value = str(Path(mano_path).resolve())
-        elif name in section:
-            value = section[name]
-        elif name in data and not isinstance(data[name], dict):
-            value = data[name]
-        elif param.default is not inspect.Parameter.empty:
-            continue
-        else:
-            missing.append(name)
-            continue
-        if name in PATH_ARGS and isinstance(value, str) and value and not os.path.isabs(value):
-            value = str((repo / value).resolve())
-        kwargs[name] = value
-    if missing:
-        raise InputError(
-            f"config/config.yaml gives no value for UTNet argument(s) {', '.join(missing)}",
-            path=str(config_path),
-            hint="add them under 'model:' as train.py's create_model passes them",
+    def _size_hint(self, rgb: torch.Tensor) -> str | None:
+        size = tuple(rgb.shape[-2:])
+        if self.image_size is None or size == tuple(self.image_size):
+            return None
+        h, w = self.image_size
+        return (
+            f"the batch images are {size[0]}x{size[1]} and the model is configured for {h}x{w};"
+            " set UTNET_DIAG_DEBUG=1 for the traceback"
         )
-    return kwargs, data
 
 
 def build_repo_model(
-    repo: str | Path, mano_path: str | Path | None = None
-) -> tuple[nn.Module, dict[str, Any], str]:
-    """Import ``src.models.utnet.UTNet`` from a checkout and build it from its config.
+    repo: str | Path,
+    mano_path: str | Path | None = None,
+    config: str | Path | DiagConfig | None = None,
+) -> tuple[nn.Module, CheckoutBuild, CheckoutImports, list[ManoRequest]]:
+    """Import ``src.models.utnet.UTNet`` from a checkout and build it as ``train.py`` would.
 
-    ``mano_path`` (``--mano``) overrides the config's ``mano_path``.
-    Returns (model, the kwargs used, a description).
+    ``config``: the config the model is built from (a path or a loaded DiagConfig; default the
+    checkout's ``config/config.yaml``); ``mano_path`` (``--mano``) replaces ``mano.model_path``.
+    Returns (model, how it was built, the checkout's import scope, what the model's code asked
+    smplx for). Whatever the checkout prints goes to stderr; what it raises is an input error
+    with its traceback chained.
     """
-    root = require_dir(repo, "UTNet checkout").resolve()
-    if not (root / "src" / "models" / "utnet.py").is_file():
-        raise InputError(
-            "not a UTNet checkout: src/models/utnet.py is missing",
-            path=str(root),
-            hint="--repo takes the folder that holds src/ and config/",
+    root = find_checkout(repo)
+    if isinstance(config, DiagConfig) and config.path is not None:
+        data, config_path = dict(config.raw), Path(config.path)
+    else:
+        data, config_path = checkout_config(
+            root, None if isinstance(config, DiagConfig) else config
         )
-    with _import_root(root, "src"):
-        try:
+    name = f"{REPO_MODULE}.{REPO_CLASS}"
+    with building(root) as (imports, probe):
+        with running_user_code(f"importing {REPO_MODULE} from {root}"):
             module = importlib.import_module(REPO_MODULE)
-        except Exception as err:  # noqa: BLE001 - the user's code
-            raise _user_code_error(f"importing {REPO_MODULE} from {root}", err) from None
         model_cls = getattr(module, REPO_CLASS, None)
         if not isinstance(model_cls, type):
             raise InputError(f"{REPO_MODULE} defines no class {REPO_CLASS}", path=str(root))
-        kwargs, _ = repo_model_kwargs(root, model_cls, mano_path)
-        try:
-            model = model_cls(**kwargs)
-        except Exception as err:  # noqa: BLE001
-            raise _user_code_error(f"building {REPO_MODULE}.{REPO_CLASS}", err) from None
+        build = checkout_arguments(root, model_cls, data, config_path, mano_path)
+        with running_user_code(f"building {name}", _missing_file_hint(build)):
+            model = model_cls(**build.kwargs)
     if not isinstance(model, nn.Module):
-        raise InputError(f"{REPO_MODULE}.{REPO_CLASS} did not build a torch nn.Module")
-    return model, kwargs, f"repo {root} ({REPO_MODULE}.{REPO_CLASS})"
+        raise InputError(f"{name} did not build a torch nn.Module")
+    return model, build, imports, probe.requests
+
+
+def _missing_file_hint(build: CheckoutBuild) -> str | None:
+    """Which configured MANO path does not exist, as the hint of a failed build."""
+    for arg in build.arguments:
+        missing = isinstance(arg.value, str) and arg.value and not os.path.exists(arg.value)
+        if arg.name in PATH_ARGS and missing:
+            return (
+                f"{arg.name} = {arg.value} ({arg.origin}) does not exist; set"
+                " UTNET_DIAG_DEBUG=1 for the traceback"
+            )
+    return None
 
 
 def resolve_factory(spec: str) -> Callable[..., Any]:
@@ -354,16 +342,17 @@ def resolve_factory(spec: str) -> Callable[..., Any]:
     if added:
         sys.path.insert(0, cwd)
     try:
-        module = importlib.import_module(module_name)
+        with output_to_stderr():
+            module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         if err.name and module_name.startswith(err.name):
             raise InputError(
                 f"--model-factory: module '{module_name}' not found",
                 hint="make it importable (PYTHONPATH) or run from its folder",
             ) from None
-        raise _user_code_error(f"importing {module_name}", err) from None
-    except Exception as err:  # noqa: BLE001
-        raise _user_code_error(f"importing {module_name}", err) from None
+        raise user_code_error(f"importing {module_name}", err) from err
+    except Exception as err:  # noqa: BLE001 - the user's code
+        raise user_code_error(f"importing {module_name}", err) from err
     finally:
         if added:
             with contextlib.suppress(ValueError):
@@ -427,10 +416,16 @@ def load_model(
     warnings = list(ckpt.warnings) if ckpt else []
     mano = None
     image_size: tuple[int, int] | None = None
+    extra: dict[str, Any] = {}
 
     if repo is not None:
-        model, model_config, source = build_repo_model(repo, mano_path)
+        model, build, imports, requests = build_repo_model(repo, mano_path, config)
+        model_config = build.kwargs
         image_size = _image_size_of(model_config.get("img_size"))
+        source = f"repo {build.root} ({REPO_MODULE}.{REPO_CLASS})"
+        mano, mano_note = _labels_mano(mano_path or model_config.get("mano_path"))
+        warnings += build.notes + ([mano_note] if mano_note else [])
+        extra = dict(user_code=True, imports=imports, build=build, mano_requests=requests)
     elif model_factory is not None:
         factory = resolve_factory(model_factory)
         section = dict(config.model) if config is not None else {}
@@ -438,10 +433,8 @@ def load_model(
             takes_config = "config" in inspect.signature(factory).parameters
         except (TypeError, ValueError):
             takes_config = False
-        try:
+        with running_user_code(f"--model-factory {model_factory}"):
             model = factory(config=section) if takes_config else factory()
-        except Exception as err:  # noqa: BLE001 - the user's code
-            raise _user_code_error(f"--model-factory {model_factory}", err) from None
         if not isinstance(model, nn.Module):
             raise InputError(
                 f"--model-factory {model_factory} returned a {type(model).__name__}, not an nn.Module"
@@ -451,6 +444,9 @@ def load_model(
             getattr(model, "image_size", None)
         )
         source = f"factory {model_factory}"
+        if mano_path is not None:
+            mano, _ = _labels_mano(mano_path)
+        extra = dict(user_code=True)
     else:
         from utnet_diag.mano import ManoLayer
         from utnet_diag.model.reference import ReferenceConfig, build_reference
@@ -488,7 +484,21 @@ def load_model(
         image_size=image_size,
         output_map=mapping,
         strict_outputs=strict_outputs,
+        **extra,
     )
+
+
+def _labels_mano(path: str | Path | None) -> tuple[Any, str | None]:
+    """A MANO layer from the user's MANO file for the ground-truth checks (never swapped into
+    their model), and a note when the file cannot be used for them."""
+    if not path:
+        return None, None
+    from utnet_diag.mano import ManoLayer
+
+    try:
+        return ManoLayer(path=path), None
+    except InputError as err:
+        return None, f"MANO checks of the labels skipped: {err}"
 
 
 def inspect_checkpoint(
@@ -508,7 +518,8 @@ def inspect_checkpoint(
 
     data = load_checkpoint(path, unsafe=unsafe_load)
     if repo is not None:
-        model, _, compared = build_repo_model(repo, mano_path)
+        model, build, _, _ = build_repo_model(repo, mano_path)
+        compared = f"repo {build.root} ({REPO_MODULE}.{REPO_CLASS})"
     else:
         from utnet_diag.mano import ManoLayer
         from utnet_diag.model.reference import build_reference
