@@ -92,6 +92,22 @@ def test_from_grad_flow_rows_and_missing_boundary() -> None:
     assert advice_from_term_rows([{"term": "loss_2d", "boundary_norm": None}], CONFIG) is None
 
 
+def test_a_computed_term_without_gradient_at_the_trunk_is_not_called_uncomputed() -> None:
+    rows = [
+        {"term": "loss_2d", "boundary_norm": 1.0},
+        {"term": "loss_3d_joint", "boundary_norm": None},  # computed: its row exists
+    ]
+    advice = advice_from_term_rows(rows, CONFIG)
+    assert advice.notes == [
+        "3D joint loss: computed, but its gradient does not reach the trunk (nothing it depends"
+        " on is computed from the trunk's features: see grad_reach)"
+    ]
+    only_2d = advise_weights({"loss_2d": 1.0}, CONFIG)  # the 3D term was never computed
+    assert only_2d.notes == [
+        "3D joint loss: no gradient at the trunk was measured (term not computed)"
+    ]
+
+
 def test_parse_target_shares() -> None:
     assert parse_target_shares(None) == {"loss_2d": 0.5, "loss_3d_joint": 0.5}
     assert parse_target_shares("2d=0.3, 3d=0.6,aux=0.1") == {

@@ -145,6 +145,69 @@ def root_index(ctx: CheckContext) -> Outcome:
     )  # fmt: skip
 
 
+FLIP_HINT = (
+    "UTNet's MANO is a right hand: flip left hands where the data are loaded (image and 2D:"
+    " x -> -x about the crop centre; 3D: x -> -x; mano_pose: every axis-angle (x, y, z) ->"
+    " (x, -y, -z)), or train them with MANO_LEFT"
+)
+
+
+@CONVENTION_CHECKS.check("handedness", requires=("finite", "kp3d_units"), hint=FLIP_HINT)
+def handedness(ctx: CheckContext) -> Outcome:
+    """Every sample is a right hand (the right-hand MANO predicts right hands; left hands are
+    flipped by the loader), and the batch's is_right / hand_type flags agree with the geometry."""
+    from utnet_diag.geometry.joint_order import CHIRALITY_MARGIN, palm_chirality
+
+    found = _keypoints(ctx.batch, "keypoints_3d", 3)
+    result = _gt_order(ctx)
+    if found is None or result is None:
+        return Outcome.skip("no sample has all 21 joints annotated")
+    if not result.plausible:
+        return Outcome.skip("the joint order was not recognised (see joint_order)")
+    coords, conf = found
+    complete = (conf > 0).all(-1) & np.isfinite(coords).all((-1, -2))
+    margin = np.full(len(coords), np.nan)
+    margin[complete] = palm_chirality(coords[complete][:, list(result.permutation)])
+    left = np.flatnonzero(margin < -CHIRALITY_MARGIN)
+    right = np.flatnonzero(margin > CHIRALITY_MARGIN)
+    flags = ctx.batch.get("is_right")
+    marked_left = (
+        np.flatnonzero(_array(flags) < 0.5) if flags is not None else np.array([], dtype=int)
+    )
+    details = {
+        "left": left.tolist(), "right": right.tolist(), "marked_left": marked_left.tolist(),
+        "margin": np.round(np.nan_to_num(margin), 4).tolist(),
+    }  # fmt: skip
+    used = int(complete.sum())
+    if len(left):
+        marked = "" if flags is None else (
+            " (the batch marks them left: the loader did not flip them)"
+            if np.isin(left, marked_left).all()
+            else " (the batch marks them right)"
+        )  # fmt: skip
+        return Outcome.fail(
+            f"{len(left)}/{used} samples are left hands, mirror images of a right hand"
+            f"{marked}: samples {_sample_list(left)}",
+            value=len(left), threshold=0, details=details,
+        )  # fmt: skip
+    note = ""
+    if len(marked_left):
+        note = (
+            f"; {len(marked_left)} samples marked left are right hands (flipped by the loader:"
+            " their mano_pose must be mirrored too, see mano_consistency)"
+        )
+    undecided = used - len(right)
+    text = f"all {len(right)} decided samples are right hands"
+    if undecided:
+        text += f" ({undecided} too flat to tell)"
+    return Outcome.ok(text + note, value=0, threshold=0, details=details)
+
+
+def _sample_list(indices: np.ndarray, limit: int = 8) -> str:
+    shown = ", ".join(str(int(i)) for i in indices[:limit])
+    return shown + (f", ... ({len(indices)} in all)" if len(indices) > limit else "")
+
+
 def _diagnose_projection(
     kp3d: np.ndarray, w3: np.ndarray, kp2d: np.ndarray, w2: np.ndarray, bad: np.ndarray
 ) -> dict[int, str]:

@@ -35,6 +35,15 @@ def render_run(console: Console, section: dict[str, Any], report: Report) -> Non
     for key in ("model", "batch", "batch_size", "device", "config", "mode", "forward_s"):
         if key in section:
             table.add_row(key.replace("_", " "), str(section[key]))
+    if "built_from" in section:
+        table.add_row("built from", str(section["built_from"]))
+        for name, value in (section.get("arguments") or {}).items():
+            table.add_row(f"  {name}", str(value))
+    for request in section.get("mano_requests") or []:
+        outcome = "loaded" if request.get("loaded") else f"failed: {request.get('error')}"
+        table.add_row(
+            "MANO asked", f"{request.get('call')} -> {request.get('looked_at')}: {outcome}"
+        )
     console.print(table)
 
 

@@ -158,6 +158,7 @@ def advise_weights(
     weights: LossWeights,
     target_shares: dict[str, float] | None = None,
     per_element: dict[str, float] | None = None,
+    unreached: set[str] | None = None,
 ) -> Advice:
     """Shares of the gradient at the trunk and the weights for ``target_shares``.
 
@@ -169,6 +170,7 @@ def advise_weights(
             for 2D and 3D joint.
         per_element: term -> mean error per element (2D crop units, 3D mm), for the one-line
             explanation of mm units (optional).
+        unreached: terms that were computed but whose gradient does not reach the trunk.
     """
     targets = dict(DEFAULT_TARGET_SHARES if target_shares is None else target_shares)
     target_sum = sum(targets.values())
@@ -191,7 +193,12 @@ def advise_weights(
         weight = float(getattr(weights, WEIGHT_NAME[term]))
         share = shares.get(term)
         label = TERM_LABELS[term]
-        if term not in finite:
+        if term not in finite and term in (unreached or ()):
+            notes.append(
+                f"{label}: computed, but its gradient does not reach the trunk (nothing it"
+                " depends on is computed from the trunk's features: see grad_reach)"
+            )
+        elif term not in finite:
             notes.append(f"{label}: no gradient at the trunk was measured (term not computed)")
         elif weight == 0 or not share:
             notes.append(
@@ -251,7 +258,8 @@ def advice_from_term_rows(
     }
     if not contributions:
         return None
-    return advise_weights(contributions, weights, target_shares, per_element)
+    unreached = {r["term"] for r in term_rows if r.get("boundary_norm") is None}
+    return advise_weights(contributions, weights, target_shares, per_element, unreached)
 
 
 def weight_advice_section(

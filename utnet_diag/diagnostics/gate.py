@@ -60,11 +60,11 @@ def gate(
         unsafe_load=unsafe_load, model=model,
     )  # fmt: skip
     host = inputs.host_batch if inputs.host_batch is not None else inputs.batch
-    # mano_consistency compares the labels with the MANO they were made with: the user's --mano,
-    # or the embedded hand for the embedded batch; never the embedded hand against user labels
-    labels_mano = (
-        getattr(inputs.loaded, "mano", None) if mano is not None or batch is None else None
-    )
+    # mano_consistency compares the labels with the MANO they were made with: the user's --mano
+    # or their checkout's configured MANO file, or the embedded hand for the embedded batch;
+    # never the embedded hand against user labels
+    user_mano = mano is not None or getattr(inputs.loaded, "user_code", False)
+    labels_mano = getattr(inputs.loaded, "mano", None) if user_mano or batch is None else None
     checks = batch_check_results(host, inputs.config, labels_mano)
     checks += list(getattr(inputs.loaded, "checks", []) or [])
     with training_step(inputs.model, seed), running(inputs.loaded):

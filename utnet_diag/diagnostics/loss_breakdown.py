@@ -200,6 +200,13 @@ def run_section(inputs: RunInputs, fwd: ForwardResult | None = None) -> dict[str
         "config": inputs.config.path or f"preset {inputs.config.weights.preset}",
         "mode": "train() for the forward, then restored; dropout seeded; buffers restored",
     }
+    build = getattr(loaded, "build", None)
+    if build is not None:  # a checkout: which config built it, and every argument with its origin
+        section["built_from"] = str(build.config_path) if build.config_path else "no config"
+        section["arguments"] = build.table()
+    requests = getattr(loaded, "mano_requests", None)
+    if requests:
+        section["mano_requests"] = [r.to_dict() for r in requests]
     if fwd is not None:
         section["forward_s"] = round(fwd.forward_seconds, 4)
         section["seed"] = fwd.seed

@@ -188,6 +188,22 @@ def hand_cost(joints_spec: np.ndarray) -> HandCost:
     return HandCost(total, bones, palm_cost, bends, chirality)
 
 
+CHIRALITY_MARGIN = 0.005  # palm-fit difference (relative to palm size) that decides the side
+
+
+def palm_chirality(joints_spec: np.ndarray) -> np.ndarray:
+    """Per sample, how much better the palm fits a right hand than a mirrored one: (left RMS -
+    right RMS) / palm size, (...,). Positive: right hand; negative: left (mirrored); within
+    +-CHIRALITY_MARGIN: undecided. The wrist and the five finger bases are rigid in MANO, so this
+    does not depend on pose; the official MANO hand gives about +-0.045, a flat synthetic palm
+    +-0.01."""
+    j = np.asarray(joints_spec, dtype=np.float64)
+    palm = j[..., list(PALM), :]
+    right = similarity_align(_TEMPLATE_PALM, palm).rms
+    left = similarity_align(_TEMPLATE_PALM_MIRRORED, palm).rms
+    return (left - right) / np.maximum(_palm_size(j), 1e-9)
+
+
 def batch_cost(joints: np.ndarray, perms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cost of each hypothesis over a batch.
 

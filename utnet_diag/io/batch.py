@@ -4,7 +4,8 @@ Canonical keys and shapes (B samples):
 ``rgb`` (B,3,H,W); ``depth`` (B,1,H,W); ``n_i`` (B,) depth-present flag; ``keypoints_2d`` (B,21,3|2)
 normalized crop coordinates (+conf); ``keypoints_3d`` (B,21,4|3) mm (+conf); ``mano_pose`` (B,48)
 axis-angle; ``mano_shape`` (B,10); optional ``has_mano`` (B,), ``vertices_3d`` (B,778,3) mm,
-``sample_id`` (B,).
+``is_right`` (B,) 1 for a right hand (also read from the loaders' ``hand_type`` / ``side`` /
+``handedness`` strings), ``sample_id`` (B,).
 
 A batch dumped from a UTNet dataloader (``joint_img``, ``joints_3d_gt``) is recognised: ``joint_img``'s
 third column is not a confidence, so conf is 1 as UTNet's train.py uses it.
@@ -37,11 +38,34 @@ SCHEMA: dict[str, tuple[int, tuple[int | None, ...], str]] = {
     "mano_shape": (2, (10,), "float"),
     "has_mano": (1, (), "flag"),
     "vertices_3d": (3, (778, 3), "float"),
+    "is_right": (1, (), "flag"),
 }
 LAST_DIMS = {"keypoints_2d": (2, 3), "keypoints_3d": (3, 4)}
 CANONICAL_KEYS = tuple(SCHEMA) + ("sample_id",)
 REQUIRED_ANY = ("keypoints_2d", "keypoints_3d", "rgb", "mano_pose")
 UTNET_KEYS = {"joint_img": "keypoints_2d", "joints_3d_gt": "keypoints_3d"}
+HAND_SIDE_KEYS = ("hand_type", "side", "handedness")  # 'left'/'right' strings, as loaders give
+
+
+def _is_right_from_sides(value: Any) -> torch.Tensor | None:
+    """(B,) 1/0 from a list of 'right'/'left' strings (any case, 'r'/'l'); None if not that."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "US":
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)) or not value:
+        return None
+    flags = []
+    for item in value:
+        text = item.decode() if isinstance(item, bytes) else str(item)
+        text = text.strip().lower()
+        if text in ("right", "r", "right_hand"):
+            flags.append(1.0)
+        elif text in ("left", "l", "left_hand"):
+            flags.append(0.0)
+        else:
+            return None
+    return torch.tensor(flags)
+
+
 SUFFIXES = (".pt", ".pth", ".npz")
 
 
@@ -246,6 +270,14 @@ def coerce_batch(
             raw[canonical] = value
     if fmt != "canonical":
         notes.insert(0, "UTNet dataloader batch (joint_img, joints_3d_gt) mapped to canonical keys")
+
+    if "is_right" not in raw:
+        for key in HAND_SIDE_KEYS:
+            flags = _is_right_from_sides(raw.get(key))
+            if flags is not None:
+                raw["is_right"] = flags
+                notes.append(f"'{key}' read as is_right (1 = right hand)")
+                break
 
     tensors: dict[str, torch.Tensor] = {}
     extra: dict[str, Any] = {}

@@ -46,7 +46,26 @@ def _reconstruct_ndarray(subtype, shape, dtype):
     return _numpy_reconstruct()(subtype, shape, dtype)
 
 
-# numpy arrays, as numpy 1.x (numpy.core) and numpy 2 (numpy._core) write them (protocol <= 4).
+def _frombuffer_ndarray(
+    buf: Any, dtype: Any, shape: Any, order: str = "C", axis_order: Any = None
+) -> np.ndarray:
+    """Protocol 5's ``numpy._core.numeric._frombuffer`` restricted to numeric data whose shape
+    matches the bytes in the pickle (nothing is allocated beyond them)."""
+    kind = np.dtype(dtype)
+    if kind.hasobject:
+        raise UnsafeInputError("an array of Python objects is not allowed here")
+    data = memoryview(buf).cast("B")
+    dims = tuple(int(n) for n in shape)
+    count = int(np.prod(dims, dtype=np.int64)) if dims else 1
+    if any(n < 0 for n in dims) or count * kind.itemsize != data.nbytes:
+        raise InputError(f"array of shape {dims} does not match its {data.nbytes} bytes")
+    array = np.frombuffer(data, dtype=kind)
+    if order == "K" and axis_order is not None:
+        return array.reshape(dims, order="C").transpose(tuple(int(a) for a in axis_order))
+    return array.reshape(dims, order="F" if order == "F" else "C")
+
+
+# numpy arrays, as numpy 1.x (numpy.core) and numpy 2 (numpy._core) write them (protocol 2-5).
 NUMPY_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
@@ -54,6 +73,8 @@ NUMPY_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct_ndarray,
     ("numpy.core.multiarray", "scalar"): _numpy_scalar(),
     ("numpy._core.multiarray", "scalar"): _numpy_scalar(),
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer_ndarray,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer_ndarray,
 }
 
 

@@ -240,8 +240,8 @@ def mano_info(path: str | Path, side: str | None = None) -> Report:
 def convert_mano(in_path: str | Path, out_path: str | Path, side: str | None = None) -> Report:
     """Write the MANO model at ``in_path`` as a chumpy-free pickle of plain arrays at ``out_path``.
 
-    ``out_path`` may be a folder: the file is then ``<folder>/MANO_<SIDE>.pkl``; missing folders
-    are created (once the checks pass). The output is written only when every check passes (numpy-only globals; smplx reproduces the vertices and
+    ``out_path`` may be a folder (an existing one, or a new path without a suffix): the file is
+    then ``<folder>/MANO_<SIDE>.pkl``; missing folders are created (once the checks pass). The output is written only when every check passes (numpy-only globals; smplx reproduces the vertices and
     joints within 1e-3 mm); the input is never modified.
     """
     from utnet_diag.io.files import write_bytes_atomic
@@ -251,7 +251,7 @@ def convert_mano(in_path: str | Path, out_path: str | Path, side: str | None = N
     source = resolve_mano_path(in_path, side or "right")
     side = _side_of(source, side)
     target = Path(out_path)
-    if target.is_dir():
+    if target.is_dir() or (not target.exists() and not target.suffix):  # a folder (made if new)
         target = target / f"MANO_{side.upper()}.pkl"
     if target.suffix.lower() != ".pkl":
         raise InputError(

@@ -7,7 +7,9 @@ turns them into plain numpy arrays:
 - ``chumpy.ch.Ch``: its state's ``x`` array;
 - ``chumpy.reordering.Select``: ``a.x.ravel()[idxs].reshape(preferred_shape)``;
 - ``scipy.sparse.csc.csc_matrix``: densified from ``data``, ``indices``, ``indptr``, ``_shape``;
-- numpy arrays and dtypes, and ``set``.
+- the CSC, CSR and COO matrices and arrays of any SciPy, from 0.x (``scipy.sparse.csc``) to today
+  (``scipy.sparse._csc``), as chumpy-free files written with a current SciPy hold them;
+- numpy arrays (protocol 2 to 5, including protocol 5's ``_frombuffer``) and dtypes, and ``set``.
 
 Any other global (``os.system``, ``builtins.eval``...) is refused with an error naming it.
 The result goes to smplx through ``data_struct``, so smplx never unpickles anything itself.
@@ -22,6 +24,8 @@ import numpy as np
 
 from utnet_diag.errors import InputError
 from utnet_diag.io.safe_pickle import BYTES_GLOBALS, NUMPY_GLOBALS, restricted_load
+
+MAX_DENSE_ELEMENTS = 50_000_000  # a sparse matrix in a MANO file: J_regressor is 16 x 778
 
 # The keys smplx's MANO needs, and the shapes they must have (None: any size on that axis).
 REQUIRED_SHAPES: dict[str, tuple[int | None, ...]] = {
@@ -64,16 +68,32 @@ class ChumpySelect(_PickledState):
     kind = "chumpy.reordering.Select"
 
 
-class CscMatrix(_PickledState):
-    kind = "scipy.sparse.csc.csc_matrix"
+class SparseMatrix(_PickledState):
+    """A pickled scipy sparse matrix or array; ``layout`` is 'csc', 'csr' or 'coo'."""
 
+    layout = "csc"
+
+
+def _sparse_class(module: str, name: str) -> type[SparseMatrix]:
+    return type(name, (SparseMatrix,), {"kind": f"{module}.{name}", "layout": name[:3]})
+
+
+# scipy < 1.8 names the modules scipy.sparse.csc etc., later versions scipy.sparse._csc etc.;
+# *_array classes exist since scipy 1.8.
+SPARSE_GLOBALS: dict[tuple[str, str], Any] = {
+    (module, name): _sparse_class(module, name)
+    for layout in ("csc", "csr", "coo")
+    for module in (f"scipy.sparse.{layout}", f"scipy.sparse._{layout}")
+    for name in (f"{layout}_matrix", f"{layout}_array")
+}
+CscMatrix = SPARSE_GLOBALS[("scipy.sparse.csc", "csc_matrix")]  # the official file's
 
 MANO_GLOBALS: dict[tuple[str, str], Any] = {
     **NUMPY_GLOBALS,
     **BYTES_GLOBALS,  # a MANO file re-saved by Python 3 with protocol 2
+    **SPARSE_GLOBALS,
     ("chumpy.ch", "Ch"): ChumpyCh,
     ("chumpy.reordering", "Select"): ChumpySelect,
-    ("scipy.sparse.csc", "csc_matrix"): CscMatrix,
     ("__builtin__", "set"): set,
     ("builtins", "set"): set,
 }
@@ -94,8 +114,8 @@ def _as_array(value: Any, key: str, depth: int = 0) -> Any:
         if int(np.prod(shape)) != idxs.size:
             raise InputError(f"'{key}' selects {idxs.size} values but its shape is {shape}")
         return source[idxs].reshape(shape)
-    if isinstance(value, CscMatrix):
-        return _dense_from_csc(value, key)
+    if isinstance(value, SparseMatrix):
+        return _dense_from_sparse(value, key)
     if isinstance(value, np.ndarray):
         if value.dtype == object:
             raise InputError(f"'{key}' is an object array; expected numbers")
@@ -105,24 +125,39 @@ def _as_array(value: Any, key: str, depth: int = 0) -> Any:
     raise InputError(f"'{key}' holds an unsupported {type(value).__name__}")
 
 
-def _dense_from_csc(matrix: CscMatrix, key: str) -> np.ndarray:
-    """Dense (rows, cols) array from a pickled scipy csc_matrix's state."""
-    data = np.asarray(matrix.field("data"), dtype=np.float64)
-    indices = np.asarray(matrix.field("indices")).astype(np.int64)
-    indptr = np.asarray(matrix.field("indptr")).astype(np.int64)
-    # scipy >= 0.14 pickles the shape as '_shape'; older files as 'shape'
+def _dense_from_sparse(matrix: SparseMatrix, key: str) -> np.ndarray:
+    """Dense (rows, cols) array from a pickled scipy sparse matrix's state (CSC, CSR, COO)."""
     state = matrix.state[0] if isinstance(matrix.state, tuple) else matrix.state
+    # scipy >= 0.14 pickles the shape as '_shape'; older files as 'shape'
     shape_key = "shape" if isinstance(state, dict) and "_shape" not in state else "_shape"
     rows, cols = (int(n) for n in matrix.field(shape_key))
-    if indptr.shape != (cols + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
-        raise InputError(f"'{key}' is a malformed sparse matrix (bad indptr)")
-    if indptr[-1] != data.size or data.size != indices.size:
-        raise InputError(f"'{key}' is a malformed sparse matrix (data/indices sizes)")
-    if indices.size and (indices.min() < 0 or indices.max() >= rows):
-        raise InputError(f"'{key}' is a malformed sparse matrix (row index out of range)")
+    if rows < 0 or cols < 0 or rows * cols > MAX_DENSE_ELEMENTS:
+        raise InputError(f"'{key}' is a sparse matrix of {rows}x{cols}, too large for MANO")
+    data = np.asarray(matrix.field("data"), dtype=np.float64).ravel()
+    if matrix.layout == "coo":
+        if isinstance(state, dict) and "coords" in state:  # scipy >= 1.13
+            row, col = (np.asarray(c).astype(np.int64).ravel() for c in matrix.field("coords"))
+        else:
+            row = np.asarray(matrix.field("row")).astype(np.int64).ravel()
+            col = np.asarray(matrix.field("col")).astype(np.int64).ravel()
+    else:
+        indices = np.asarray(matrix.field("indices")).astype(np.int64).ravel()
+        indptr = np.asarray(matrix.field("indptr")).astype(np.int64).ravel()
+        major, minor = (cols, rows) if matrix.layout == "csc" else (rows, cols)
+        if indptr.shape != (major + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+            raise InputError(f"'{key}' is a malformed sparse matrix (bad indptr)")
+        if indptr[-1] != data.size or data.size != indices.size:
+            raise InputError(f"'{key}' is a malformed sparse matrix (data/indices sizes)")
+        if indices.size and (indices.min() < 0 or indices.max() >= minor):
+            raise InputError(f"'{key}' is a malformed sparse matrix (index out of range)")
+        outer = np.repeat(np.arange(major), np.diff(indptr))
+        row, col = (indices, outer) if matrix.layout == "csc" else (outer, indices)
+    if not (row.size == col.size == data.size):
+        raise InputError(f"'{key}' is a malformed sparse matrix (data/coordinate sizes)")
+    if row.size and (row.min() < 0 or row.max() >= rows or col.min() < 0 or col.max() >= cols):
+        raise InputError(f"'{key}' is a malformed sparse matrix (index out of range)")
     dense = np.zeros((rows, cols))
-    columns = np.repeat(np.arange(cols), np.diff(indptr))
-    np.add.at(dense, (indices, columns), data)
+    np.add.at(dense, (row, col), data)
     return dense
 
 
@@ -183,7 +218,7 @@ def load_mano_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     data: dict[str, Any] = {}
     for key, value in raw.items():
         key = key.decode("latin1") if isinstance(key, bytes) else str(key)
-        if isinstance(value, (ChumpyCh, ChumpySelect, CscMatrix)):
+        if isinstance(value, (ChumpyCh, ChumpySelect, SparseMatrix)):
             converted[key] = value.kind
         try:
             data[key] = _as_array(value, key)

@@ -114,9 +114,10 @@ def checkout_arguments(
     """The constructor arguments for ``model_cls`` from a UTNet config, as ``create_model`` reads them.
 
     For each parameter of ``model_cls.__init__``: ``--mano`` for ``mano_path``; ``mano.model_path``
-    and ``mano.mean_params_path`` for the two MANO paths; ``model.<name>`` otherwise (a checkout
-    whose config keeps them under ``model:`` or at the top level works too); else the constructor's
-    default. A required argument with no value is an InputError naming the config key to add.
+    and ``mano.mean_params_path`` for the two MANO paths (required: ``create_model`` reads them
+    whatever the constructor's defaults); ``model.<name>`` otherwise (a checkout whose config keeps
+    them under ``model:`` or at the top level works too); else the constructor's default. An
+    argument with no value is an InputError naming the config key to add.
     """
     where = config_path.name if config_path is not None else "no config"
     model, mano = _section(data, "model"), _section(data, "mano")
@@ -135,7 +136,7 @@ def checkout_arguments(
             value, origin = model[name], f"{where}: model.{name}"
         elif name in data and not isinstance(data[name], Mapping):
             value, origin = data[name], f"{where}: {name}"
-        elif param.default is not inspect.Parameter.empty:
+        elif param.default is not inspect.Parameter.empty and key is None:
             arguments.append(BuildArgument(name, param.default, "constructor default"))
             continue
         else:
