@@ -78,7 +78,6 @@ def utnet_checkout(tmp_path: Path) -> Path:
     MANO_RIGHT.pkl and mano_mean_params.npz under mano_data/ where its config points, and a
     dataloader batch at tmp_path/batch.pt."""
     import torch
-
     from mano.official_pickles import (
         official_structure_bytes,
     )  # tests/mano (pytest puts tests/ on sys.path)
