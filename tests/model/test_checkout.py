@@ -275,3 +275,14 @@ def test_labels_checked_with_the_checkouts_mano_and_mirrored_hands_named(
     assert checks["handedness"]["details"]["left"] == [1, 3]
     assert "(the batch marks them right)" in checks["handedness"]["message"]
     assert checks["mano_consistency"]["status"] == "fail"
+
+
+def test_aux_target_checked_against_the_mano_the_model_built(mano_loaded: Path, capsys):
+    """The coarse pose's convention comes from the smplx layer the model's code created."""
+    code, report, _ = _run(["gate", *_repo_args(mano_loaded)], capsys)
+    assert _checks(report)["aux_target_convention"]["status"] == "pass"
+    switch(mano_loaded, "src/models/utnet.py", "flat_hand_mean=True,", "flat_hand_mean=False,")
+    code, report, _ = _run(["gate", *_repo_args(mano_loaded)], capsys)
+    aux = _checks(report)["aux_target_convention"]
+    assert aux["status"] == "fail"
+    assert "its MANO: flat_hand_mean=False, use_pca=False" in aux["message"]

@@ -547,16 +547,30 @@ def _aspect_reason(ratio: float, image_size: Any) -> str:
     return ""
 
 
+def _model_mano_settings(ctx: CheckContext) -> tuple[bool, bool] | None:
+    """(flat_hand_mean, use_pca) of the MANO layer the model itself uses: what its code built
+    with smplx (``ctx.extras['model_mano']``, recorded while it was built), else ``ctx.mano``
+    (the reference model's own layer); None when unknown."""
+    if "model_mano" in ctx.extras:  # the user's model: only what it built itself counts
+        settings = ctx.extras["model_mano"]
+        if settings is None or settings.get("flat_hand_mean") is None:
+            return None
+        return bool(settings["flat_hand_mean"]), bool(settings.get("use_pca"))
+    mano = ctx.mano
+    if mano is None or not hasattr(mano, "flat_hand_mean"):
+        return None
+    return bool(mano.flat_hand_mean), bool(getattr(mano, "use_pca", False))
+
+
 def _model_pose_space(ctx: CheckContext) -> str | None:
     """The convention of the model's coarse MANO pose: 'absolute', 'relative' or 'pca'."""
-    mano = ctx.mano
-    if mano is None:
+    settings = _model_mano_settings(ctx)
+    if settings is None:
         return None
-    if getattr(mano, "use_pca", False):
-        return "pca_relative" if not getattr(mano, "flat_hand_mean", True) else "pca"
-    if hasattr(mano, "flat_hand_mean"):
-        return "absolute" if mano.flat_hand_mean else "relative"
-    return None
+    flat, pca = settings
+    if pca:
+        return "pca" if flat else "pca_relative"
+    return "absolute" if flat else "relative"
 
 
 @PREDICTION_CONVENTION_CHECKS.check(
@@ -589,9 +603,9 @@ def aux_target_convention(ctx: CheckContext) -> Outcome:
             f"coarse_pose and the aux target are both {space} axis-angle", value=space,
             threshold=data_space, details=details,
         )  # fmt: skip
+    flat, pca = _model_mano_settings(ctx)  # type: ignore[misc]
     return Outcome.fail(
-        f"the model's coarse pose is {space} (MANO flat_hand_mean="
-        f"{getattr(ctx.mano, 'flat_hand_mean', '?')}, use_pca={getattr(ctx.mano, 'use_pca', '?')}) "
-        f"but mano_pose is {data_space}: L_aux pulls coarse_pose toward the wrong target",
+        f"the model's coarse pose is {space} (its MANO: flat_hand_mean={flat}, use_pca={pca})"
+        f" but mano_pose is {data_space}: L_aux pulls coarse_pose toward the wrong target",
         value=space, threshold=data_space, details=details,
     )  # fmt: skip

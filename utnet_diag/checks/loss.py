@@ -361,7 +361,7 @@ def _spread_ratio(ctx: CheckContext, pred: torch.Tensor) -> tuple[float, int] | 
     return float(ratio), int(usable.sum())
 
 
-@PREDICTION_CHECKS.check("pred_kp2d_range", hint=HINT_2D)
+@PREDICTION_CHECKS.check("pred_kp2d_range", requires=("pred_degenerate",), hint=HINT_2D)
 def pred_kp2d_range(ctx: CheckContext) -> Outcome:
     """Predicted 2D keypoints lie in the normalized crop range [-0.5, 0.5] and spread over the
     crop like the ground truth (within a factor of 10 either way)."""

@@ -177,15 +177,19 @@ def mano_extras(loaded: Any) -> dict[str, Any]:
     """What the model's own code asked smplx for, and the advice when a request failed
     (``mano_requests``, ``mano_advice``), for the prediction checks."""
     requests = list(getattr(loaded, "mano_requests", None) or [])
-    if not requests:
-        return {}
+    if not requests:  # the user's model built no smplx MANO we saw: its settings are unknown
+        return {"model_mano": None} if getattr(loaded, "user_code", False) else {}
     from utnet_diag.model.checkout import mano_load_advice
 
     build = getattr(loaded, "build", None)
     official = build.kwargs.get("mano_path") if build is not None else None
+    built = next((r for r in requests if r.loaded), None)
     return {
         "mano_requests": [r.to_dict() for r in requests],
         "mano_advice": mano_load_advice(requests, official),
+        "model_mano": {"flat_hand_mean": built.flat_hand_mean, "use_pca": built.use_pca}
+        if built is not None
+        else None,
     }
 
 

@@ -179,21 +179,30 @@ def unsafe_pickle(marker_path: str) -> bytes:
 # Hands and images
 
 
-def _hands(count: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _hands(
+    count: int,
+    rng: np.random.Generator,
+    mano: str | os.PathLike | None = None,
+    same_shape: bool = False,
+) -> dict[str, np.ndarray]:
     """Random right hands in OpenCV camera space: pose (N,48) absolute aa, betas (N,10),
-    joints (N,21,3) mm spec order, vertices (N,778,3) mm, transl (N,3) mm, pca (N,45) coeffs."""
+    joints (N,21,3) mm spec order, vertices (N,778,3) mm, transl (N,3) mm, pca (N,45) coeffs.
+    ``mano``: the MANO file the labels are made with (default the embedded synthetic hand);
+    ``same_shape``: one person's hands (one betas for all, as DexYCB's per-subject calibration)."""
     import torch
 
     from utnet_diag.mano import ManoLayer, load_mano_data
 
-    data = load_mano_data()
+    data = load_mano_data(mano)
     components = np.asarray(data["hands_components"], dtype=np.float64)[:45]
     mean = np.asarray(data["hands_mean"], dtype=np.float64)
     pca = rng.normal(0.0, 1.0, (count, 45)) * np.linspace(0.8, 0.05, 45)
     hand_pose = pca @ components + mean
     global_orient = _random_rotvec(rng, count)
-    betas = rng.normal(0.0, 0.8, (count, 10))
-    layer = ManoLayer(flat_hand_mean=True)
+    betas = rng.normal(0.0, 0.8, (1 if same_shape else count, 10)).repeat(
+        count if same_shape else 1, axis=0
+    )
+    layer = ManoLayer(path=mano, flat_hand_mean=True)
     with torch.no_grad():
         output = layer(
             torch.as_tensor(global_orient, dtype=torch.float32),
@@ -224,11 +233,11 @@ def _random_rotvec(rng: np.random.Generator, count: int) -> np.ndarray:
     return axis * rng.uniform(0.2, 2.5, (count, 1))
 
 
-def _mano_faces() -> np.ndarray:
-    """(1538,3) int64 triangle indices of the package's MANO hand."""
+def _mano_faces(mano: str | os.PathLike | None = None) -> np.ndarray:
+    """(1538,3) int64 triangle indices of the MANO hand (default the package's synthetic one)."""
     from utnet_diag.mano import load_mano_data
 
-    return np.asarray(load_mano_data()["f"], dtype=np.int64)
+    return np.asarray(load_mano_data(mano)["f"], dtype=np.int64)
 
 
 def rasterize_depth(
@@ -346,17 +355,20 @@ def write_ho3d_tree(
     rgb_format: str = "jpg",
     seed: int = 0,
     faults: Mapping[str, Sequence[int]] | None = None,
+    mano: str | os.PathLike | None = None,
 ) -> TreeManifest:
     """Write ``<root>/<split>/<SEQ>/{rgb,depth,meta}`` and ``<root>/<split>.txt``.
 
     ``rgb_format`` is ``jpg`` (HO3D v3) or ``png`` (v2). ``faults``: fault name (HO3D_FAULTS) ->
     sample indices in the split list's order. ``images=False`` writes meta files only.
+    ``mano``: the MANO file the hands are made with (the official one for realistic labels).
     """
     root = str(root)
     count = len(sequences) * frames_per_sequence
     planted = _fault_map(faults, HO3D_FAULTS, count)
     rng = np.random.default_rng(seed)
-    hands = _hands(count, rng)
+    hands = _hands(count, rng, mano)
+    faces = _mano_faces(mano)
     manifest = TreeManifest(root, "ho3d")
     lines = []
     for n in range(count):
@@ -372,7 +384,7 @@ def write_ho3d_tree(
         manifest.joints_mm[sample_id] = hands["joints"][n]
         manifest.mano_pose[sample_id] = hands["pose"][n]
         _write_ho3d_frame(base, frame, {k: v[n] for k, v in hands.items()}, planted.get(n, []),
-                          images, rgb_format)  # fmt: skip
+                          images, rgb_format, faces)  # fmt: skip
     with open(os.path.join(root, f"{split}.txt"), "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     return manifest
@@ -411,6 +423,7 @@ def _write_ho3d_frame(
     faults: list[str],
     images: bool,
     rgb_format: str,
+    faces: np.ndarray | None = None,
 ) -> None:
     from utnet_diag.datasets.ho3d import encode_depth
 
@@ -446,7 +459,7 @@ def _write_ho3d_frame(
             _truncate(meta_path)
     if not images:
         return
-    rgb, depth = render(hand["vertices"], HO3D_CAM)
+    rgb, depth = render(hand["vertices"], HO3D_CAM, faces=faces)
     if "depth_scale" in faults:
         depth = depth * 2.0
     rgb_path = os.path.join(base, "rgb", f"{frame}.{rgb_format}")
@@ -473,8 +486,11 @@ def write_dexycb_tree(
     images: bool = True,
     seed: int = 0,
     faults: Mapping[str, Sequence[int]] | None = None,
+    mano: str | os.PathLike | None = None,
 ) -> TreeManifest:
     """Write ``<root>/<subject>/<sequence>/{meta.yml,<serial>/...}`` and ``<root>/calibration``.
+
+    ``mano``: the MANO file the hands are made with (the official one for realistic labels).
 
     Every subject gets every sequence name; samples are ordered subject, sequence, serial, frame
     (the reader's order). One hand per (subject, sequence, frame), seen by every camera; each
@@ -488,6 +504,7 @@ def write_dexycb_tree(
     frames_total = len(subjects) * len(sequences) * len(serials) * num_frames
     planted = _fault_map(faults, DEXYCB_FAULTS, frames_total)
     rng = np.random.default_rng(seed)
+    faces = _mano_faces(mano)
     manifest = TreeManifest(root, "dexycb")
     intr_dir = os.path.join(root, "calibration", "intrinsics")
     os.makedirs(intr_dir, exist_ok=True)
@@ -502,7 +519,7 @@ def write_dexycb_tree(
     n = 0
     for s, subject in enumerate(subjects):
         calib = f"20200709_{s:02d}_subject-{s + 1:02d}_right"
-        hands = _hands(len(sequences) * num_frames, rng)
+        hands = _hands(len(sequences) * num_frames, rng, mano, same_shape=True)
         betas = hands["betas"][0]
         per_calib = range(n, n + len(sequences) * len(serials) * num_frames)
         if any("huge_betas" in planted.get(i, []) for i in per_calib):
@@ -541,7 +558,7 @@ def write_dexycb_tree(
                     manifest.mano_pose[sample_id] = hand["pose"]
                     _write_dexycb_frame(
                         os.path.join(seq_dir, serial), frame, hand, cam_k, planted.get(n, []),
-                        images,
+                        images, faces,
                     )  # fmt: skip
                     n += 1
     return manifest
@@ -569,6 +586,7 @@ def _write_dexycb_frame(
     cam_k: np.ndarray,
     faults: list[str],
     images: bool,
+    faces: np.ndarray | None = None,
 ) -> None:
     labels = dexycb_labels(hand, cam_k)
     if "nan_joints" in faults:
@@ -592,7 +610,7 @@ def _write_dexycb_frame(
             _truncate(labels_path)
     if not images:
         return
-    rgb, depth = render(hand["vertices"], cam_k)
+    rgb, depth = render(hand["vertices"], cam_k, faces=faces)
     _save_image(os.path.join(folder, f"color_{frame:06d}.jpg"), rgb, "JPEG")
     depth_path = os.path.join(folder, f"aligned_depth_to_color_{frame:06d}.png")
     _save_depth16(depth_path, depth)
