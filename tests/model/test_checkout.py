@@ -286,3 +286,19 @@ def test_aux_target_checked_against_the_mano_the_model_built(mano_loaded: Path, 
     aux = _checks(report)["aux_target_convention"]
     assert aux["status"] == "fail"
     assert "its MANO: flat_hand_mean=False, use_pca=False" in aux["message"]
+
+
+def test_inspect_checkpoint_builds_the_model_the_config_describes(
+    utnet_checkout: Path, tmp_path: Path, capsys
+):
+    config = yaml.safe_load((utnet_checkout / "config" / "config.yaml").read_text())
+    config["model"]["embed_dim"] = 16
+    small = tmp_path / "small.yaml"
+    small.write_text(yaml.safe_dump(config))
+    loaded = load_model(repo=utnet_checkout, config=small, device="cpu")
+    torch.save({"epoch": 3, "model_state_dict": loaded.model.state_dict()}, tmp_path / "ck.pth")
+    argv = ["inspect-checkpoint", str(tmp_path / "ck.pth"), "--repo", str(utnet_checkout)]
+    code, report, _ = _run([*argv, "--config", str(small)], capsys)
+    assert code == 0 and _checks(report)["checkpoint_keys"]["status"] == "pass"
+    code, report, _ = _run(argv, capsys)  # the checkout's own config: embed_dim 32
+    assert _checks(report)["checkpoint_keys"]["status"] == "fail"

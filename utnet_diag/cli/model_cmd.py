@@ -9,6 +9,7 @@ import typer
 
 from utnet_diag.cli.app import app, emit, say
 from utnet_diag.cli.options import (
+    ConfigOpt,
     FailOn,
     FailOnOpt,
     JsonOpt,
@@ -51,6 +52,7 @@ def make_sample_cmd(
 def inspect_checkpoint_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file (.pt/.pth/.ckpt).")],
     repo: RepoOpt = None,
+    config: ConfigOpt = None,
     mano: ManoOpt = None,
     unsafe_load: UnsafeLoadOpt = False,
     json_out: JsonOpt = False,
@@ -60,12 +62,14 @@ def inspect_checkpoint_cmd(
     """Sizes, dtypes, stored config, and missing/unexpected keys against the model.
 
     The model is the reference UTNet built with the checkpoint's stored config, or your UTNet
-    with --repo.
+    with --repo (built from --config, else the checkout's config/config.yaml).
     """
     from utnet_diag.cli import render_model  # noqa: F401 - registers the section renderers
     from utnet_diag.model.sources import inspect_checkpoint
 
-    report = inspect_checkpoint(checkpoint, repo=repo, mano_path=mano, unsafe_load=unsafe_load)
+    report = inspect_checkpoint(
+        checkpoint, repo=repo, config=config, mano_path=mano, unsafe_load=unsafe_load
+    )
     for warning in report.sections["checkpoint"].get("warnings", []):
         say(f"warning: {warning}", style="yellow")
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

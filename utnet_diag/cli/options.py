@@ -30,7 +30,11 @@ FailOnOpt = Annotated[
 ]
 ConfigOpt = Annotated[
     Optional[Path],
-    typer.Option("--config", help="UTNet config.yaml (loss weights; optional diag: section)."),
+    typer.Option(
+        "--config",
+        help="UTNet config.yaml: loss weights, optional diag: section; with --repo also the model"
+        " it builds (model:, mano:).",
+    ),
 ]
 PresetOpt = Annotated[
     Optional[Preset],

@@ -18,6 +18,7 @@ Every source is called as ``model(rgb, depth, n_i)`` and must return the protoco
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import inspect
 import os
@@ -313,23 +314,31 @@ def build_repo_model(
         if not isinstance(model_cls, type):
             raise InputError(f"{REPO_MODULE} defines no class {REPO_CLASS}", path=str(root))
         build = checkout_arguments(root, model_cls, data, config_path, mano_path)
-        with running_user_code(f"building {name}", _missing_file_hint(build)):
+        with running_user_code(f"building {name}", functools.partial(_missing_file_hint, build)):
             model = model_cls(**build.kwargs)
     if not isinstance(model, nn.Module):
         raise InputError(f"{name} did not build a torch nn.Module")
     return model, build, imports, probe.requests
 
 
-def _missing_file_hint(build: CheckoutBuild) -> str | None:
-    """Which configured MANO path does not exist, as the hint of a failed build."""
-    for arg in build.arguments:
-        missing = isinstance(arg.value, str) and arg.value and not os.path.exists(arg.value)
-        if arg.name in PATH_ARGS and missing:
-            return (
-                f"{arg.name} = {arg.value} ({arg.origin}) does not exist; set"
-                " UTNET_DIAG_DEBUG=1 for the traceback"
-            )
-    return None
+def _missing_file_hint(build: CheckoutBuild, err: BaseException) -> str | None:
+    """The configured path a failed build could not find (the one the error names, else the
+    first that does not exist), as the hint."""
+    missing = [
+        a
+        for a in build.arguments
+        if a.name in PATH_ARGS and isinstance(a.value, str) and a.value
+        if not os.path.exists(a.value)
+    ]
+    named = getattr(err, "filename", None)
+    missing.sort(key=lambda a: a.value != named)
+    if not missing:
+        return None
+    arg = missing[0]
+    return (
+        f"{arg.name} = {arg.value} ({arg.origin}) does not exist; set UTNET_DIAG_DEBUG=1 for the"
+        " traceback"
+    )
 
 
 def resolve_factory(spec: str) -> Callable[..., Any]:
@@ -505,20 +514,22 @@ def inspect_checkpoint(
     path: str | Path,
     *,
     repo: str | Path | None = None,
+    config: str | Path | None = None,
     mano_path: str | Path | None = None,
     unsafe_load: bool = False,
 ) -> Any:
     """Report on a checkpoint: sizes, dtypes, stored config, and its keys against a model.
 
-    The model compared with is ``repo``'s UTNet when given, else the reference UTNet built with
-    the checkpoint's stored config (the tiny preset when it stores none). Returns a Report
+    The model compared with is ``repo``'s UTNet when given (built from ``config``, else the
+    checkout's own), else the reference UTNet built with the checkpoint's stored config (the
+    tiny preset when it stores none). Returns a Report
     (command ``inspect-checkpoint``) whose ``checkpoint`` section holds ``warnings`` for stderr.
     """
     from utnet_diag.report.result import Report
 
     data = load_checkpoint(path, unsafe=unsafe_load)
     if repo is not None:
-        model, build, _, _ = build_repo_model(repo, mano_path)
+        model, build, _, _ = build_repo_model(repo, mano_path, config)
         compared = f"repo {build.root} ({REPO_MODULE}.{REPO_CLASS})"
     else:
         from utnet_diag.mano import ManoLayer

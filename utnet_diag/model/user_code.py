@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from utnet_diag.errors import InputError
 
@@ -44,9 +44,12 @@ def user_code_error(what: str, err: BaseException, hint: str | None = None) -> U
 
 
 @contextlib.contextmanager
-def running_user_code(what: str, hint: str | None = None) -> Iterator[None]:
+def running_user_code(
+    what: str, hint: str | Callable[[BaseException], str | None] | None = None
+) -> Iterator[None]:
     """Run the user's code: stdout to stderr; exceptions become UserCodeError (input errors and
-    refusals made while it ran keep their own message)."""
+    refusals made while it ran keep their own message). ``hint``: text, or a function of the
+    exception that returns it."""
     try:
         with output_to_stderr():
             yield
@@ -59,4 +62,5 @@ def running_user_code(what: str, hint: str | None = None) -> Iterator[None]:
 
         if is_out_of_memory(err):  # the caller turns it into the batch-size advice
             raise
-        raise user_code_error(what, err, hint) from err
+        text = hint(err) if callable(hint) else hint
+        raise user_code_error(what, err, text) from err
