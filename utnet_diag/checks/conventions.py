@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome
+from utnet_diag.checks.fixes import FLIP_OPENGL, Fix, fix_details, fix_hint, rotation_z
 from utnet_diag.geometry.joint_order import PLAUSIBLE_COST
 from utnet_diag.joints import KNOWN_ORDERS, NUM_JOINTS, ORDER_TEXT, describe_slots, invert
 
@@ -79,6 +80,21 @@ def _gt_order(ctx: CheckContext) -> Any:
     return ctx.cached("convention.gt_joint_order", compute)
 
 
+def _kp2d_same_order(ctx: CheckContext) -> bool:
+    """Whether the batch's 2D is in the same joint order as its 3D (their projection fits as
+    given), so that one permutation fixes both."""
+    found2 = _keypoints(ctx.batch, "keypoints_2d", 2)
+    found3 = _keypoints(ctx.batch, "keypoints_3d", 3)
+    if found2 is None or found3 is None:
+        return False
+    from utnet_diag.geometry.projection import fit_projection
+
+    (kp2d, w2), (kp3d, w3) = found2, found3
+    fit = fit_projection(kp3d, kp2d, np.minimum(w2, w3))
+    usable = fit.points >= 6
+    return bool(usable.any() and np.median(fit.residual[usable]) < PROJ_OK)
+
+
 @CONVENTION_CHECKS.check("joint_order", requires=("finite", "kp3d_units"), hint=PERMUTATION_HINT)
 def joint_order(ctx: CheckContext) -> Outcome:
     """The ground-truth joints are in the spec's order (identified from hand geometry)."""
@@ -87,7 +103,7 @@ def joint_order(ctx: CheckContext) -> Outcome:
     result = _gt_order(ctx)
     if result is None:
         return Outcome.skip("no sample has all 21 joints annotated")
-    details = {
+    details: dict[str, Any] = {
         "order": result.order,
         "permutation": list(result.permutation),
         "cost": round(result.cost, 4),
@@ -109,11 +125,15 @@ def joint_order(ctx: CheckContext) -> Outcome:
             value=result.order, details=details,
             hint="check that keypoints_3d holds 21 hand joints in mm (not vertices, not 2D)",
         )  # fmt: skip
+    keys = ["keypoints_3d"] + (["keypoints_2d"] if _kp2d_same_order(ctx) else [])
+    fixes = [Fix(key, "permute", {"perm": list(result.permutation)}) for key in keys]
+    details["fix"] = fix_details(fixes)
     return Outcome.fail(
         f"joints are in {_order_text(result)}, not the spec's: joints_spec = joints[:, P] with "
         f"P = {list(result.permutation)} (agreement {result.agreement:.0%} of "
         f"{result.samples_used} samples)",
         value=result.order, threshold="spec", details=details,
+        hint=fix_hint(fixes, "reorder once, where the data are loaded"),
     )  # fmt: skip
 
 
@@ -142,6 +162,89 @@ def root_index(ctx: CheckContext) -> Outcome:
         "subtract the wrong joint",
         value=result.root_index, threshold=expected,
         details={"root_index": result.root_index, "permutation": list(result.permutation)},
+    )  # fmt: skip
+
+
+def _has(ctx: CheckContext, key: str) -> bool:
+    return ctx.batch is not None and key in ctx.batch
+
+
+def _frame_fixes(ctx: CheckContext, matrix: Any, samples: tuple[int, ...] | None) -> list[Fix]:
+    """The global orientation and translation moved with the joints by ``matrix``."""
+    fixes = []
+    if _has(ctx, "mano_pose"):
+        fixes.append(Fix("mano_pose", "rotate_global", {"matrix": matrix}, samples))
+    if _has(ctx, "mano_trans"):
+        fixes.append(Fix("mano_trans", "move_translation", {"matrix": matrix}, samples))
+    return fixes
+
+
+def _pose_in_joint_frame(ctx: CheckContext) -> bool | None:
+    """Whether MANO(mano_pose) lies in the same camera frame as keypoints_3d as given (True), in
+    the OpenGL-flipped one (False), or unknown (None: no MANO model or no agreement either way)."""
+    result = _mano_result(ctx)
+    if result is None or result.best_mm >= 10.0:
+        return None
+    return not result.best[2].endswith("+opengl")
+
+
+@CONVENTION_CHECKS.check(
+    "coord_frame",
+    requires=("finite", "kp3d_units"),
+    hint=f"convert OpenGL-style camera coordinates with diag(1,-1,-1): keypoints_3d @ {OPENGL_FLIP}",
+)
+def coord_frame(ctx: CheckContext) -> Outcome:
+    """Camera-frame 3D is OpenCV-style (z forward, in front of the camera); an OpenGL-style frame
+    is fixed with the MANO global orientation and translation that come with the joints."""
+    found = _keypoints(ctx.batch, "keypoints_3d", 3)
+    if found is None:
+        return Outcome.skip("no keypoints_3d in batch")
+    kp3d, w = found
+    root = kp3d[:, 0]
+    if np.all(np.linalg.norm(root, axis=-1) < ROOT_RELATIVE_MM):
+        return Outcome.skip("3D is root-relative: the camera frame cannot be told from it")
+    z = np.where(w > 0, kp3d[..., 2], np.nan)
+    behind = np.nanmax(z, axis=-1) < -CAMERA_MIN_DEPTH_MM
+    front = np.nanmin(z, axis=-1) > CAMERA_MIN_DEPTH_MM
+    details: dict[str, Any] = {
+        "samples_behind": int(behind.sum()), "samples_in_front": int(front.sum()),
+        "root_z_median_mm": float(np.nanmedian(root[:, 2])),
+    }  # fmt: skip
+    if behind.any():
+        first = int(np.flatnonzero(behind)[0])
+        samples = None if behind.all() else tuple(int(i) for i in np.flatnonzero(behind))
+        fixes = [Fix("keypoints_3d", "scale_axes", {"factors": [1, -1, -1]}, samples)]
+        with_joints = _pose_in_joint_frame(ctx)
+        note = ""
+        if with_joints:  # MANO(pose) agrees with the OpenGL joints: its frame is OpenGL too
+            fixes += _frame_fixes(ctx, FLIP_OPENGL, samples)
+            note = "; mano_pose's global orientation is in the same frame (MANO agrees)"
+        elif with_joints is None and _has(ctx, "mano_pose"):
+            note = (
+                "; if mano_pose's global orientation (and mano_trans) come with these joints"
+                " (HO3D's handPose/handTrans), convert them too (--mano decides)"
+            )
+        details.update(flip=OPENGL_FLIP, fix=fix_details(fixes))
+        return Outcome.fail(
+            f"{behind.sum()}/{len(z)} samples lie behind the camera (z < 0, e.g. sample {first} "
+            f"root z = {root[first, 2]:.0f} mm): OpenGL-style frame (HO3D's raw annotations);"
+            f" flip with diag(1,-1,-1){note}",
+            value=int(behind.sum()), threshold=0, details=details,
+            hint=fix_hint(fixes, "convert to OpenCV where the data are loaded, before anything is"
+                          " projected or cropped from them"),
+        )  # fmt: skip
+    if front.all():
+        return Outcome.ok(
+            f"camera frame, OpenCV-style: every sample in front of the camera (median root z "
+            f"{details['root_z_median_mm']:.0f} mm)",
+            value=0, threshold=0, details=details,
+        )  # fmt: skip
+    straddle = int((~front & ~behind).sum())
+    return Outcome.warn(
+        f"{straddle}/{len(z)} samples have joints on both sides of z = 0 and are not "
+        "root-relative: neither a camera frame nor root-relative coordinates",
+        value=straddle, threshold=0, details=details,
+        hint="store 3D either root-relative or in the camera frame (z forward, mm)",
     )  # fmt: skip
 
 
@@ -174,12 +277,23 @@ def handedness(ctx: CheckContext) -> Outcome:
     marked_left = (
         np.flatnonzero(_array(flags) < 0.5) if flags is not None else np.array([], dtype=int)
     )
-    details = {
+    details: dict[str, Any] = {
         "left": left.tolist(), "right": right.tolist(), "marked_left": marked_left.tolist(),
         "margin": np.round(np.nan_to_num(margin), 4).tolist(),
     }  # fmt: skip
     used = int(complete.sum())
     if len(left):
+        samples = tuple(int(i) for i in left)
+        fixes = [Fix("keypoints_3d", "scale_axes", {"factors": [-1, 1, 1]}, samples)]
+        if _has(ctx, "keypoints_2d"):
+            fixes.append(Fix("keypoints_2d", "scale_axes", {"factors": [-1, 1]}, samples))
+        if _has(ctx, "mano_pose"):
+            fixes.append(Fix("mano_pose", "mirror_pose", {}, samples))
+        if _has(ctx, "mano_trans"):
+            fixes.append(Fix("mano_trans", "scale_axes", {"factors": [-1, 1, 1]}, samples))
+        if _has(ctx, "is_right"):
+            fixes.append(Fix("is_right", "set", {"value": 1.0}, samples))
+        details["fix"] = fix_details(fixes)
         marked = "" if flags is None else (
             " (the batch marks them left: the loader did not flip them)"
             if np.isin(left, marked_left).all()
@@ -189,6 +303,8 @@ def handedness(ctx: CheckContext) -> Outcome:
             f"{len(left)}/{used} samples are left hands, mirror images of a right hand"
             f"{marked}: samples {_sample_list(left)}",
             value=len(left), threshold=0, details=details,
+            hint=fix_hint(fixes, "UTNet's MANO is a right hand: flip these samples where the data"
+                          " are loaded (the image too), or train them with MANO_LEFT"),
         )  # fmt: skip
     note = ""
     if len(marked_left):
@@ -210,20 +326,20 @@ def _sample_list(indices: np.ndarray, limit: int = 8) -> str:
 
 def _diagnose_projection(
     kp3d: np.ndarray, w3: np.ndarray, kp2d: np.ndarray, w2: np.ndarray, bad: np.ndarray
-) -> dict[int, str]:
+) -> dict[int, tuple[str, Fix | None]]:
     """For each bad sample: does its 2D belong to another sample, or to another joint order?"""
     from utnet_diag.geometry.projection import fit_projection
 
     weights = np.minimum(w3, w2)
     cross = fit_projection(kp3d[None], kp2d[bad][:, None], np.minimum(w3[None], w2[bad][:, None]))
-    diagnosis: dict[int, str] = {}
+    diagnosis: dict[int, tuple[str, Fix | None]] = {}
     for row, b in enumerate(bad):
         own = cross.residual[row, b]
         others = cross.residual[row].copy()
         others[b] = np.inf
         j = int(np.argmin(others))
         if others[j] < PROJ_OK and others[j] < own / 4:
-            diagnosis[int(b)] = f"its 2D is the projection of sample {j}'s 3D"
+            diagnosis[int(b)] = (f"its 2D is the projection of sample {j}'s 3D", None)
             continue
         for name, perm in KNOWN_ORDERS.items():
             if name == "spec":
@@ -231,20 +347,29 @@ def _diagnose_projection(
             fit = fit_projection(kp3d[b : b + 1], kp2d[b : b + 1][:, list(perm)],
                                  weights[b : b + 1][:, list(perm)])  # fmt: skip
             if fit.residual[0] < PROJ_OK:
-                diagnosis[int(b)] = f"its 2D is in {name} order (keypoints_2d[:, {list(perm)}])"
+                fix = Fix("keypoints_2d", "permute", {"perm": list(perm)}, (int(b),))
+                diagnosis[int(b)] = (f"its 2D is in {name} order ({fix.text()})", fix)
                 break
     return diagnosis
+
+
+KP2D_HINT = (
+    "2D must be the projection of the same sample's 3D, in the same joint order, with one scale "
+    "for x and y (normalize both by the crop size); an augmentation that rotates or flips the "
+    "image must move the 3D target (and the MANO global orientation) with it"
+)
 
 
 @CONVENTION_CHECKS.check(
     "kp2d_kp3d_consistency",
     requires=("finite", "kp3d_units"),  # a perspective fit needs 3D in mm (depth offsets)
-    hint="2D must be the projection of the same sample's 3D, in the same joint order, with one "
-    "scale for x and y (normalize both by the crop size)",
+    hint=KP2D_HINT,
+    after=("coord_frame", "handedness"),  # their fixes move the 3D this fit compares with
 )
 def kp2d_kp3d_consistency(ctx: CheckContext) -> Outcome:
-    """Each sample's 2D keypoints are a projection of its 3D joints (same order, same x/y scale)."""
-    from utnet_diag.geometry.projection import fit_projection
+    """Each sample's 2D keypoints are its 3D joints projected and cropped: per axis a scale and
+    a shift, nothing else (a rotation or a mirror between them is named per sample)."""
+    from utnet_diag.geometry.projection import fit_crop_projection, fit_projection, rotation_of
 
     found2 = _keypoints(ctx.batch, "keypoints_2d", 2)
     found3 = _keypoints(ctx.batch, "keypoints_3d", 3)
@@ -252,86 +377,98 @@ def kp2d_kp3d_consistency(ctx: CheckContext) -> Outcome:
         missing = "keypoints_2d" if found2 is None else "keypoints_3d"
         return Outcome.skip(f"no {missing} in batch")
     (kp2d, w2), (kp3d, w3) = found2, found3
-    fit = fit_projection(kp3d, kp2d, np.minimum(w2, w3))
-    usable = fit.points >= 6
+    weights = np.minimum(w2, w3)
+    crop = fit_crop_projection(kp3d, kp2d, weights)
+    general = fit_projection(kp3d, kp2d, weights)
+    usable = general.points >= 6
     if not usable.any():
         return Outcome.skip("no sample has 6 joints annotated in both 2D and 3D")
-    residual = np.where(usable, fit.residual, 0.0)
-    bad = np.flatnonzero(usable & (residual > PROJ_FAIL))
-    models = sorted(set(fit.model[usable].tolist()))
+    residual = np.where(usable, crop.residual, 0.0)
+    angle, mirrored = rotation_of(general.linear)
+    fits_crop = usable & (residual <= PROJ_FAIL)
+    fits_general = usable & (general.residual <= PROJ_OK)
+    sx, sy = crop.scale[:, 0], crop.scale[:, 1]
+    rotated = (usable & ~fits_crop & fits_general & ~mirrored) | (fits_crop & (sx < 0) & (sy < 0))
+    angle = np.where(fits_crop & (sx < 0) & (sy < 0), 180.0, angle)
+    flipped = (usable & ~fits_crop & fits_general & mirrored) | (fits_crop & ((sx < 0) ^ (sy < 0)))
+    behind = fits_crop & crop.behind & (crop.depth_offset == 0) & ~flipped & ~rotated
+    bad = usable & ~fits_crop & ~fits_general
+    models = sorted(set(crop.model[fits_crop].tolist()))
     details: dict[str, Any] = {
         "residual_per_sample": np.round(residual, 4).tolist(),
         "model": models,
-        "anisotropy_median": float(np.median(fit.anisotropy[usable])),
+        "rotation_deg": {str(i): round(float(angle[i]), 1) for i in np.flatnonzero(rotated)},
+        "mirrored": np.flatnonzero(flipped).tolist(),
+        "behind_camera": np.flatnonzero(behind).tolist(),
     }
-    worst = int(np.argmax(residual))
-    if len(bad):
-        diagnosis = _diagnose_projection(kp3d, w3, kp2d, w2, bad)
-        details["diagnosis"] = {str(k): v for k, v in diagnosis.items()}
-        shown = "; ".join(
-            f"sample {b}: {diagnosis[int(b)]}" for b in bad[:3] if int(b) in diagnosis
+    n = len(residual)
+    findings: list[str] = []
+    fixes: list[Fix] = []
+    if rotated.any():
+        listed = ", ".join(f"sample {i}: {angle[i]:+.0f} deg" for i in np.flatnonzero(rotated)[:6])
+        findings.append(
+            f"2D is rotated relative to 3D in {rotated.sum()}/{n} samples ({listed}): a rotation"
+            " augmentation turned the image and 2D but not keypoints_3d"
         )
-        return Outcome.fail(
-            f"2D is not a projection of 3D in {len(bad)}/{len(residual)} samples: worst residual "
+        for i in np.flatnonzero(rotated):
+            matrix = rotation_z(float(angle[i]))
+            fixes.append(Fix("keypoints_3d", "rotate_3d", {"matrix": matrix}, (int(i),)))
+            fixes += _frame_fixes(ctx, matrix, (int(i),))
+    if flipped.any():
+        rows = np.flatnonzero(flipped)
+        findings.append(
+            f"2D is mirrored relative to 3D in {len(rows)}/{n} samples ({_sample_list(rows)}):"
+            " the 2D was flipped without the 3D, or projected from the wrong side of the camera"
+        )
+        for i in rows:
+            axis_x = not fits_crop[i] or sx[i] < 0  # mirror about the principal point's column
+            matrix = [[-1.0, 0.0], [0.0, 1.0]] if axis_x else [[1.0, 0.0], [0.0, -1.0]]
+            centre = np.nan_to_num(crop.centre[i]) if fits_crop[i] else np.zeros(2)
+            offset = [2 * centre[0], 0.0] if axis_x else [0.0, 2 * centre[1]]
+            fixes.append(
+                Fix("keypoints_2d", "affine_2d", {"matrix": matrix, "offset": offset}, (int(i),))
+            )
+    if behind.any():
+        findings.append(
+            f"2D was projected from points behind the camera (z < 0) in {behind.sum()}/{n}"
+            " samples: it is mirrored through the principal point; project from OpenCV-frame 3D"
+        )
+    if bad.any():
+        worst = int(np.argmax(np.where(bad, residual, -1)))
+        diagnosis = _diagnose_projection(kp3d, w3, kp2d, w2, np.flatnonzero(bad))
+        details["diagnosis"] = {str(k): v[0] for k, v in diagnosis.items()}
+        fixes += [fix for _, fix in diagnosis.values() if fix is not None]
+        shown = "; ".join(f"sample {b}: {diagnosis[b][0]}" for b in list(diagnosis)[:3])
+        findings.append(
+            f"2D is not a projection of 3D in {bad.sum()}/{n} samples: worst residual "
             f"{residual[worst]:.2f} of the 2D spread at sample {worst}"
-            + (f" ({shown})" if shown else ""),
-            value=float(residual[worst]), threshold=PROJ_FAIL, details=details,
-        )  # fmt: skip
-    ratio = float(np.median(fit.anisotropy[usable]))
-    if abs(np.log(ratio)) > ANISO_TOL:
+            + (f" ({shown})" if shown else "")
+        )
+    if findings:
+        details["fix"] = fix_details(fixes)
+        worst = float(residual.max())
         return Outcome.fail(
-            f"x and y have different scales: x/y = {ratio:.4f} (median over {usable.sum()} "
+            "; ".join(findings), value=worst, threshold=PROJ_FAIL, details=details,
+            hint=fix_hint(fixes, KP2D_HINT) if fixes else None,
+        )  # fmt: skip
+    ratios = np.abs(sx[fits_crop] / sy[fits_crop])
+    ratio = float(np.median(ratios))
+    details["anisotropy_median"] = ratio
+    if abs(np.log(ratio)) > ANISO_TOL:
+        fix = Fix("keypoints_2d", "scale_axes", {"factors": [1.0, round(ratio, 6)]})
+        details["fix"] = fix_details([fix])
+        return Outcome.fail(
+            f"x and y have different scales: x/y = {ratio:.4f} (median over {fits_crop.sum()} "
             f"samples); the projection divides x and y by different sizes: multiply "
             f"keypoints_2d[..., 1] by {ratio:.4f} (or x by {1 / ratio:.4f})",
-            value=ratio, threshold=f"1 +- {ANISO_TOL}", details=details,
+            value=ratio, threshold=f"1 +- {ANISO_TOL}", details=details, hint=fix.text(),
         )  # fmt: skip
+    worst = int(np.argmax(residual))
     status = Outcome.warn if residual[worst] > PROJ_OK else Outcome.ok
     return status(
         f"2D is the {'/'.join(models)} projection of 3D in every sample: max residual "
         f"{residual[worst]:.3f} of the 2D spread (sample {worst}), x/y scale {ratio:.4f}",
         value=float(residual[worst]), threshold=PROJ_FAIL, details=details,
-    )  # fmt: skip
-
-
-@CONVENTION_CHECKS.check(
-    "coord_frame",
-    requires=("finite", "kp3d_units"),
-    hint=f"convert OpenGL-style camera coordinates with diag(1,-1,-1): keypoints_3d @ {OPENGL_FLIP}",
-)
-def coord_frame(ctx: CheckContext) -> Outcome:
-    """Camera-frame 3D is OpenCV-style (z forward, in front of the camera)."""
-    found = _keypoints(ctx.batch, "keypoints_3d", 3)
-    if found is None:
-        return Outcome.skip("no keypoints_3d in batch")
-    kp3d, w = found
-    root = kp3d[:, 0]
-    if np.all(np.linalg.norm(root, axis=-1) < ROOT_RELATIVE_MM):
-        return Outcome.skip("3D is root-relative: the camera frame cannot be told from it")
-    z = np.where(w > 0, kp3d[..., 2], np.nan)
-    behind = np.nanmax(z, axis=-1) < -CAMERA_MIN_DEPTH_MM
-    front = np.nanmin(z, axis=-1) > CAMERA_MIN_DEPTH_MM
-    details = {"samples_behind": int(behind.sum()), "samples_in_front": int(front.sum()),
-               "root_z_median_mm": float(np.nanmedian(root[:, 2]))}  # fmt: skip
-    if behind.any():
-        first = int(np.flatnonzero(behind)[0])
-        return Outcome.fail(
-            f"{behind.sum()}/{len(z)} samples lie behind the camera (z < 0, e.g. sample {first} "
-            f"root z = {root[first, 2]:.0f} mm): OpenGL-style frame (HO3D's raw annotations); "
-            f"flip with diag(1,-1,-1)",
-            value=int(behind.sum()), threshold=0, details={**details, "flip": OPENGL_FLIP},
-        )  # fmt: skip
-    if front.all():
-        return Outcome.ok(
-            f"camera frame, OpenCV-style: every sample in front of the camera (median root z "
-            f"{details['root_z_median_mm']:.0f} mm)",
-            value=0, threshold=0, details=details,
-        )  # fmt: skip
-    straddle = int((~front & ~behind).sum())
-    return Outcome.warn(
-        f"{straddle}/{len(z)} samples have joints on both sides of z = 0 and are not "
-        "root-relative: neither a camera frame nor root-relative coordinates",
-        value=straddle, threshold=0, details=details,
-        hint="store 3D either root-relative or in the camera frame (z forward, mm)",
     )  # fmt: skip
 
 
@@ -344,11 +481,7 @@ def _mano_result(ctx: CheckContext) -> Any:
         if found is None or pose is None or shape is None or ctx.mano is None:
             return None
         kp3d, w = found
-        has = (
-            _array(ctx.batch["has_mano"]) > 0
-            if "has_mano" in ctx.batch
-            else np.ones(len(kp3d), bool)
-        )
+        has = _mano_rows(ctx, len(kp3d))
         if not has.any():
             return None
         order = _gt_order(ctx)
@@ -360,13 +493,31 @@ def _mano_result(ctx: CheckContext) -> Any:
     return ctx.cached("convention.mano", compute)
 
 
+def _mano_rows(ctx: CheckContext, count: int) -> np.ndarray:
+    """(B,) samples with ground-truth MANO (all without ``has_mano``)."""
+    if "has_mano" in ctx.batch:
+        return _array(ctx.batch["has_mano"]) > 0
+    return np.ones(count, bool)
+
+
+def _pose_fixes(pose: str) -> list[Fix]:
+    """The fix that makes ``mano_pose[:, 3:]`` absolute axis-angle, for a pose variant."""
+    if pose == "relative":
+        return [Fix("mano_pose", "add_hands_mean")]
+    if pose in ("pca", "pca_relative"):
+        return [Fix("mano_pose", "pca_to_axis_angle", {"relative": pose == "pca_relative"})]
+    return []
+
+
 @CONVENTION_CHECKS.check(
     "mano_consistency",
     requires=("finite", "kp3d_units", "mano_pose", "mano_shape"),
     hint="make mano_pose absolute axis-angle for the right MANO model, matching keypoints_3d",
+    after=("joint_order", "coord_frame", "handedness"),  # their fixes change the joints
 )
 def mano_consistency(ctx: CheckContext) -> Outcome:
-    """MANO on the ground-truth pose and shape reproduces the ground-truth 3D joints."""
+    """MANO on the ground-truth pose and shape reproduces the ground-truth 3D joints, sample by
+    sample, in the same camera frame; with ``mano_trans``, at the same place."""
     if ctx.batch is None or "mano_pose" not in ctx.batch or "mano_shape" not in ctx.batch:
         return Outcome.skip("no mano_pose/mano_shape in batch")
     if "keypoints_3d" not in ctx.batch:
@@ -378,9 +529,10 @@ def mano_consistency(ctx: CheckContext) -> Outcome:
     result = _mano_result(ctx)
     if result is None:
         return Outcome.skip("no sample has MANO parameters (has_mano)")
-    from utnet_diag.geometry.mano_conventions import AGREE_MM
+    from utnet_diag.geometry.mano_conventions import AGREE_MM, FIXES
 
-    details = {
+    rows = np.flatnonzero(_mano_rows(ctx, ctx.batch["keypoints_3d"].shape[0]))
+    details: dict[str, Any] = {
         "as_given_mm": round(result.as_given_mm, 2),
         "best": list(result.best),
         "best_mm": round(result.best_mm, 2),
@@ -390,18 +542,38 @@ def mano_consistency(ctx: CheckContext) -> Outcome:
         },
     }
     if result.agrees:
-        return Outcome.ok(
-            f"MANO(mano_pose, mano_shape) matches keypoints_3d: mean root-relative error "
-            f"{result.as_given_mm:.1f} mm",
-            value=result.as_given_mm, threshold=AGREE_MM, details=details,
+        return _translation_outcome(ctx, rows, result, details)
+    pose, hand, order = result.best
+    unflipped = rows[(result.sample_hands == "unflipped") & (result.sample_hands_mm < AGREE_MM)]
+    plain = pose == "absolute" and order in ("spec", "detected")
+    if len(unflipped) and plain:
+        fixes = [Fix("mano_pose", "mirror_pose", {}, tuple(int(i) for i in unflipped))]
+        details.update(unflipped=unflipped.tolist(), fix=fix_details(fixes))
+        return Outcome.fail(
+            f"{len(unflipped)} samples were flipped to right hands but their mano_pose was not"
+            f" (samples {_sample_list(unflipped)}): MANO on the pose with y and z of every"
+            " axis-angle negated matches their joints",
+            value=len(unflipped), threshold=0, details=details,
+            hint=fix_hint(fixes, "when the loader flips a sample, flip its pose too"),
         )  # fmt: skip
     if result.best_mm < AGREE_MM:
-        pose, hand, order = result.best
+        fixes = _pose_fixes(pose)
+        words = [FIXES[pose]] if pose in FIXES else []
+        if order.endswith("+opengl"):  # the joints are OpenCV (coord_frame passed)
+            fixes += _frame_fixes(ctx, FLIP_OPENGL, None)
+            words.append(
+                "mano_pose's global orientation is in the OpenGL frame while keypoints_3d is"
+                " OpenCV: rotate it (and mano_trans) by diag(1,-1,-1)"
+            )
+        if order.split("+")[0] not in ("spec", "detected"):
+            words.append(f"the joints read in {order.split('+')[0]} order")
+        details["fix"] = fix_details(fixes)
         return Outcome.fail(
             f"MANO(mano_pose) is {result.as_given_mm:.1f} mm from keypoints_3d as given, "
             f"{result.best_mm:.1f} mm read as pose={pose}, hand={hand}, joints={order}: "
-            f"{result.fix()}",
-            value=result.as_given_mm, threshold=AGREE_MM, details=details, hint=result.fix(),
+            + "; ".join(words),
+            value=result.as_given_mm, threshold=AGREE_MM, details=details,
+            hint=fix_hint(fixes) if fixes else result.fix(),
         )  # fmt: skip
     return Outcome.fail(
         f"MANO(mano_pose, mano_shape) is {result.as_given_mm:.1f} mm from keypoints_3d and no "
@@ -409,6 +581,48 @@ def mano_consistency(ctx: CheckContext) -> Outcome:
         value=result.as_given_mm, threshold=AGREE_MM, details=details,
         hint="check that mano_pose/mano_shape belong to the same samples as keypoints_3d, and the "
         "MANO model file",
+    )  # fmt: skip
+
+
+def _translation_outcome(
+    ctx: CheckContext, rows: np.ndarray, result: Any, details: dict[str, Any]
+) -> Outcome:
+    """mano_consistency once the pose agrees: does mano_trans place the hand (camera-frame 3D)?"""
+    from utnet_diag.geometry.mano_conventions import AGREE_MM, translation_convention
+
+    text = (
+        f"MANO(mano_pose, mano_shape) matches keypoints_3d: mean root-relative error "
+        f"{result.as_given_mm:.1f} mm"
+    )
+    kp3d, w = _keypoints(ctx.batch, "keypoints_3d", 3)  # type: ignore[misc]
+    trans = ctx.batch.get("mano_trans")
+    root_relative = np.all(np.linalg.norm(kp3d[:, 0], axis=-1) < ROOT_RELATIVE_MM)
+    if trans is None or root_relative:
+        return Outcome.ok(text, value=result.as_given_mm, threshold=AGREE_MM, details=details)
+    found = translation_convention(
+        ctx.mano, _array(ctx.batch["mano_pose"])[rows], _array(ctx.batch["mano_shape"])[rows],
+        _array(trans)[rows], kp3d[rows], w[rows],
+    )  # fmt: skip
+    details["translation_mm"] = {k: round(v, 2) for k, v in found.errors_mm.items()}
+    if found.agrees:
+        return Outcome.ok(
+            f"{text}; mano_trans places it (mean {found.errors_mm['metres']:.1f} mm)",
+            value=result.as_given_mm, threshold=AGREE_MM, details=details,
+        )  # fmt: skip
+    fixes: list[Fix] = []
+    why = "no reading of mano_trans places the hand (check it belongs to these samples)"
+    if found.best == "opengl" and found.errors_mm["opengl"] < AGREE_MM:
+        fixes = [Fix("mano_trans", "move_translation", {"matrix": FLIP_OPENGL})]
+        why = "mano_trans is in the OpenGL frame while the joints and pose are OpenCV"
+    elif found.best == "millimetres" and found.errors_mm["millimetres"] < AGREE_MM:
+        fixes = [Fix("mano_trans", "scale_axes", {"factors": [0.001, 0.001, 0.001]})]
+        why = "mano_trans is in millimetres; MANO takes metres"
+    details["fix"] = fix_details(fixes)
+    return Outcome.fail(
+        f"{text}, but MANO placed with mano_trans is {found.errors_mm['metres']:.1f} mm from the"
+        f" camera-frame joints: {why}",
+        value=found.errors_mm["metres"], threshold=AGREE_MM, details=details,
+        hint=fix_hint(fixes) if fixes else why,
     )  # fmt: skip
 
 

@@ -75,6 +75,9 @@ class CheckSpec:
     fn: CheckFn
     requires: tuple[str, ...] = ()
     hint: str | None = None
+    # checks whose failure changes what this one sees: skipped until they pass (a fix to apply
+    # first); unlike ``requires``, their being skipped does not skip this one
+    after: tuple[str, ...] = ()
 
     @property
     def description(self) -> str:
@@ -89,12 +92,18 @@ class CheckRegistry:
         self.specs: list[CheckSpec] = []
 
     def check(
-        self, check_id: str, *, requires: Iterable[str] = (), hint: str | None = None
+        self,
+        check_id: str,
+        *,
+        requires: Iterable[str] = (),
+        hint: str | None = None,
+        after: Iterable[str] = (),
     ) -> Callable[[CheckFn], CheckFn]:
         def register(fn: CheckFn) -> CheckFn:
             if any(s.id == check_id for s in self.specs):
                 raise ValueError(f"duplicate check id {check_id!r}")
-            self.specs.append(CheckSpec(check_id, self.family, fn, tuple(requires), hint))
+            spec = CheckSpec(check_id, self.family, fn, tuple(requires), hint, tuple(after))
+            self.specs.append(spec)
             return fn
 
         return register
@@ -111,7 +120,8 @@ def run_checks(
 ) -> list[CheckResult]:
     """Run ``specs`` in order over ``ctx``. ``prior`` results count as prerequisites too.
 
-    A check whose prerequisite failed or was skipped is skipped with "requires X".
+    A check whose prerequisite failed or was skipped is skipped with "requires X"; one that
+    comes ``after`` a failed check (whose fix changes what it sees) with "after the fix of X".
     ``select`` limits the run to those ids. Exceptions other than user errors propagate.
     """
     selected = set(select) if select is not None else None
@@ -123,8 +133,11 @@ def run_checks(
         blocked = [
             r for r in spec.requires if r in done and done[r].status in (Status.FAIL, Status.SKIP)
         ]
+        first = [r for r in spec.after if r in done and done[r].status is Status.FAIL]
         if blocked:
             outcome = Outcome.skip(f"requires {', '.join(blocked)}")
+        elif first:
+            outcome = Outcome.skip(f"after the fix of {', '.join(first)}")
         else:
             outcome = spec.fn(ctx)
         hint = outcome.hint if outcome.hint is not None else spec.hint

@@ -26,7 +26,7 @@ from utnet_diag.joints import KNOWN_ORDERS
 
 AGREE_MM = 10.0  # mean root-relative joint error under which parameters and joints agree
 POSE_VARIANTS = ("absolute", "relative", "pca", "pca_relative")
-HAND_VARIANTS = ("right", "left", "mirrored")
+HAND_VARIANTS = ("right", "left", "mirrored", "unflipped")
 
 FIXES = {
     "relative": "mano_pose[:, 3:] is relative to hands_mean: add hands_mean "
@@ -39,14 +39,19 @@ FIXES = {
     "sample (x -> -x for joints and image) and flip the pose (negate y and z of every axis-angle)",
     "mirrored": "the joints were mirrored (x -> -x) but the pose was not: when flipping a sample "
     "also negate y and z of every axis-angle in mano_pose",
+    "unflipped": "the sample was flipped to a right hand but its pose was not: negate y and z of "
+    "every axis-angle in mano_pose",
 }
 
 
 @dataclass(frozen=True)
 class ManoConventionResult:
     """``errors_mm``: mean root-relative joint error (mm) of each (pose, hand, order) variant;
-    ``best``: the variant with the lowest error; ``as_given_mm``: the canonical variant's error;
-    ``per_sample_mm`` (B,): per-sample error of the canonical variant."""
+    ``best``: the variant with the lowest median error over samples, ``best_mm`` that median;
+    ``as_given_mm``: the canonical variant's mean error;
+    ``per_sample_mm`` (B,): per-sample error of the canonical variant; ``sample_hands`` (B,): for
+    the best pose and order, the hand variant that fits each sample best, and
+    ``sample_hands_mm`` (B,) its error (a batch that mixes flipped and unflipped samples)."""
 
     errors_mm: dict[tuple[str, str, str], float]
     best: tuple[str, str, str]
@@ -54,10 +59,12 @@ class ManoConventionResult:
     as_given_mm: float
     per_sample_mm: np.ndarray
     orders: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    sample_hands: np.ndarray | None = None
+    sample_hands_mm: np.ndarray | None = None
 
     @property
     def agrees(self) -> bool:
-        return self.as_given_mm < AGREE_MM
+        return self.as_given_mm < AGREE_MM and bool((self.per_sample_mm < AGREE_MM).all())
 
     def fix(self) -> str:
         """What to change, for the best variant, in words."""
@@ -133,13 +140,19 @@ def mano_convention(
     canonical = ("absolute", "right", "spec")
     errors: dict[tuple[str, str, str], float] = {}
     per_sample: dict[tuple[str, str, str], torch.Tensor] = {}
+
+    def as_given_agrees() -> bool:
+        return canonical in per_sample and bool((per_sample[canonical] < AGREE_MM).all())
+
     with torch.no_grad():
         for pose_name, hand_pose in hand_by_variant.items():
             full = torch.cat([pose[:, :3], hand_pose], 1)
             for hand_name in HAND_VARIANTS:
-                if hand_name == "left":
-                    joints = layer(flip_pose(full)[:, :3], flip_pose(full)[:, 3:], betas).joints
-                    joints = joints * mirror
+                if hand_name in ("left", "unflipped"):
+                    flipped = flip_pose(full)
+                    joints = layer(flipped[:, :3], flipped[:, 3:], betas).joints
+                    if hand_name == "left":
+                        joints = joints * mirror
                 else:
                     joints = layer(full[:, :3], full[:, 3:], betas).joints
                     if hand_name == "mirrored":
@@ -152,18 +165,96 @@ def mano_convention(
                     key = (pose_name, hand_name, order)
                     per_sample[key] = sample
                     errors[key] = float(sample.mean())
-                if errors.get(canonical, np.inf) < AGREE_MM:
-                    break  # agrees as given: no need to try other conventions
-            if errors.get(canonical, np.inf) < AGREE_MM:
+                if as_given_agrees():
+                    break  # every sample agrees as given: no need to try other conventions
+            if as_given_agrees():
                 break
-    best = min(errors, key=lambda k: errors[k])
-    if errors[best] > errors[canonical] - 1e-6:
+    # the best reading by the median sample: a few samples of another convention (a flipped
+    # sample whose pose was kept) do not hide the batch's own
+    medians = {k: float(v.median()) for k, v in per_sample.items()}
+    best = min(medians, key=lambda k: medians[k])
+    if medians[best] > medians[canonical] - 1e-6:
         best = canonical
+    # per sample, the hand variant that fits best for the best pose and joint order
+    hands = [h for h in HAND_VARIANTS if (best[0], h, best[2]) in per_sample]
+    table = torch.stack([per_sample[(best[0], h, best[2])] for h in hands], 0)  # (H, B)
+    choice = table.argmin(0)
     return ManoConventionResult(
         errors_mm=errors,
         best=best,
-        best_mm=errors[best],
+        best_mm=medians[best],
         as_given_mm=errors[canonical],
         per_sample_mm=per_sample[canonical].cpu().numpy(),
         orders=orders,
+        sample_hands=np.array([hands[int(i)] for i in choice.cpu()]),
+        sample_hands_mm=table.min(0).values.cpu().numpy(),
     )
+
+
+TRANSLATION_VARIANTS = ("metres", "millimetres", "opengl")
+
+
+@dataclass(frozen=True)
+class TranslationResult:
+    """Does ``mano_trans`` place MANO's hand on the camera-frame joints? ``errors_mm``: mean
+    absolute joint error (mm) per reading of the translation (``metres`` as MANO takes it,
+    ``millimetres``, ``opengl``: in the OpenGL frame while pose and joints are OpenCV);
+    ``per_sample_mm`` (B,): error as given (metres)."""
+
+    errors_mm: dict[str, float]
+    best: str
+    per_sample_mm: np.ndarray
+
+    @property
+    def agrees(self) -> bool:
+        return bool((self.per_sample_mm < AGREE_MM).all())
+
+
+def rest_root_m(mano_layer: Any, mano_shape: Any) -> Any:
+    """(B, 3) MANO's root joint at rest for each betas, in metres (what MANO rotates about)."""
+    import torch
+
+    layer = _absolute_layer(mano_layer)
+    betas = torch.as_tensor(mano_shape, dtype=torch.float32, device=layer.v_template.device)
+    zero = torch.zeros(betas.shape[0], 3, device=betas.device)
+    with torch.no_grad():
+        joints = layer(zero, torch.zeros(betas.shape[0], 45, device=betas.device), betas).joints
+    return joints[:, 0] / 1000.0
+
+
+def translation_convention(
+    mano_layer: Any, mano_pose: Any, mano_shape: Any, mano_trans: Any, keypoints_3d: Any,
+    weights: Any = None,
+) -> TranslationResult:  # fmt: skip
+    """Compare MANO(pose, shape) + ``mano_trans`` (B, 3) with camera-frame ``keypoints_3d``
+    (B, 21, 3) mm, spec order; ``mano_pose`` absolute axis-angle (B, 48) in the joints' frame."""
+    import torch
+
+    layer = _absolute_layer(mano_layer)
+    dev = layer.v_template.device
+    pose = torch.as_tensor(mano_pose, dtype=torch.float32, device=dev)
+    betas = torch.as_tensor(mano_shape, dtype=torch.float32, device=dev)
+    trans = torch.as_tensor(mano_trans, dtype=torch.float32, device=dev).reshape(-1, 3)
+    gt = torch.as_tensor(keypoints_3d, dtype=torch.float32, device=dev)[..., :3]
+    w = torch.ones(gt.shape[:2], device=dev) if weights is None else torch.as_tensor(
+        weights, dtype=torch.float32, device=dev
+    )  # fmt: skip
+    root = rest_root_m(mano_layer, mano_shape)
+    flip = torch.tensor([1.0, -1.0, -1.0], device=dev)
+    readings = {
+        "metres": trans,
+        "millimetres": trans / 1000.0,
+        "opengl": (trans + root) * flip - root,
+    }
+    errors: dict[str, float] = {}
+    per_sample: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for name, t in readings.items():
+            joints = layer(pose[:, :3], pose[:, 3:], betas, transl=t).joints
+            dist = (joints - gt).norm(dim=-1)
+            sample = (dist * w).sum(-1) / w.sum(-1).clamp_min(1e-9)
+            per_sample[name], errors[name] = sample, float(sample.mean())
+    best = min(errors, key=lambda k: errors[k])
+    if errors[best] > errors["metres"] - 1e-6:
+        best = "metres"
+    return TranslationResult(errors, best, per_sample["metres"].cpu().numpy())

@@ -4,7 +4,7 @@ Canonical keys and shapes (B samples):
 ``rgb`` (B,3,H,W); ``depth`` (B,1,H,W); ``n_i`` (B,) depth-present flag; ``keypoints_2d`` (B,21,3|2)
 normalized crop coordinates (+conf); ``keypoints_3d`` (B,21,4|3) mm (+conf); ``mano_pose`` (B,48)
 axis-angle; ``mano_shape`` (B,10); optional ``has_mano`` (B,), ``vertices_3d`` (B,778,3) mm,
-``is_right`` (B,) 1 for a right hand (also read from the loaders' ``hand_type`` / ``side`` /
+``mano_trans`` (B,3) metres (MANO's translation), ``is_right`` (B,) 1 for a right hand (also read from the loaders' ``hand_type`` / ``side`` /
 ``handedness`` strings), ``sample_id`` (B,).
 
 A batch dumped from a UTNet dataloader (``joint_img``, ``joints_3d_gt``) is recognised: ``joint_img``'s
@@ -39,6 +39,7 @@ SCHEMA: dict[str, tuple[int, tuple[int | None, ...], str]] = {
     "has_mano": (1, (), "flag"),
     "vertices_3d": (3, (778, 3), "float"),
     "is_right": (1, (), "flag"),
+    "mano_trans": (2, (3,), "float"),
 }
 LAST_DIMS = {"keypoints_2d": (2, 3), "keypoints_3d": (3, 4)}
 CANONICAL_KEYS = tuple(SCHEMA) + ("sample_id",)

@@ -4,7 +4,9 @@ Each fault is what a real pipeline gets wrong while every tensor still looks fin
 joint order (``mano``, ``keypointfusion``, ``random``), the wrist not at index 0, 2D from another
 sample or in another order, 2D divided by different x and y sizes, OpenGL-style camera frame,
 MANO pose relative to ``hands_mean``, PCA coefficients, a left hand fed to the right model, a
-mirrored sample whose pose was not flipped. :func:`plant` applies several in order.
+mirrored sample whose pose was not flipped, HO3D-style OpenGL annotations (joints, global
+orientation and translation), 2D rotated by an augmentation that left the 3D alone, a left
+hand flipped by the loader without its pose. :func:`plant` applies several in order.
 """
 
 from __future__ import annotations
@@ -154,4 +156,61 @@ def plant(
     out = _copy(batch)
     for fault in faults:
         out = fault(out)
+    return out
+
+
+def with_translation(batch: Mapping[str, Any], mano_layer: Any) -> dict[str, Any]:
+    """Add ``mano_trans`` (B, 3) metres such that MANO(pose, shape) + trans lands on the batch's
+    camera-frame joints (absolute ``mano_pose``, spec order)."""
+    out = _copy(batch)
+    pose = out["mano_pose"]
+    with torch.no_grad():
+        joints = mano_layer(pose[:, :3], pose[:, 3:], out["mano_shape"]).joints
+    out["mano_trans"] = (out["keypoints_3d"][:, 0, :3] - joints[:, 0]) / 1000.0
+    return out
+
+
+def opengl_annotations(batch: Mapping[str, Any], mano_layer: Any) -> dict[str, Any]:
+    """Raw HO3D-style annotations: joints, global orientation and ``mano_trans`` in the OpenGL
+    frame (``diag(1,-1,-1)``), and the 2D projected from those joints (z < 0): mirrored in x
+    through the principal point (the crop centre here)."""
+    from utnet_diag.geometry.mano_conventions import rest_root_m
+    from utnet_diag.model.rotation import axis_angle_to_matrix, matrix_to_axis_angle
+
+    out = opengl_frame(batch)
+    flip = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
+    rot = axis_angle_to_matrix(out["mano_pose"][:, :3])
+    out["mano_pose"][:, :3] = matrix_to_axis_angle(flip @ rot)
+    if "mano_trans" in out:
+        root = rest_root_m(mano_layer, out["mano_shape"]).to(out["mano_trans"])
+        out["mano_trans"] = (out["mano_trans"] + root) @ flip.T - root
+    if "keypoints_2d" in out:
+        out["keypoints_2d"][..., 0] *= -1.0
+    return out
+
+
+def rotate_2d(batch: Mapping[str, Any], samples: Sequence[int], degrees: float) -> dict[str, Any]:
+    """The 2D of ``samples`` rotated by ``degrees`` about the crop centre (x toward y), as an
+    augmentation that rotates the image and its 2D but leaves keypoints_3d and the pose."""
+    out = _copy(batch)
+    angle = torch.tensor(degrees * torch.pi / 180.0)
+    rot = torch.stack([torch.cos(angle), -torch.sin(angle), torch.sin(angle), torch.cos(angle)])
+    rot = rot.reshape(2, 2).to(out["keypoints_2d"])
+    idx = list(samples)
+    out["keypoints_2d"][idx, :, :2] = out["keypoints_2d"][idx, :, :2] @ rot.T
+    return out
+
+
+def flipped_without_pose(batch: Mapping[str, Any], samples: Sequence[int]) -> dict[str, Any]:
+    """``samples`` are left hands the loader flipped to right ones (image, 2D, 3D) but whose
+    ``mano_pose`` it kept: the pose is the left hand's (y, z of every axis-angle negated) and
+    ``is_right`` is 0."""
+    from utnet_diag.geometry.mano_conventions import flip_pose
+
+    out = _copy(batch)
+    idx = list(samples)
+    out["mano_pose"][idx] = flip_pose(out["mano_pose"][idx])
+    is_right = torch.ones(out["mano_pose"].shape[0])
+    is_right[idx] = 0.0
+    out["is_right"] = is_right
     return out
