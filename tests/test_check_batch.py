@@ -380,3 +380,45 @@ def test_example_script_writes_clean_and_faulty_batches(tmp_path, capsys):
     assert "clean.npz" in err and "kp3d_metres.npz" in err
     assert check_batch(tmp_path / "clean.npz").status is Status.PASS
     assert check_batch(tmp_path / "kp3d_metres.npz").check("kp3d_units").status is Status.FAIL
+
+
+def _natural_poses(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(whitened PCA coefficients (n, 45), the same poses as absolute axis-angle (n, 45)) from
+    the embedded MANO, whose components carry each component's spread as MANO's do."""
+    from utnet_diag.mano import load_mano_data
+
+    data = load_mano_data()
+    gen = torch.Generator().manual_seed(seed)
+    coeffs = torch.randn(n, 45, generator=gen)
+    comps = torch.tensor(np.array(data["hands_components"]), dtype=torch.float32)
+    mean = torch.tensor(np.array(data["hands_mean"]), dtype=torch.float32)
+    return coeffs, coeffs @ comps + mean
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pca_coefficients_are_told_from_axis_angle_without_mano(clean_batch, seed):
+    coeffs, axis_angle = _natural_poses(8, seed)
+    pose = clean_batch["mano_pose"].clone()
+    pose[:, 3:] = axis_angle
+    passed = check_batch(dict(clean_batch, mano_pose=pose)).check("mano_pose")
+    assert passed.status is Status.PASS, passed.message
+    assert passed.details["median_abs_hand_value"] < THRESHOLDS.pose_pca_ambiguous
+    pose[:, 3:] = coeffs  # DexYCB's pose_m: 45 PCA coefficients
+    failed = check_batch(dict(clean_batch, mano_pose=pose)).check("mano_pose")
+    assert failed.status is Status.FAIL, failed.message
+    assert "looks like 45 PCA coefficients" in failed.message
+    assert failed.value >= THRESHOLDS.pose_pca_median_abs
+
+
+def test_pca_looking_pose_with_mano_or_few_samples_only_warns(clean_batch):
+    from utnet_diag.mano import ManoLayer
+
+    coeffs, _ = _natural_poses(8, 7)
+    pose = clean_batch["mano_pose"].clone()
+    pose[:, 3:] = coeffs
+    batch = dict(clean_batch, mano_pose=pose)
+    with_mano = batch_check_results(coerce_batch(batch)[0], load_config(None), ManoLayer())
+    check = next(c for c in with_mano if c.id == "mano_pose")
+    assert check.status is Status.WARN and "mano_consistency decides" in check.message
+    few = {k: v[:2] for k, v in batch.items()}
+    assert check_batch(few).check("mano_pose").status is Status.WARN

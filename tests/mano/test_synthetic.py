@@ -98,9 +98,14 @@ def test_shape_component_zero_scales_the_hand_about_the_wrist(hand):
         assert np.abs(hand["shapedirs"][:, :, k]).max() > 5e-4, k  # each does something
 
 
-def test_pca_basis_is_orthonormal_and_mean_is_curled(hand):
+def test_pca_basis_is_orthogonal_with_falling_scales_and_mean_is_curled(hand):
+    """As MANO's: orthogonal rows whose norms fall with the component's spread (so that natural
+    poses have whitened coefficients)."""
     components = hand["hands_components"]
-    np.testing.assert_allclose(components @ components.T, np.eye(45), atol=1e-10)
+    norms = np.linalg.norm(components, axis=1)
+    np.testing.assert_allclose(components @ components.T, np.diag(norms**2), atol=1e-10)
+    assert norms[0] == pytest.approx(0.8) and norms[-1] == pytest.approx(0.05)
+    assert (np.diff(norms) < 0).all()
     mean = hand["hands_mean"].reshape(15, 3)
     assert (mean[:12, 2] > 0.2).all()  # flexion of the four fingers about +z
     assert np.linalg.norm(mean) > 1.0

@@ -37,6 +37,11 @@ class BatchThresholds:
     pose_angle_max_rad: float = 2 * math.pi  # any joint angle above this: not radians
     pose_hand_joint_warn_rad: float = 2.5  # hand joints bend less than this (anatomy)
     pose_global_warn_rad: float = math.pi + 1e-2  # canonical axis-angle is at most pi
+    # median |value| of the 45 hand numbers (median over samples): whitened PCA coefficients lie
+    # about 0.43-1.0, axis-angle hand poses 0.11-0.36 (batches of 8 of MANO's own 1554 poses)
+    pose_pca_median_abs: float = 0.45
+    pose_pca_ambiguous: float = 0.38
+    pose_pca_min_samples: int = 4  # fewer samples: a warning at most
     beta_warn_abs: float = 3.0  # MANO betas are about N(0, 1): |beta| > 3 is rare
     beta_fail_abs: float = 10.0
     shape_prior_alarm: float = 100.0  # spec 9.3: shape prior mean(beta^2) healthy below 100
@@ -554,6 +559,11 @@ def check_mano_pose(ctx: CheckContext) -> Outcome:
             value=0.0, threshold=th.pose_degrees_median_rad, details=details,
             hint="set has_mano 0 for samples without MANO ground truth",
         )  # fmt: skip
+    numbers = t[:, 3:][torch.isfinite(t[:, 3:]).all(dim=1)]
+    if len(numbers):
+        pca_like = _pca_like(ctx, numbers)
+        if pca_like is not None:
+            return pca_like
     big_hand = hand.nan_to_num(0.0) > th.pose_hand_joint_warn_rad
     big_global = angles[:, 0].nan_to_num(0.0) > th.pose_global_warn_rad
     if bool(big_hand.any()) or bool(big_global.any()):
@@ -575,12 +585,60 @@ def check_mano_pose(ctx: CheckContext) -> Outcome:
             hint="check the pose convention (axis-angle radians, no PCA coefficients, mean pose "
             "not added twice)",
         )  # fmt: skip
+    typical = float(numbers.abs().median(dim=1).values.median()) if len(numbers) else None
+    details["median_abs_hand_value"] = typical
     return Outcome.ok(
         f"mano_pose looks like axis-angle in radians: median hand-joint angle {median:.3g}, "
-        f"max {vmax:.3g}",
+        f"max {vmax:.3g}"
+        + (f"; median |value| {typical:.2f} (PCA coefficients: about 0.5-1)" if typical else ""),
         value=median,
         threshold=th.pose_degrees_median_rad,
         details=details,
+    )
+
+
+def _pca_like(ctx: CheckContext, hand: torch.Tensor) -> Outcome | None:
+    """An Outcome when the 45 hand numbers (S, 45) look like PCA coefficients, else None.
+
+    MANO's PCA components carry the spread of each component, so the coefficients of natural
+    poses are whitened (about N(0, 1)): their typical magnitude is several times that of a hand
+    pose in axis-angle, where most of the 45 numbers are small rotations about minor axes."""
+    th = THRESHOLDS
+    per_sample = hand.abs().median(dim=1).values
+    typical = float(per_sample.median())
+    if typical < th.pose_pca_ambiguous:
+        return None
+    n = hand.shape[0]
+    details = {"median_abs_hand_value": typical, "samples": n,
+               "axis_angle_range": [0.11, 0.36], "pca_range": [0.43, 1.0]}  # fmt: skip
+    text = (
+        f"mano_pose[:, 3:] looks like 45 PCA coefficients, not axis-angle: median |value| "
+        f"{typical:.2f} over {n} samples (axis-angle hand poses: 0.11-0.36; whitened PCA"
+        f" coefficients: 0.43-1.0; decided at {th.pose_pca_median_abs:g})"
+    )
+    hint = (
+        "convert to absolute axis-angle: hand_pose = coeffs @ hands_components (+ hands_mean"
+        " when the coefficients are relative to the mean, as DexYCB's are); give --mano to"
+        " decide which"
+    )
+    if typical < th.pose_pca_median_abs:
+        return Outcome.warn(
+            f"mano_pose[:, 3:] lies between axis-angle and PCA coefficients: median |value| "
+            f"{typical:.2f} (axis-angle: 0.11-0.36, PCA: 0.43-1.0)",
+            value=typical, threshold=th.pose_pca_median_abs, details=details, hint=hint,
+        )  # fmt: skip
+    if ctx.mano is not None:  # mano_consistency decides, with the model's own components
+        return Outcome.warn(
+            text + "; mano_consistency decides with the MANO model",
+            value=typical, threshold=th.pose_pca_median_abs, details=details, hint=hint,
+        )  # fmt: skip
+    if n < th.pose_pca_min_samples:
+        return Outcome.warn(
+            text + f" (only {n} samples)", value=typical, threshold=th.pose_pca_median_abs,
+            details=details, hint=hint,
+        )  # fmt: skip
+    return Outcome.fail(
+        text, value=typical, threshold=th.pose_pca_median_abs, details=details, hint=hint
     )
 
 

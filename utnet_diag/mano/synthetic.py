@@ -430,15 +430,21 @@ def _pose_correctives(vertices, faces, weights) -> np.ndarray:
     return posedirs
 
 
+PCA_SCALES = np.linspace(0.8, 0.05, 45)  # row norms: MANO's own fall from 1.3 to 0.04
+
+
 def _pca_basis() -> np.ndarray:
-    """(45, 45) orthonormal rows: first a whole-hand curl, then a DCT basis made orthogonal."""
+    """(45, 45) orthogonal rows (a whole-hand curl, then a DCT basis made orthogonal), scaled by
+    :data:`PCA_SCALES` as MANO's are by the spread of each component, so that the PCA
+    coefficients of natural poses are whitened (about N(0, 1) each, as in MANO's own
+    ``hands_coeffs``)."""
     curl = np.zeros(45)
     curl[2::3] = 1.0  # flexion (about +z) of every joint
     n = np.arange(45)
     dct = np.cos(np.pi * (n[:, None] + 0.5) * n[None, :] / 45.0)  # columns: DCT-II atoms
     q, r = np.linalg.qr(np.column_stack([curl, dct[:, :44]]))
     q = q * np.sign(np.diag(r))[None, :]
-    return q.T.copy()
+    return (q.T * PCA_SCALES[:, None]).copy()
 
 
 def _hands_mean() -> np.ndarray:

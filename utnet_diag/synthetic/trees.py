@@ -196,7 +196,7 @@ def _hands(
     data = load_mano_data(mano)
     components = np.asarray(data["hands_components"], dtype=np.float64)[:45]
     mean = np.asarray(data["hands_mean"], dtype=np.float64)
-    pca = rng.normal(0.0, 1.0, (count, 45)) * np.linspace(0.8, 0.05, 45)
+    pca = rng.normal(0.0, 1.0, (count, 45))  # whitened: the components carry the spread
     hand_pose = pca @ components + mean
     global_orient = _random_rotvec(rng, count)
     betas = rng.normal(0.0, 0.8, (1 if same_shape else count, 10)).repeat(
