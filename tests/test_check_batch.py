@@ -28,7 +28,7 @@ def statuses(report) -> dict[str, Status]:
 def test_registry_has_the_stable_ids():
     assert BATCH_CHECKS.ids() == [
         "schema", "finite", "conf_range", "kp2d_range", "kp3d_units", "image_range",
-        "mano_pose", "mano_shape",
+        "image_content", "depth_content", "mano_pose", "mano_shape",
     ]  # fmt: skip
 
 
@@ -158,8 +158,8 @@ def test_image_range_warnings(clean_batch):
     unit = dict(clean_batch, rgb=torch.rand(8, 3, 8, 8))
     assert check_batch(unit).check("image_range").status is Status.WARN
     blank = dict(clean_batch, rgb=torch.zeros(8, 3, 8, 8))
-    result = check_batch(blank).check("image_range")
-    assert result.status is Status.WARN and "constant" in result.message
+    result = check_batch(blank).check("image_content")
+    assert result.status is Status.FAIL and "one colour (0, 0, 0), black" in result.message
 
 
 def test_mano_pose_edge_cases(clean_batch):

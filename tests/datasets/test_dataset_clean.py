@@ -85,10 +85,12 @@ def test_rendered_depth_has_no_holes_inside_the_hand():
     for n in range(8):
         _, depth = trees.render(hands["vertices"][n], trees.HO3D_CAM)
         hand = depth < trees.BACKGROUND_M
-        # a background pixel whose 4 neighbours are all hand: a hole in the z-buffer
-        hole = (
-            ~hand[1:-1, 1:-1] & hand[:-2, 1:-1] & hand[2:, 1:-1] & hand[1:-1, :-2] & hand[1:-1, 2:]
-        )
+        # a background pixel whose 4 neighbours are all hand, on one surface (their depths
+        # within 5 mm): a hole in the z-buffer. (A 1-pixel gap between two fingers at different
+        # depths is real background.)
+        near = np.stack([depth[:-2, 1:-1], depth[2:, 1:-1], depth[1:-1, :-2], depth[1:-1, 2:]])
+        surrounded = ~hand[1:-1, 1:-1] & (near < trees.BACKGROUND_M).all(axis=0)
+        hole = surrounded & (near.max(axis=0) - near.min(axis=0) < 0.005)
         assert hole.sum() <= 2, (n, int(hole.sum()))
         assert hand.sum() > 5000  # a hand 0.4-0.7 m away covers thousands of pixels
 

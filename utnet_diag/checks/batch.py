@@ -32,7 +32,11 @@ class BatchThresholds:
     min_joints_for_span: int = 5  # visible joints needed to measure a hand's span
     rgb_normalized_abs_max: float = 5.0  # ImageNet-normalized pixels lie in about [-2.2, 2.7]
     rgb_255_max_min: float = 20.0  # a maximum above this: 0-255 pixel values
-    rgb_constant_std: float = 1e-6  # std below this: a blank image
+    image_padding_warn: float = 0.5  # share of a crop in the padding colour (outside the image)
+    image_padding_fail: float = 0.9
+    depth_agree_mm: float = 40.0  # depth at a joint vs its z: skin above the joint, occlusion
+    depth_min_joints: int = 6  # joints inside the crop needed to compare depth with 3D
+    depth_background_share: float = 0.5  # joints on the normalised background: not the hand
     pose_degrees_median_rad: float = math.pi  # median hand-joint angle above this: degrees
     pose_angle_max_rad: float = 2 * math.pi  # any joint angle above this: not radians
     pose_hand_joint_warn_rad: float = 2.5  # hand joints bend less than this (anatomy)
@@ -41,7 +45,8 @@ class BatchThresholds:
     # about 0.43-1.0, axis-angle hand poses 0.11-0.36 (batches of 8 of MANO's own 1554 poses)
     pose_pca_median_abs: float = 0.45
     pose_pca_ambiguous: float = 0.38
-    pose_pca_min_samples: int = 4  # fewer samples: a warning at most
+    pose_pca_min_samples: int = 4  # fewer samples: a warning at most, and only from ...
+    pose_pca_few_samples: float = 0.55  # ... this (one pose: axis-angle up to 0.46, PCA 0.34-1.15)
     beta_warn_abs: float = 3.0  # MANO betas are about N(0, 1): |beta| > 3 is rare
     beta_fail_abs: float = 10.0
     shape_prior_alarm: float = 100.0  # spec 9.3: shape prior mean(beta^2) healthy below 100
@@ -461,14 +466,11 @@ def check_image_range(ctx: CheckContext) -> Outcome:
         return Outcome.skip("rgb has no finite value")
     if bool(finite.all()):  # the common case: no masking, one pass a statistic
         per_min, per_max = flat.amin(dim=1), flat.amax(dim=1)
-        per_std, mean, std = flat.std(dim=1), flat.mean().item(), flat.std().item()
+        mean, std = flat.mean().item(), flat.std().item()
     else:  # non-finite pixels (reported by ``finite``) are left out
         zeroed = torch.where(finite, flat, torch.zeros(()))
         per_max = torch.where(finite, flat, torch.full((), float("-inf"))).amax(dim=1)
         per_min = torch.where(finite, flat, torch.full((), float("inf"))).amin(dim=1)
-        per_mean = zeroed.sum(dim=1) / count.clamp_min(1)
-        squares = torch.where(finite, (flat - per_mean[:, None]) ** 2, torch.zeros(()))
-        per_std = (squares.sum(dim=1) / (count - 1).clamp_min(1)).sqrt()
         mean = (zeroed.sum() / count.sum()).item()
         spread = torch.where(finite, (flat - mean) ** 2, torch.zeros(())).sum() / count.sum()
         std = spread.sqrt().item()
@@ -488,15 +490,6 @@ def check_image_range(ctx: CheckContext) -> Outcome:
             f"(|x| <= {th.rgb_normalized_abs_max:g})",
             value=max(abs(vmin), abs(vmax)), threshold=th.rgb_normalized_abs_max, details=details,
         )  # fmt: skip
-    blank = per_std < th.rgb_constant_std
-    if bool(blank.any()):
-        samples = [int(i) for i in blank.nonzero()[:, 0]]
-        return Outcome.warn(
-            f"rgb of {_count(len(samples), ctx.batch.size, 'samples')} is constant "
-            f"(first {_sample(ctx, samples[0])}): blank images?",
-            value=per_std.min().item(), threshold=th.rgb_constant_std, details=details,
-            hint="check image loading (missing files read as blank images)",
-        )  # fmt: skip
     if vmin >= 0.0 and vmax <= 1.0:
         return Outcome.warn(
             f"rgb lies in [0, 1] ({vmin:.3g}..{vmax:.3g}): not mean/std normalized",
@@ -509,6 +502,200 @@ def check_image_range(ctx: CheckContext) -> Outcome:
         threshold=th.rgb_normalized_abs_max,
         details=details,
     )
+
+
+def _depth_samples(ctx: CheckContext) -> torch.Tensor:
+    """(B,) samples whose depth the model uses: ``n_i`` > 0 (all without ``n_i``)."""
+    n_i = _tensor(ctx, "n_i")
+    size = ctx.batch.size
+    if n_i is None:
+        return torch.ones(size, dtype=torch.bool)
+    return torch.nan_to_num(n_i.reshape(-1), nan=0.0) > 0
+
+
+def _listing(items: list[str], limit: int = 4) -> str:
+    shown = "; ".join(items[:limit])
+    return shown + (f"; ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+@BATCH_CHECKS.check(
+    "image_content",
+    hint="the crop missed the hand: check the crop centre and size the loader computes (from "
+    "joints in the right frame and units), and the image files it reads",
+)
+def check_image_content(ctx: CheckContext) -> Outcome:
+    """Every rgb crop shows something: not one colour, not mostly padding (a crop that lies
+    outside its image)."""
+    th = THRESHOLDS
+    t = _tensor(ctx, "rgb")
+    if t is None:
+        return Outcome.skip("no rgb in batch")
+    flat = t.reshape(t.shape[0], t.shape[1], -1)
+    if not bool(torch.isfinite(flat).all()):
+        return Outcome.skip("rgb has non-finite values (see finite)")
+    low = flat.amin(dim=2, keepdim=True)
+    span = flat.amax(dim=2) - low[..., 0]  # (B, C)
+    scale = max(float(flat.abs().max()), 1.0)
+    one_colour = (span <= 1e-6 * scale).all(dim=1)
+    padding = (flat - low <= 1e-6 * scale).all(dim=1).float().mean(dim=1)  # (B,)
+    padding = torch.where(one_colour, torch.ones_like(padding), padding)
+    found: list[str] = []
+    failing, warning = [], []
+    for b in range(t.shape[0]):
+        if bool(one_colour[b]):
+            colour = ", ".join(f"{v:.3g}" for v in low[b, :, 0].tolist())
+            found.append(f"{_sample(ctx, b)}: one colour ({colour}){_colour_name(low[b, :, 0])}")
+            failing.append(b)
+        elif float(padding[b]) >= th.image_padding_warn:
+            found.append(f"{_sample(ctx, b)}: {float(padding[b]):.0%} padding")
+            (failing if float(padding[b]) >= th.image_padding_fail else warning).append(b)
+    details = {"padding_fraction": [round(float(p), 3) for p in padding],
+               "one_colour": [int(b) for b in one_colour.nonzero()[:, 0]]}  # fmt: skip
+    if failing or warning:
+        status = Outcome.fail if failing else Outcome.warn
+        n = len(failing) + len(warning)
+        return status(
+            f"{_count(n, t.shape[0], 'crops')} show no image: {_listing(found)}",
+            value=float(padding.max()), threshold=th.image_padding_fail, details=details,
+        )  # fmt: skip
+    return Outcome.ok(
+        f"every crop shows an image (padding at most {float(padding.max()):.0%})",
+        value=float(padding.max()), threshold=th.image_padding_fail, details=details,
+    )  # fmt: skip
+
+
+def _colour_name(colour: torch.Tensor) -> str:
+    """', black after ImageNet normalisation' for the colour 0 normalised, else ''."""
+    black = torch.tensor([-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225])
+    if colour.shape == black.shape and bool((colour - black).abs().max() < 1e-2):
+        return ", black after ImageNet normalisation"
+    if bool((colour == 0).all()):
+        return ", black"
+    return ""
+
+
+def _depth_convention(values: torch.Tensor) -> str:
+    """'normalised' ([-1, 1] around the hand, background 1), 'metres', 'millimetres' or
+    'unknown', from the depth values of the samples in use (flat)."""
+    vmin, vmax = float(values.min()), float(values.max())
+    if vmin >= -1.0001 and vmax <= 1.0001 and float((values >= vmax - 1e-6).float().mean()) > 0.2:
+        return "normalised"
+    positive = values[values > 0]
+    if len(positive) == 0:
+        return "unknown"
+    typical = float(positive.median())
+    if 0.05 <= typical <= 10.0:
+        return "metres"
+    if 50.0 <= typical <= 10000.0:
+        return "millimetres"
+    return "unknown"
+
+
+def _depth_at_joints(ctx: CheckContext, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Depth (B, 21) at each joint's 2D pixel (nearest; NaN outside the crop or unannotated) and
+    the joints' z (B, 21) mm. 2D is read as crop units with both axes scaled by the height (the
+    spec's normalisation; the usual (x + 0.5) * size for square crops)."""
+    kp2d, conf2 = _split(_tensor(ctx, "keypoints_2d"), 2)
+    kp3d, conf3 = _split(_tensor(ctx, "keypoints_3d"), 3)
+    h, w = depth.shape[-2:]
+    cols = torch.round(kp2d[..., 0] * h + w / 2 - 0.5).long()
+    rows = torch.round(kp2d[..., 1] * h + h / 2 - 0.5).long()
+    inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+    inside &= _visible(kp2d, conf2) & _visible(kp3d, conf3)
+    b = torch.arange(depth.shape[0])[:, None].expand_as(cols)
+    values = depth[b, 0, rows.clamp(0, h - 1), cols.clamp(0, w - 1)]
+    return torch.where(inside, values, torch.nan), torch.where(inside, kp3d[..., 2], torch.nan)
+
+
+@BATCH_CHECKS.check(
+    "depth_content",
+    hint="check the depth decoding (units, the loader's normalisation) and that the depth crop "
+    "is cut with the same centre and transform as the rgb crop and the 2D",
+)
+def check_depth_content(ctx: CheckContext) -> Outcome:
+    """The depth crops of the samples that use depth (n_i > 0) are not constant, and their depth
+    at the joints follows the 3D joints' depth; the convention (metres, millimetres, normalised
+    to [-1, 1] around the hand) is named."""
+    t = _tensor(ctx, "depth")
+    if t is None:
+        return Outcome.skip("no depth in batch")
+    used = _depth_samples(ctx)
+    if not bool(used.any()):
+        return Outcome.skip("no sample uses its depth (n_i is 0 everywhere)")
+    flat = t.reshape(t.shape[0], -1)
+    if not bool(torch.isfinite(flat[used]).all()):
+        return Outcome.skip("depth has non-finite values (see finite)")
+    span = flat.amax(dim=1) - flat.amin(dim=1)
+    constant = used & (span <= 1e-6 * max(float(flat.abs().max()), 1.0))
+    convention = (
+        _depth_convention(flat[used & ~constant]) if bool((used & ~constant).any()) else "unknown"
+    )
+    details: dict = {
+        "convention": convention,
+        "constant": [int(b) for b in constant.nonzero()[:, 0]],
+    }
+    found = [
+        f"{_sample(ctx, int(b))}: constant ({float(flat[b, 0]):.4g})"
+        for b in constant.nonzero()[:, 0]
+    ]
+    measured = ""
+    placed = not (ctx.failed("kp2d_range") or ctx.failed("kp3d_units"))
+    if not placed:
+        measured = "; not compared with the joints (see kp2d_range, kp3d_units)"
+    elif "keypoints_2d" in ctx.batch and "keypoints_3d" in ctx.batch and convention != "unknown":
+        at_joints, z = _depth_at_joints(ctx, t)
+        off = _depth_disagreement(at_joints, z, convention, used & ~constant)
+        details["disagree"] = {str(b): text for b, text in off.items()}
+        found += [f"{_sample(ctx, b)}: {text}" for b, text in off.items()]
+        agree = [b for b in range(t.shape[0]) if bool(used[b] & ~constant[b]) and b not in off]
+        measured = f"; the depth at the joints follows their 3D depth in {len(agree)} samples"
+    meaning = {
+        "metres": "metres (the tool's canonical depth)",
+        "millimetres": "millimetres (the tool's canonical depth is metres: divide by 1000)",
+        "normalised": "normalised to [-1, 1] around the hand, background 1 (as UTNet's loaders"
+        " give it; the tool's canonical depth is metres: train and diagnose with the same)",
+        "unknown": "of an unknown convention"
+        + (" (no depth crop in use shows anything)" if not bool((used & ~constant).any()) else ""),
+    }[convention]
+    if found:
+        return Outcome.fail(
+            f"{_count(len(found), int(used.sum()), 'depth crops in use')} do not show the hand's"
+            f" depth: {_listing(found)}; the depth is {meaning}",
+            value=len(found), threshold=0, details=details,
+        )  # fmt: skip
+    return Outcome.ok(f"depth is {meaning}{measured}", value=0, threshold=0, details=details)
+
+
+def _depth_disagreement(
+    at_joints: torch.Tensor, z: torch.Tensor, convention: str, used: torch.Tensor
+) -> dict[int, str]:
+    """Per sample: how the depth at the joints disagrees with the joints' depth z (mm)."""
+    th = THRESHOLDS
+    out: dict[int, str] = {}
+    for b in range(at_joints.shape[0]):
+        ok = torch.isfinite(at_joints[b]) & torch.isfinite(z[b])
+        if not bool(used[b]) or int(ok.sum()) < th.depth_min_joints:
+            continue
+        d, zz = at_joints[b][ok].double(), z[b][ok].double()
+        if convention in ("metres", "millimetres"):
+            d_mm = d * (1000.0 if convention == "metres" else 1.0)
+            camera_frame = bool((zz > 0).all()) and float(zz.median()) > 100
+            gap = (d_mm - zz) if camera_frame else (d_mm - d_mm.median()) - (zz - zz.median())
+            miss = float(gap.abs().median())
+            if miss > th.depth_agree_mm:
+                out[b] = (
+                    f"depth at the joints is {float(d_mm.median()):.0f} mm (median) against"
+                    f" joints at {float(zz.median()):.0f} mm ({miss:.0f} mm off)"
+                    if camera_frame
+                    else f"depth at the joints does not follow their relative depth ({miss:.0f} mm off)"
+                )
+            continue
+        # normalised around the hand, background 1: the joints must land on the hand (which
+        # finger's surface a joint's pixel shows depends on occlusion, so no finer test)
+        background = float((d >= 1.0 - 1e-6).float().mean())
+        if background > th.depth_background_share:
+            out[b] = f"{background:.0%} of the joints fall on the background (1.0)"
+    return out
 
 
 @BATCH_CHECKS.check(
@@ -606,9 +793,10 @@ def _pca_like(ctx: CheckContext, hand: torch.Tensor) -> Outcome | None:
     th = THRESHOLDS
     per_sample = hand.abs().median(dim=1).values
     typical = float(per_sample.median())
-    if typical < th.pose_pca_ambiguous:
-        return None
     n = hand.shape[0]
+    few = n < th.pose_pca_min_samples
+    if typical < (th.pose_pca_few_samples if few else th.pose_pca_ambiguous):
+        return None
     details = {"median_abs_hand_value": typical, "samples": n,
                "axis_angle_range": [0.11, 0.36], "pca_range": [0.43, 1.0]}  # fmt: skip
     text = (
@@ -621,7 +809,7 @@ def _pca_like(ctx: CheckContext, hand: torch.Tensor) -> Outcome | None:
         " when the coefficients are relative to the mean, as DexYCB's are); give --mano to"
         " decide which"
     )
-    if typical < th.pose_pca_median_abs:
+    if typical < th.pose_pca_median_abs and not few:
         return Outcome.warn(
             f"mano_pose[:, 3:] lies between axis-angle and PCA coefficients: median |value| "
             f"{typical:.2f} (axis-angle: 0.11-0.36, PCA: 0.43-1.0)",
@@ -632,7 +820,7 @@ def _pca_like(ctx: CheckContext, hand: torch.Tensor) -> Outcome | None:
             text + "; mano_consistency decides with the MANO model",
             value=typical, threshold=th.pose_pca_median_abs, details=details, hint=hint,
         )  # fmt: skip
-    if n < th.pose_pca_min_samples:
+    if few:
         return Outcome.warn(
             text + f" (only {n} samples)", value=typical, threshold=th.pose_pca_median_abs,
             details=details, hint=hint,

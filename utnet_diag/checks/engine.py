@@ -58,6 +58,12 @@ class CheckContext:
     config: Any = None
     model: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, CheckResult] = field(default_factory=dict)  # the checks run so far
+
+    def failed(self, check_id: str) -> bool:
+        """Whether an earlier check of this run failed (for a check that uses part of its input)."""
+        result = self.results.get(check_id)
+        return result is not None and result.status is Status.FAIL
 
     def cached(self, name: str, compute: Callable[[], Any]) -> Any:
         if name not in self.extras:
@@ -125,7 +131,8 @@ def run_checks(
     ``select`` limits the run to those ids. Exceptions other than user errors propagate.
     """
     selected = set(select) if select is not None else None
-    done: dict[str, CheckResult] = {r.id: r for r in prior}
+    done: dict[str, CheckResult] = {**ctx.results, **{r.id: r for r in prior}}
+    ctx.results = done
     results: list[CheckResult] = []
     for spec in specs:
         if selected is not None and spec.id not in selected:
