@@ -46,9 +46,31 @@ def check_batch_command(
             " against keypoints_3d (mano_consistency).",
         ),
     ] = None,
+    loader: Annotated[
+        Optional[str],
+        typer.Option(
+            "--loader",
+            help="module:callable: your Dataset (or a function returning one); the checks run on"
+            " its first items, with and without its augmentation switch. Run from your checkout.",
+        ),
+    ] = None,
+    loader_args: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--loader-args",
+            help="key=value for the --loader callable (value read as YAML), repeatable; or one"
+            " {...} mapping.",
+        ),
+    ] = None,
+    loader_samples: Annotated[
+        int, typer.Option("--loader-samples", help="Items read from --loader.")
+    ] = 8,
 ) -> None:
     """Check a batch's ground truth: schema, NaN/Inf, confidences, 2D range, 3D units, images,
-    MANO parameters, and the coordinate conventions."""
+    MANO parameters, and the coordinate conventions.
+
+    The batch: a file, frames of a HO3D/DexYCB tree (--dataset --root), or items of your own
+    Dataset (--loader module:callable --loader-args key=value ...)."""
     from utnet_diag.cli import render_batch  # noqa: F401  (registers the section renderer)
     from utnet_diag.config import load_config
     from utnet_diag.diagnostics.check_batch import check_batch
@@ -59,7 +81,23 @@ def check_batch_command(
         from utnet_diag.mano import ManoLayer
 
         mano_layer = ManoLayer(path=mano)
-    if dataset is not None or root is not None:  # a batch built from HO3D / DexYCB frames
+    sources = [batch is not None, dataset is not None or root is not None, loader is not None]
+    if sum(sources) > 1:
+        from utnet_diag.errors import InputError
+
+        raise InputError("give one batch source: a BATCH file, --dataset/--root, or --loader")
+    if loader is None and loader_args:
+        from utnet_diag.errors import InputError
+
+        raise InputError("--loader-args needs --loader")
+    if loader is not None:  # the user's own Dataset, as training reads it
+        from utnet_diag.datasets.user_loader import check_loader, parse_loader_args
+
+        report = check_loader(
+            loader, parse_loader_args(loader_args), samples=loader_samples, config=cfg,
+            mano=mano_layer,
+        )  # fmt: skip
+    elif dataset is not None or root is not None:  # a batch built from HO3D / DexYCB frames
         from utnet_diag.datasets.batch import check_dataset_batch
 
         report = check_dataset_batch(
