@@ -57,7 +57,7 @@ def test_scan_of_a_clean_tree_exits_zero(tmp_path, capsys):
         (["check-batch", "--dataset", "ho3d"], "--dataset and --root go together"),
         (["check-batch", "--dataset", "ho3d", "--root", "{root}", "--indices", "99"],
          "the dataset has 16 samples"),
-        (["check-batch", "b.pt", "--dataset", "ho3d", "--root", "{root}"], "not both"),
+        (["check-batch", "b.pt", "--dataset", "ho3d", "--root", "{root}"], "one batch source"),
         (["check-batch", "--dataset", "ho3d", "--root", "{root}", "--indices", "6-7"],
          "none of the 2 selected ho3d frames has a usable annotation"),
     ],
