@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from utnet_diag.errors import InputError, UnsafeInputError, did_you_mean, nearest
+from utnet_diag.spec import PRESETS, RECOMMENDED_RANGES  # noqa: F401 - re-exported
 
 WEIGHT_KEYS = ("w_2d", "w_3d_joint", "w_3d_vert", "w_prior", "w_aux")
 FLAG_KEYS = ("use_vertex_loss", "use_aux_loss")
@@ -95,24 +96,6 @@ class LossWeights:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "source"}
         out["source"] = dict(self.source)
         return out
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "config": dict(w_2d=0.01, w_3d_joint=0.05, w_3d_vert=0.0, w_prior=0.001, w_aux=0.001,
-                   use_vertex_loss=False, use_aux_loss=True),
-    "code": dict(w_2d=1.0, w_3d_joint=1.0, w_3d_vert=0.5, w_prior=0.01, w_aux=0.1,
-                 use_vertex_loss=False, use_aux_loss=True),
-    "recommended": dict(w_2d=1.0, w_3d_joint=1.0, w_3d_vert=0.5, w_prior=0.001, w_aux=0.001,
-                        use_vertex_loss=False, use_aux_loss=True),
-}  # fmt: skip
-
-# Ranges the spec recommends (section 5.2 / 9.1), for the loss_weights check and the advisor.
-RECOMMENDED_RANGES: dict[str, tuple[float, float]] = {
-    "w_2d": (1.0, 1.0),
-    "w_3d_joint": (1.0, 1.0),
-    "w_prior": (0.001, 0.01),
-    "w_aux": (0.001, 0.1),
-}
 
 
 @dataclass(frozen=True)

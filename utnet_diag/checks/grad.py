@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome
+from utnet_diag.spec import TERM
 
 GRAD_CHECKS = CheckRegistry("grad")
 
@@ -28,7 +29,7 @@ CONFLICT_COSINE = -0.5  # two terms pulling the trunk features in opposite direc
 # MSE (its gradient shrinks with its residual, so a fitted aux has a small gradient) and a mean
 # at w_aux 0.001-0.1 (spec 9.1) beside batch sums in mm, so it is 1e5-1e9x smaller at the trunk
 # by design; whether it reaches the backbone is grad_reach's, too small a w_aux loss_weights'.
-SUPERVISION_TERMS = ("loss_2d", "loss_3d_joint", "loss_3d_vert")
+SUPERVISION_TERMS = tuple(key for key, term in TERM.items() if term.supervision)
 
 HINT_REACH = (
     "look for .detach(), torch.no_grad() or .data in the forward between the backbone and the"

@@ -15,40 +15,32 @@ from typing import Any
 import torch
 
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome
-from utnet_diag.config import RECOMMENDED_RANGES
+from utnet_diag.spec import (
+    HINT_2D,
+    HINT_3D,
+    HINT_AUX,
+    HINT_PRIOR,
+    HINT_WEIGHTS,
+    KEYPOINT_2D_LIMIT,
+    RECOMMENDED_RANGES,
+    TERM,
+)
+from utnet_diag.spec import HINT_NONFINITE as HINT_FINITE
 
 LOSS_CHECKS = CheckRegistry("loss")
 PREDICTION_CHECKS = CheckRegistry("prediction")
 
-LOSS_2D_HEALTHY = 500.0  # spec 9.2: "< 500"
-LOSS_2D_ALARM = 10000.0  # spec 9.4: "2D keypoint loss: 10000.0  # too large"
-LOSS_3D_HEALTHY = 80000.0  # spec 9.2: "< 80000"
-PRIOR_HEALTHY = 100.0  # spec 9.2: "< 100"
-PRIOR_ALARM = 5000.0  # spec 9.4: "Prior loss (shape): 5000.0  # too large"
-AUX_HEALTHY = 1.0  # spec 9.2: "< 1.0"
+LOSS_2D_HEALTHY = TERM["loss_2d"].healthy_below  # spec 9.2: "< 500"
+LOSS_2D_ALARM = TERM["loss_2d"].alarm_at  # spec 9.4: "2D keypoint loss: 10000.0  # too large"
+LOSS_3D_HEALTHY = TERM["loss_3d_joint"].healthy_below  # spec 9.2: "< 80000"
+PRIOR_HEALTHY = TERM["loss_prior"].healthy_below  # spec 9.2: "< 100"
+PRIOR_ALARM = TERM["loss_prior"].alarm_at  # spec 9.4: "Prior loss (shape): 5000.0  # too large"
+AUX_HEALTHY = TERM["loss_aux"].healthy_below  # spec 9.2: "< 1.0"
 DOMINANT_SHARE = 0.9  # a term above this share of the weighted total drowns the others
-KP2D_LIMIT = 0.5  # spec 1.3: normalized to [-0.5, 0.5]
+KP2D_LIMIT = KEYPOINT_2D_LIMIT  # spec 1.3: normalized to [-0.5, 0.5]
 SPAN_MM_RANGE = (20.0, 400.0)  # wrist-to-farthest-joint distance of a hand, mm
 KP2D_HARD_LIMIT = 1.0  # beyond this the units are wrong (pixels, [0,1] crops scaled twice)
 KP2D_SPREAD_FACTOR = 10.0  # predicted vs GT 2D spread beyond this factor: a scale bug
-
-HINT_2D = (
-    "check the 2D normalization ([-0.5, 0.5]) and the camera projection; check every one of the"
-    " 21 joints has valid GT (spec 9.3)"
-)
-HINT_3D = (
-    "check the 3D units (mm), the root-relative computation (root_id 0), and that MANO loaded"
-    " and outputs non-zero (spec 9.3)"
-)
-HINT_PRIOR = "check the MANO shape parameters (betas); lower w_prior (spec 9.3)"
-HINT_AUX = (
-    "check the ViT backbone trains and the coarse outputs get gradient; raise w_aux (spec 9.3)"
-)
-HINT_FINITE = (
-    "check the gradients: learning rate, division by zero, bad samples (spec 9.4); nan_origin"
-    " names where the first non-finite value appears"
-)
-HINT_WEIGHTS = "spec 9.1: start from w_2d=1.0, w_3d_joint=1.0, w_prior 0.001-0.01, w_aux 0.001-0.1"
 
 
 def _summary(ctx: CheckContext) -> Any:

@@ -24,17 +24,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from utnet_diag.config import RECOMMENDED_RANGES, LossWeights
+from utnet_diag.config import LossWeights
 from utnet_diag.errors import InputError, did_you_mean
-from utnet_diag.losses.functional import TERM_LABELS
+from utnet_diag.spec import RECOMMENDED_RANGES, TERM
 
-WEIGHT_NAME = {
-    "loss_2d": "w_2d",
-    "loss_3d_joint": "w_3d_joint",
-    "loss_3d_vert": "w_3d_vert",
-    "loss_prior": "w_prior",
-    "loss_aux": "w_aux",
-}
+TERM_LABELS = {key: term.label for key, term in TERM.items()}
+
+WEIGHT_NAME = {key: term.weight for key, term in TERM.items()}
 TERM_ALIASES = {
     "2d": "loss_2d",
     "3d": "loss_3d_joint",

@@ -29,15 +29,9 @@ import torch
 
 from utnet_diag.errors import InputError
 from utnet_diag.report.result import CheckResult, Report, Status
+from utnet_diag.spec import TERM, TOTAL_LABEL
 
-TERM_LABELS = {
-    "total": "total loss",
-    "loss_2d": "2D keypoint loss",
-    "loss_3d_joint": "3D joint loss",
-    "loss_3d_vert": "3D vertex loss",
-    "loss_prior": "prior loss",
-    "loss_aux": "aux loss",
-}
+TERM_LABELS = {"total": TOTAL_LABEL, **{key: term.label for key, term in TERM.items()}}
 METRIC_LABELS = {"mpjpe_mm": "MPJPE", "pa_mpjpe_mm": "PA-MPJPE", "avg_metric_mm": "Avg Metric"}
 GATED_TERMS = ("total", "loss_2d", "loss_3d_joint", "loss_3d_vert", "loss_aux")
 REGRESSION_HINT = "run utnet-diag loss-breakdown and grad-flow on B to see which term and module"

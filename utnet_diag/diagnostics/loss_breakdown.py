@@ -30,12 +30,11 @@ from utnet_diag.diagnostics.runner import (
 )
 from utnet_diag.losses import TERMS
 from utnet_diag.report.result import CheckResult, Report
+from utnet_diag.spec import TERM
 
 CROP_PIXELS = 256  # 2D errors are also shown in pixels of a 256x256 crop
-WEIGHT_KEY = {"loss_2d": "w_2d", "loss_3d_joint": "w_3d_joint", "loss_3d_vert": "w_3d_vert",
-              "loss_prior": "w_prior", "loss_aux": "w_aux"}  # fmt: skip
-TERM_LABEL = {"loss_2d": "2D keypoint", "loss_3d_joint": "3D joint", "loss_3d_vert": "3D vertex",
-              "loss_prior": "Prior", "loss_aux": "Aux"}  # fmt: skip
+WEIGHT_KEY = {key: term.weight for key, term in TERM.items()}
+TERM_LABEL = {key: term.row for key, term in TERM.items()}
 
 
 @dataclass

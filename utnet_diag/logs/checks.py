@@ -20,20 +20,11 @@ from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome, run_c
 from utnet_diag.config import PRESETS, DiagConfig, LossWeights
 from utnet_diag.logs.parse import TERM_LABELS, TERMS, TrainingLog, parse_log
 from utnet_diag.report.result import Report
+from utnet_diag.spec import HINT_2D, HINT_3D, HINT_AUX, HINT_NONFINITE, HINT_PRIOR, TERM
 
 LOG_CHECKS = CheckRegistry("log")
 
-HINT_2D = (
-    "check the 2D normalization (keypoints within [-0.5, 0.5]) and the camera projection;"
-    " check that every joint has valid GT (utnet-diag check-batch)"
-)
-HINT_3D = "check units (mm), root joint index 0, and that MANO loaded and outputs non-zero joints"
-HINT_PRIOR = "check the MANO shape parameters (betas) the model predicts; lower w_prior"
-HINT_AUX = "check that the ViT backbone trains and the coarse outputs get gradient; raise w_aux"
-HINT_FINITE = (
-    "check gradients: learning rate, division by zero, bad samples (utnet-diag grad-flow);"
-    " find the batch of the first NaN"
-)
+HINT_FINITE = HINT_NONFINITE + "; find the batch of the first NaN"
 
 
 @dataclass(frozen=True)
@@ -234,14 +225,15 @@ def _range_outcome(
 @LOG_CHECKS.check("log_loss_2d", hint=HINT_2D)
 def check_loss_2d(ctx: CheckContext) -> Outcome:
     """2D keypoint loss per block: healthy < 500, alarm >= 10000 (spec 9.2-9.4)."""
-    return _range_outcome(_log(ctx), "loss_2d", 500.0, 10000.0)
+    term = TERM["loss_2d"]
+    return _range_outcome(_log(ctx), "loss_2d", term.healthy_below, term.alarm_at)
 
 
 @LOG_CHECKS.check("log_loss_3d_joint", hint=HINT_3D)
 def check_loss_3d_joint(ctx: CheckContext) -> Outcome:
     """3D joint loss per block: healthy < 80000; exactly 0 is the spec's alarm (MANO not loaded)."""
     log = _log(ctx)
-    outcome = _range_outcome(log, "loss_3d_joint", 80000.0, None)
+    outcome = _range_outcome(log, "loss_3d_joint", TERM["loss_3d_joint"].healthy_below, None)
     if outcome.status.value == "skip":
         return outcome
     index, values = _finite_values(log, "loss_3d_joint")
@@ -261,13 +253,14 @@ def check_loss_3d_joint(ctx: CheckContext) -> Outcome:
 @LOG_CHECKS.check("log_loss_prior", hint=HINT_PRIOR)
 def check_loss_prior(ctx: CheckContext) -> Outcome:
     """Shape prior per block: healthy < 100, alarm at about 5000 (spec 9.2-9.4)."""
-    return _range_outcome(_log(ctx), "shape_prior", 100.0, 5000.0)
+    term = TERM["loss_prior"]  # the log prints the shape prior, the spec's ranges are for it
+    return _range_outcome(_log(ctx), "shape_prior", term.healthy_below, term.alarm_at)
 
 
 @LOG_CHECKS.check("log_loss_aux", hint=HINT_AUX)
 def check_loss_aux(ctx: CheckContext) -> Outcome:
     """Aux loss (already weighted by w_aux) per block: healthy < 1.0; NaN is left to log_finite."""
-    return _range_outcome(_log(ctx), "loss_aux", 1.0, None)
+    return _range_outcome(_log(ctx), "loss_aux", TERM["loss_aux"].healthy_below, None)
 
 
 # --- stuck terms --------------------------------------------------------------------------

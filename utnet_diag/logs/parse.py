@@ -27,26 +27,11 @@ import numpy as np
 
 from utnet_diag.errors import InputError
 from utnet_diag.io.files import require_file
+from utnet_diag.spec import LOG_LINES
 
-# Term keys in block order, with the label the training script prints for each.
-TERMS: tuple[str, ...] = (
-    "loss_2d",
-    "loss_3d_joint",
-    "loss_3d_vert",
-    "shape_prior",
-    "pose_prior",
-    "loss_aux",
-    "total",
-)
-TERM_LABELS: dict[str, str] = {
-    "loss_2d": "2D keypoint loss",
-    "loss_3d_joint": "3D joint loss",
-    "loss_3d_vert": "3D vertex loss",
-    "shape_prior": "Prior loss (shape)",
-    "pose_prior": "Prior loss (pose)",
-    "loss_aux": "Aux loss",
-    "total": "Total loss",
-}
+# Term keys in block order, with the label the training script prints for each (the spec's).
+TERMS: tuple[str, ...] = tuple(LOG_LINES)
+TERM_LABELS: dict[str, str] = dict(LOG_LINES)
 _LABEL_TO_INDEX = {label.lower().encode(): i for i, label in enumerate(TERM_LABELS.values())}
 _TOTAL = TERMS.index("total")
 

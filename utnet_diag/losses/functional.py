@@ -11,16 +11,11 @@ from collections.abc import Mapping
 import torch
 
 from utnet_diag.errors import InputError
+from utnet_diag.spec import TERM, TERM_KEYS
 
-TERMS = ("loss_2d", "loss_3d_joint", "loss_3d_vert", "loss_prior", "loss_aux")
+TERMS = TERM_KEYS
 # How reports name each term (the training log's wording).
-TERM_LABELS = {
-    "loss_2d": "2D keypoint loss",
-    "loss_3d_joint": "3D joint loss",
-    "loss_3d_vert": "3D vertex loss",
-    "loss_prior": "prior loss",
-    "loss_aux": "aux loss",
-}
+TERM_LABELS = {key: term.label for key, term in TERM.items()}
 
 
 class LossShapeError(InputError, ValueError):
