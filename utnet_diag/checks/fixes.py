@@ -31,11 +31,13 @@ from typing import Any
 
 import numpy as np
 
+from utnet_diag.report.numbers import fmt_number
+
 FLIP_OPENGL = ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0))  # OpenGL <-> OpenCV
 
 
 def _num(value: float) -> str:
-    return f"{value:.6g}" if value != int(value) else str(int(value))
+    return fmt_number(value, 6)
 
 
 def _matrix_text(matrix: Sequence[Sequence[float]]) -> str:

@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome
+from utnet_diag.report.numbers import fmt_number
 from utnet_diag.spec import TERM
 
 GRAD_CHECKS = CheckRegistry("grad")
@@ -42,11 +43,7 @@ def _stats(ctx: CheckContext) -> Any:
 
 
 def _fmt(x: float | None) -> str:
-    if x is None:
-        return "none"
-    if not math.isfinite(x):
-        return repr(x)
-    return f"{x:.3g}"
+    return fmt_number(x, 3, none="none")
 
 
 @GRAD_CHECKS.check("grad_finite", hint="check the learning rate, divisions by zero and bad samples")

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome
+from utnet_diag.report.numbers import fmt_number
 from utnet_diag.spec import (
     HINT_2D,
     HINT_3D,
@@ -48,11 +49,7 @@ def _summary(ctx: CheckContext) -> Any:
 
 
 def _fmt(x: float) -> str:
-    if not math.isfinite(x):
-        return repr(x)
-    if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
-        return f"{x:.3g}"
-    return f"{x:.4g}"
+    return fmt_number(x, 4)
 
 
 def _sum_context(row: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from utnet_diag.report.numbers import fmt_number
 from utnet_diag.report.render import fmt_value, section_renderer
 from utnet_diag.report.result import Report
 
@@ -25,11 +26,7 @@ TargetSharesOpt = Annotated[
 
 
 def _num(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):  # non-finite floats arrive as 'nan' / 'inf' after jsonable
-        return value
-    return fmt_value(float(value), 4)
+    return fmt_number(value, 4)
 
 
 def _share(value: Any) -> str:

@@ -8,18 +8,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from utnet_diag.report.render import fmt_value, section_renderer
+from utnet_diag.report.numbers import fmt_number
+from utnet_diag.report.render import section_renderer
 from utnet_diag.report.result import Report
 
 LOWER_IS_BETTER = ("loss", "metric")
 
 
 def _num(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):  # non-finite floats arrive as 'nan' / 'inf' after jsonable
-        return value
-    return fmt_value(float(value), 5)
+    return fmt_number(value, 5)
 
 
 def _relative(row: dict[str, Any]) -> Text:

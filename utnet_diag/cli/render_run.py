@@ -9,18 +9,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from utnet_diag.report.render import fmt_value, section_renderer
+from utnet_diag.report.numbers import fmt_number
+from utnet_diag.report.render import section_renderer
 from utnet_diag.report.result import Report
 
 BAR_WIDTH = 24
 
 
 def _num(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):  # non-finite floats arrive as 'nan' / 'inf' after jsonable
-        return value
-    return fmt_value(float(value), digits)
+    return fmt_number(value, digits)
 
 
 def _share(value: Any) -> str:

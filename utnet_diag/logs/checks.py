@@ -19,6 +19,7 @@ import numpy as np
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome, run_checks
 from utnet_diag.config import PRESETS, DiagConfig, LossWeights
 from utnet_diag.logs.parse import TERM_LABELS, TERMS, TrainingLog, parse_log
+from utnet_diag.report.numbers import fmt_number
 from utnet_diag.report.result import Report
 from utnet_diag.spec import HINT_2D, HINT_3D, HINT_AUX, HINT_NONFINITE, HINT_PRIOR, TERM
 
@@ -54,11 +55,7 @@ def _log(ctx: CheckContext) -> TrainingLog:
 
 
 def _fmt(x: float) -> str:
-    if not math.isfinite(x):
-        return repr(float(x))
-    if x != 0 and (abs(x) >= 1e6 or abs(x) < 1e-3):
-        return f"{x:.4g}"
-    return f"{x:.6g}" if abs(x) >= 1 else f"{x:.4g}"
+    return fmt_number(x, 6 if abs(x) >= 1 else 4)  # loss values: the digits a log shows
 
 
 def _blocks(n: int) -> str:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from utnet_diag.report.numbers import fmt_number
 from utnet_diag.report.result import CheckResult, Report, Status, jsonable
 
 STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
@@ -38,9 +39,7 @@ def fmt_value(value: Any, digits: int = 4) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-            return f"{value:.3g}"
-        return f"{value:.{digits}g}"
+        return fmt_number(value, digits)
     if isinstance(value, list):
         text = ", ".join(fmt_value(v, 3) for v in value[:6])
         return f"[{text}{', …' if len(value) > 6 else ''}]"
