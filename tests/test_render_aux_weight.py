@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from utnet_diag.cli import render_run  # noqa: F401  (registers the section renderers)
+from utnet_diag.cli.renderers import section_renderers
 from utnet_diag.report.render import render_report
 from utnet_diag.report.result import Report
 
 
 def _render(report: Report) -> str:
     console = Console(width=100, record=True, color_system=None)
-    render_report(report, console)
+    render_report(report, console, renderers=section_renderers())
     return console.export_text()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from utnet_diag.cli import render_run  # noqa: F401  (registers the section renderers)
+from utnet_diag.cli.renderers import section_renderers
 from utnet_diag.report.render import render_report
 from utnet_diag.report.result import CheckResult, Report, Status
 
@@ -18,7 +18,7 @@ def _row(term, label, logged, weighted, share, per_sample, per_element=None, par
 
 def _render(report: Report, width: int) -> str:
     console = Console(width=width, record=True, color_system=None)
-    render_report(report, console)
+    render_report(report, console, renderers=section_renderers())
     return console.export_text()
 
 

@@ -86,9 +86,10 @@ def emit(report, json_out: bool, junit: Path | None, fail_on: str) -> int:
     else:
         from rich.console import Console
 
+        from utnet_diag.cli.renderers import section_renderers
         from utnet_diag.report.render import render_report
 
-        render_report(report, Console(file=out, highlight=False), fail_on)
+        render_report(report, Console(file=out, highlight=False), fail_on, section_renderers())
     return report.exit_code(fail_on)
 
 
@@ -104,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[no-redef]
 
     # Register the commands (each module only imports torch inside its command functions).
-    from utnet_diag.cli import commands  # noqa: F401
+    from utnet_diag.cli.commands import register
 
+    register(app)
     for info in app.registered_commands:
         info.callback = stdout_reserved_for_the_report(info.callback)
     try:

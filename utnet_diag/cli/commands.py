@@ -1,16 +1,34 @@
-"""Imports every command module so its commands register on the app."""
+"""Every command of utnet-diag, registered from one table: (name, module, function).
 
-# ruff: noqa: F401
-from utnet_diag.cli import (
-    check_batch_cmd,
-    compare_cmd,
-    gate_cmd,
-    grad_cmd,
-    info,
-    log_cmd,
-    loss_cmd,
-    mano_cmd,
-    model_cmd,
-    scan_cmd,
-    train_cmd,
+A command module defines its function with typer annotations and no decorator; :func:`register`
+puts them on the app in this order. Importing a command module must not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("gate", "utnet_diag.cli.gate", "gate_command"),
+    ("check-batch", "utnet_diag.cli.check_batch", "check_batch_command"),
+    ("loss-breakdown", "utnet_diag.cli.loss_breakdown", "loss_breakdown_command"),
+    ("grad-flow", "utnet_diag.cli.grad_flow", "grad_flow_command"),
+    ("overfit", "utnet_diag.cli.overfit", "overfit_command"),
+    ("compare", "utnet_diag.cli.compare", "compare_command"),
+    ("parse-log", "utnet_diag.cli.parse_log", "parse_log_command"),
+    ("scan", "utnet_diag.cli.scan", "scan_command"),
+    ("make-sample", "utnet_diag.cli.make_sample", "make_sample_command"),
+    ("inspect-checkpoint", "utnet_diag.cli.inspect_checkpoint", "inspect_checkpoint_command"),
+    ("convert-mano", "utnet_diag.cli.convert_mano", "convert_mano_command"),
+    ("mano-info", "utnet_diag.cli.mano_info", "mano_info_command"),
+    ("version", "utnet_diag.cli.version", "version_command"),
 )
+
+
+def register(app: Any) -> None:
+    """Add every command of :data:`COMMANDS` to ``app`` (once)."""
+    known = {info.name for info in app.registered_commands}
+    for name, module, function in COMMANDS:
+        if name not in known:
+            app.command(name)(getattr(importlib.import_module(module), function))

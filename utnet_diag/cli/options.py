@@ -102,3 +102,8 @@ IndicesOpt = Annotated[
     Optional[str],
     typer.Option("--indices", help="Dataset samples to use: 0,5,10-19 (default: the first 16)."),
 ]
+
+SideOpt = Annotated[
+    Optional[str],
+    typer.Option("--side", help="right or left (default: from the file name, else right)."),
+]

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from utnet_diag.report.numbers import fmt_number
-from utnet_diag.report.render import fmt_value, section_renderer
+from utnet_diag.report.render import fmt_value
 from utnet_diag.report.result import Report
 
 TargetSharesOpt = Annotated[
@@ -42,7 +42,6 @@ def _range(row: dict[str, Any]) -> str:
     return text + ("" if row.get("weight_in_range") is not False else " (current outside)")
 
 
-@section_renderer("weight_advice")
 def render_weight_advice(console: Console, section: dict[str, Any], report: Report) -> None:
     if section.get("unavailable"):
         console.print(f"weight advice: {section['unavailable']}")

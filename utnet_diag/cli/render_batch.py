@@ -7,11 +7,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from utnet_diag.report.render import section_renderer
 from utnet_diag.report.result import Report
 
 
-@section_renderer("batch")
 def render_batch_section(console: Console, section: Any, report: Report) -> None:
     """A table: source, format, size, one row a key with its shape, then the loader's notes."""
     table = Table(title="batch", title_justify="left", show_header=False)

@@ -9,7 +9,6 @@ from rich.table import Table
 from rich.text import Text
 
 from utnet_diag.report.numbers import fmt_number
-from utnet_diag.report.render import section_renderer
 from utnet_diag.report.result import Report
 
 LOWER_IS_BETTER = ("loss", "metric")
@@ -29,7 +28,6 @@ def _relative(row: dict[str, Any]) -> Text:
     return Text(text, style="red" if rel > 0 else "green")
 
 
-@section_renderer("compare")
 def render_compare(console: Console, section: dict[str, Any], report: Report) -> None:
     run = report.sections.get("run", {})
     title = f"compare: A {run.get('a', '')}  vs  B {run.get('b', '')}"

@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from utnet_diag.report.render import section_renderer
 from utnet_diag.report.result import Report
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -41,7 +40,6 @@ def sparkline(series: list[Any], log_scale: bool | None = None) -> Text:
     return text
 
 
-@section_renderer("log")
 def render_log_summary(console: Console, section: dict[str, Any], report: Report) -> None:
     del report
     epochs = section.get("epochs") or [0, 0]
@@ -90,7 +88,6 @@ def resample(series: list[Any], width: int) -> list[Any]:
     return out
 
 
-@section_renderer("log_terms")
 def render_log_terms(console: Console, section: dict[str, Any], report: Report) -> None:
     del report
     table = Table(title="loss terms over the log", title_justify="left")

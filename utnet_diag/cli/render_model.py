@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from utnet_diag.report.render import fmt_value, section_renderer
+from utnet_diag.report.render import fmt_value
 from utnet_diag.report.result import Report
 
 
@@ -20,7 +20,6 @@ def _kv_table(title: str, rows: list[tuple[str, Any]]) -> Table:
     return table
 
 
-@section_renderer("checkpoint")
 def render_checkpoint(console: Console, section: dict[str, Any], report: Report) -> None:
     dtypes = ", ".join(f"{k} x{v}" for k, v in section.get("dtypes", {}).items())
     stripped = ", ".join(
@@ -41,7 +40,6 @@ def render_checkpoint(console: Console, section: dict[str, Any], report: Report)
     console.print(_kv_table("checkpoint", rows))
 
 
-@section_renderer("sample")
 def render_sample(console: Console, section: dict[str, Any], report: Report) -> None:
     rows = [
         ("folder", str(section.get("folder"))),

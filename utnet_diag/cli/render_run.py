@@ -10,7 +10,6 @@ from rich.table import Table
 from rich.text import Text
 
 from utnet_diag.report.numbers import fmt_number
-from utnet_diag.report.render import section_renderer
 from utnet_diag.report.result import Report
 
 BAR_WIDTH = 24
@@ -24,7 +23,6 @@ def _share(value: Any) -> str:
     return "" if value is None else f"{float(value):.1%}"
 
 
-@section_renderer("run")
 def render_run(console: Console, section: dict[str, Any], report: Report) -> None:
     table = Table(title="run", title_justify="left", show_header=False)
     table.add_column("key", style="bold")
@@ -57,7 +55,6 @@ def _aux_note(w_aux: Any) -> Text:
                 " weight 1 (added once)", style="dim")  # fmt: skip
 
 
-@section_renderer("loss_table")
 def render_loss_table(console: Console, section: dict[str, Any], report: Report) -> None:
     rows = section.get("terms", [])
     # one source for every weight (the usual case): say it once under the table, not per row
@@ -110,7 +107,6 @@ def render_loss_table(console: Console, section: dict[str, Any], report: Report)
                        " sums; prior and aux are means", style="dim"))  # fmt: skip
 
 
-@section_renderer("metrics")
 def render_metrics(console: Console, section: dict[str, Any], report: Report) -> None:
     line = Text("metrics: ", style="bold")
     line.append(
@@ -133,7 +129,6 @@ def _bar(value: float | None, low: float, high: float, bar_width: int = BAR_WIDT
     return Text("█" * width, style="cyan")
 
 
-@section_renderer("grad_modules")
 def render_grad_modules(console: Console, section: dict[str, Any], report: Report) -> None:
     groups = section.get("groups", [])
     norms = [g["grad_norm"] for g in groups
@@ -168,7 +163,6 @@ def render_grad_modules(console: Console, section: dict[str, Any], report: Repor
     console.print(Text(f"total gradient norm {_num(section.get('total_grad_norm'))}", style="dim"))
 
 
-@section_renderer("grad_terms")
 def render_grad_terms(console: Console, section: dict[str, Any], report: Report) -> None:
     boundary = section.get("boundary", {})
     title = f"loss terms at the trunk/heads boundary ({boundary.get('description', '?')})"
@@ -199,7 +193,6 @@ def render_grad_terms(console: Console, section: dict[str, Any], report: Report)
         console.print(Text(f"no per-term attribution: {boundary['unavailable']}", style="dim"))
 
 
-@section_renderer("nan_origin")
 def render_nan_origin(console: Console, section: dict[str, Any], report: Report) -> None:
     line = Text("first non-finite value: ", style="bold red")
     line.append(f"[{section.get('stage')}] {section.get('message')}")

@@ -8,13 +8,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from utnet_diag.report.render import section_renderer
 from utnet_diag.report.result import Report
 
 SEVERITY_STYLE = {"fail": "bold red", "warn": "yellow", "info": "dim"}
 
 
-@section_renderer("scan")
 def render_scan(console: Console, section: dict[str, Any], report: Report) -> None:
     """Header line (dataset, samples, speed) and a table of findings by check."""
     head = Text(f"{section['dataset']} {section['split']} at {section['root']}: ", style="bold")

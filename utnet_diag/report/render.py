@@ -1,12 +1,12 @@
 """Rich rendering of reports for people. Only the CLI imports this module.
 
-Commands with sections of their own register a renderer with ``@section_renderer(name)``;
-sections without one are shown as a plain key/value table.
+Sections are drawn by the renderers the caller hands over (the CLI's table,
+``utnet_diag.cli.renderers``); a section without one is shown as a plain key/value table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rich.console import Console
@@ -20,17 +20,6 @@ STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red", S
 ICON = {Status.PASS: "PASS", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.SKIP: "skip"}
 
 SectionRenderer = Callable[[Console, Any, Report], None]
-_SECTION_RENDERERS: dict[str, SectionRenderer] = {}
-
-
-def section_renderer(name: str) -> Callable[[SectionRenderer], SectionRenderer]:
-    """Register how a report section named ``name`` is drawn."""
-
-    def register(fn: SectionRenderer) -> SectionRenderer:
-        _SECTION_RENDERERS[name] = fn
-        return fn
-
-    return register
 
 
 def fmt_value(value: Any, digits: int = 4) -> str:
@@ -78,10 +67,16 @@ def _cell_value(value: Any) -> str:
     return fmt_value(value)
 
 
-def render_report(report: Report, console: Console, fail_on: str = "fail") -> None:
-    """Draw a report: command sections first, then one table of checks per family, then a summary."""
+def render_report(
+    report: Report,
+    console: Console,
+    fail_on: str = "fail",
+    renderers: Mapping[str, SectionRenderer] | None = None,
+) -> None:
+    """Draw a report: command sections first (each with its renderer in ``renderers``), then one
+    table of checks per family, then a summary."""
     for name, section in report.sections.items():
-        renderer = _SECTION_RENDERERS.get(name)
+        renderer = (renderers or {}).get(name)
         if renderer is not None:
             renderer(console, section, report)
         elif isinstance(section, dict) and section:

@@ -7,11 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from utnet_diag.cli.app import app, emit
+from utnet_diag.cli.app import emit
 from utnet_diag.cli.options import ConfigOpt, FailOn, FailOnOpt, JsonOpt, JunitOpt, PresetOpt
 
 
-@app.command("parse-log")
 def parse_log_command(
     logfile: Annotated[Path, typer.Argument(help="Training log with 'Loss breakdown' blocks.")],
     config: ConfigOpt = None,
@@ -33,7 +32,6 @@ def parse_log_command(
     Also finds NaN/Inf, terms stuck at 0 or constant, divergence and plateaus, and checks that
     the logged total is the weighted sum of the logged terms under the config's weights.
     """
-    from utnet_diag.cli import render_log  # noqa: F401  (registers the section renderers)
     from utnet_diag.config import load_config
     from utnet_diag.logs.checks import LogCheckOptions, diagnose_log
 

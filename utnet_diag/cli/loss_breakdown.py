@@ -6,13 +6,12 @@ from typing import Any
 
 import typer
 
-from utnet_diag.cli.app import app, emit
+from utnet_diag.cli.app import emit
 from utnet_diag.cli.model_opts import SeedOpt, warn_loaded, with_model_options
 from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
 from utnet_diag.cli.render_advice import TargetSharesOpt
 
 
-@app.command("loss-breakdown")
 @with_model_options()
 def loss_breakdown_command(
     model_options: dict[str, Any],
@@ -24,7 +23,6 @@ def loss_breakdown_command(
 ) -> None:
     """Run the model once and report every loss term: value, weight and its source, weighted
     value, share, per-sample and per-element errors; the spec's ranges; MPJPE and PA-MPJPE."""
-    from utnet_diag.cli import render_run  # noqa: F401  (registers the section renderers)
     from utnet_diag.diagnostics.advisor import parse_target_shares
 
     shares = parse_target_shares(target_shares)  # exit 2 on a malformed value, before loading

@@ -1,22 +1,16 @@
-"""``utnet-diag convert-mano IN OUT`` and ``utnet-diag mano-info PKL``."""
+"""``utnet-diag convert-mano IN OUT``: MANO as a chumpy-free pickle that smplx loads."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from utnet_diag.cli.app import app, emit, say
-from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
-
-SideOpt = Annotated[
-    Optional[str],
-    typer.Option("--side", help="right or left (default: from the file name, else right)."),
-]
+from utnet_diag.cli.app import emit, say
+from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt, SideOpt
 
 
-@app.command("convert-mano")
 def convert_mano_command(
     source: Annotated[
         Path, typer.Argument(help="Official MANO_RIGHT.pkl / MANO_LEFT.pkl (v1.2), or a folder.")
@@ -44,20 +38,4 @@ def convert_mano_command(
         say(f"wrote {section['output']}; {section['smplx_create']}")
     else:
         say(f"not written: {section['output']} (a check failed)", style="red")
-    raise typer.Exit(emit(report, json_out, junit, fail_on.value))
-
-
-@app.command("mano-info")
-def mano_info_command(
-    model: Annotated[Path, typer.Argument(help="MANO .pkl/.npz (official, converted) or folder.")],
-    side: SideOpt = None,
-    json_out: JsonOpt = False,
-    junit: JunitOpt = None,
-    fail_on: FailOnOpt = FailOn.fail,
-) -> None:
-    """Keys, shapes, chumpy objects converted, and invariants of a MANO model file."""
-    from utnet_diag.mano.convert import mano_info
-    from utnet_diag.mano.synthetic import _check_side
-
-    report = mano_info(model, _check_side(side) if side else None)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from utnet_diag.cli.app import app, emit, say
+from utnet_diag.cli.app import emit, say
 from utnet_diag.cli.model_opts import (
     DepthOpt,
     ExactOpt,
@@ -19,7 +19,6 @@ from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
 from utnet_diag.cli.render_advice import TargetSharesOpt
 
 
-@app.command("grad-flow")
 @with_model_options()
 def grad_flow_command(
     model_options: dict[str, Any],
@@ -34,7 +33,6 @@ def grad_flow_command(
 ) -> None:
     """Gradients of one training step (weights unchanged): per module group, per loss term
     (which modules it reaches, its share at the trunk/heads boundary, conflicts), NaN origin."""
-    from utnet_diag.cli import render_run  # noqa: F401  (registers the section renderers)
     from utnet_diag.diagnostics.advisor import parse_target_shares
 
     shares = parse_target_shares(target_shares)  # exit 2 on a malformed value, before loading

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from utnet_diag.cli.app import app, report_stream
+from utnet_diag.cli.app import report_stream
 
 
-@app.command()
-def version() -> None:
+def version_command() -> None:
     """Print the versions of utnet-diag and the libraries it runs on."""
     import platform
     from importlib.metadata import PackageNotFoundError

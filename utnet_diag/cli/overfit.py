@@ -7,12 +7,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from utnet_diag.cli.app import app, emit, say, stderr_console
+from utnet_diag.cli.app import emit, say, stderr_console
 from utnet_diag.cli.model_opts import with_model_options
 from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
 
 
-@app.command("overfit")
 @with_model_options()
 def overfit_command(
     model_options: dict[str, Any],

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from utnet_diag.cli.app import app, emit
+from utnet_diag.cli.app import emit
 from utnet_diag.cli.options import (
     DatasetOpt,
     DatasetRootOpt,
@@ -24,7 +24,6 @@ from utnet_diag.cli.options import (
 EXIT_INTERRUPTED = 130
 
 
-@app.command("scan")
 def scan_command(
     dataset: DatasetOpt = None,
     root: DatasetRootOpt = None,
@@ -74,7 +73,6 @@ def scan_command(
     'torchrun --nproc-per-node N -m utnet_diag scan ...' the samples are sharded over the ranks
     and the findings gathered on rank 0.
     """
-    from utnet_diag.cli import render_scan  # noqa: F401  (registers the section renderer)
     from utnet_diag.datasets.batch import open_reader
     from utnet_diag.datasets.distributed import init_from_env, shutdown
     from utnet_diag.datasets.scan import scan_dataset

@@ -6,12 +6,11 @@ from typing import Any
 
 import typer
 
-from utnet_diag.cli.app import app, emit
+from utnet_diag.cli.app import emit
 from utnet_diag.cli.model_opts import DepthOpt, ExactOpt, SeedOpt, warn_loaded, with_model_options
 from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
 
 
-@app.command("gate")
 @with_model_options()
 def gate_command(
     model_options: dict[str, Any],
@@ -27,7 +26,6 @@ def gate_command(
     With no checkpoint or batch, the embedded reference model and default batch are used.
     Exit 0 no failure, 1 a check failed (--fail-on warn: a warning too), 2 bad input, 3 internal.
     """
-    from utnet_diag.cli import render_batch, render_run  # noqa: F401  (section renderers)
     from utnet_diag.diagnostics.gate import gate
 
     report = gate(exact=exact, depth=depth, seed=seed, **model_options)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from utnet_diag.cli.app import app, emit
+from utnet_diag.cli.app import emit
 from utnet_diag.cli.options import (
     ConfigOpt,
     DatasetOpt,
@@ -23,7 +23,6 @@ from utnet_diag.cli.options import (
 )
 
 
-@app.command("check-batch")
 def check_batch_command(
     batch: Annotated[
         Optional[Path], typer.Argument(help="Batch file (.pt weights-only, or .npz).")
@@ -71,7 +70,6 @@ def check_batch_command(
 
     The batch: a file, frames of a HO3D/DexYCB tree (--dataset --root), or items of your own
     Dataset (--loader module:callable --loader-args key=value ...)."""
-    from utnet_diag.cli import render_batch  # noqa: F401  (registers the section renderer)
     from utnet_diag.config import load_config
     from utnet_diag.diagnostics.check_batch import check_batch
 

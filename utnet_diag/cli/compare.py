@@ -7,12 +7,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from utnet_diag.cli.app import app, emit, say
+from utnet_diag.cli.app import emit, say
 from utnet_diag.cli.model_opts import SeedOpt, with_model_options
 from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
 
 
-@app.command("compare")
 @with_model_options(exclude=("checkpoint",))
 def compare_command(
     checkpoint_a: Annotated[
@@ -37,7 +36,6 @@ def compare_command(
 ) -> None:
     """Run the same batch through two checkpoints: loss terms, MPJPE/PA-MPJPE and gradient norms
     side by side with deltas. Weights and files are never changed."""
-    from utnet_diag.cli import render_compare  # noqa: F401  (registers the section renderer)
     from utnet_diag.diagnostics.compare import check_max_regression, compare
 
     check_max_regression(max_regression)  # before anything heavy is loaded
