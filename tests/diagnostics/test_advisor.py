@@ -140,7 +140,7 @@ def test_advised_weights_give_the_target_shares_on_the_embedded_default() -> Non
     import dataclasses
 
     from utnet_diag.diagnostics.advisor import advice_for_forward
-    from utnet_diag.diagnostics.grad_flow import compute_grad_stats
+    from utnet_diag.diagnostics.grad import compute_grad_stats
     from utnet_diag.diagnostics.runner import forward_pass, load_inputs, training_step
 
     inputs = load_inputs()  # embedded default, config preset

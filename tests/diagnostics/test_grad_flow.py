@@ -11,7 +11,8 @@ import torch
 import utnet_toy
 
 from utnet_diag.config import load_config
-from utnet_diag.diagnostics.grad_flow import grad_flow, group_of
+from utnet_diag.diagnostics.grad import group_of
+from utnet_diag.diagnostics.grad_flow import grad_flow
 from utnet_diag.report.result import Status
 
 

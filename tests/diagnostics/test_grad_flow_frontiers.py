@@ -58,13 +58,13 @@ def test_default_matches_exact_on_the_reference_model(reference_inputs):
 
 
 def test_grad_summary_counts_zeros_exactly():
-    from utnet_diag.diagnostics.grad_flow import _GradSummary
+    from utnet_diag.diagnostics.grad.norms import GradNorms
 
     params = [torch.ones(3), torch.ones(4, dtype=torch.float16), torch.ones(2)]
     grads = [torch.tensor([0.0, -0.0, float("nan")]), torch.zeros(4, dtype=torch.float16), None]
     grads[1][1] = 2.0
     for chosen in ([grads[0], None, None], grads):  # the float32-only path and the mixed one
-        summary = _GradSummary(params)
+        summary = GradNorms(params)
         summary.add(range(3), chosen)
         norms, nonzero, param_norms = summary.read()
         assert nonzero[0] == 1 and math.isnan(norms[0])  # NaN counts as non-zero
@@ -146,12 +146,8 @@ def test_term_frontiers_give_each_terms_boundary_gradient():
     # one another (the 2D term enters the shared graph twice, one entry below the other), a
     # term that feeds the boundary directly, a term whose root another term uses, and a
     # parameter reached both through the boundary and around it.
-    from utnet_diag.diagnostics.grad_flow import (
-        GraphWalk,
-        _from_frontier,
-        _term_frontiers,
-        reach_sets,
-    )
+    from utnet_diag.diagnostics.grad.plan import GraphWalk, reach_sets
+    from utnet_diag.diagnostics.grad.strategies import from_frontier, term_frontiers
 
     torch.manual_seed(0)
     w_trunk, w_head, w_side = (torch.randn(4, 4, requires_grad=True) for _ in range(3))
@@ -175,12 +171,12 @@ def test_term_frontiers_give_each_terms_boundary_gradient():
     masks: dict = {}
     reach_sets(terms, param_bit, features, walk, masks)
     zero = torch.zeros_like(features)
-    with _term_frontiers(walk, names, weights, terms, features, masks, 1 << 3) as frontiers:
+    with term_frontiers(walk, names, weights, terms, features, masks, 1 << 3) as frontiers:
         (g_total,) = torch.autograd.grad(total, [features], retain_graph=True)
     assert frontiers["loss_prior"] and len(frontiers["loss_2d"]) >= 2
     parts = {}
     for k in names:
-        parts[k] = _from_frontier(frontiers[k], features, zero)
+        parts[k] = from_frontier(frontiers[k], features, zero)
         (expected,) = torch.autograd.grad(weights[k] * terms[k], [features], retain_graph=True)
         assert torch.allclose(parts[k], expected, rtol=1e-5, atol=1e-7), k
     assert torch.allclose(sum(parts.values()), g_total, rtol=1e-5, atol=1e-6)

@@ -1,6 +1,6 @@
 """Checks on one training step's gradients (``grad-flow``, ``gate``).
 
-``ctx.extras['grad']`` is a :class:`utnet_diag.diagnostics.grad_flow.GradStats`;
+``ctx.extras['grad']`` is a :class:`utnet_diag.diagnostics.grad.GradStats`;
 ``ctx.extras['nan_origin']`` a NanOrigin or None. The vanishing/exploding limits are heuristics
 (the spec gives none): they are module constants, and every message shows the measured numbers.
 """

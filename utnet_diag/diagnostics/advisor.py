@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from utnet_diag.config import LossWeights
+from utnet_diag.diagnostics.grad import compute_grad_stats
+from utnet_diag.diagnostics.loss_table import summarize_terms
 from utnet_diag.errors import InputError, did_you_mean
 from utnet_diag.spec import RECOMMENDED_RANGES, TERM
 
@@ -285,11 +287,7 @@ def advice_for_forward(
     """The ``weight_advice`` section for a forward pass run with ``grad=True`` (call inside the
     runner's ``training_step``). ``stats``: grad-flow's GradStats of that pass when already
     computed (else one gradient pass is run here, weights unchanged)."""
-    from utnet_diag.diagnostics.loss_breakdown import summarize_terms
-
     if stats is None:
-        from utnet_diag.diagnostics.grad_flow import compute_grad_stats
-
         stats = compute_grad_stats(fwd)
     per_element = {
         r["term"]: r["per_element"]

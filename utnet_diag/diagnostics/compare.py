@@ -70,7 +70,7 @@ def check_max_regression(value: float | None) -> float | None:
 
 def run_model(inputs: Any, seed: int = 0) -> ModelRun:
     """Loss terms, pose metrics and gradient norms of ``inputs.model`` on ``inputs.batch``."""
-    from utnet_diag.diagnostics.grad_flow import compute_grad_stats
+    from utnet_diag.diagnostics.grad import compute_grad_stats
     from utnet_diag.diagnostics.metrics import pose_metrics
     from utnet_diag.diagnostics.runner import forward_pass, running, training_step
 

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from utnet_diag.diagnostics.grad_flow import grad_from_forward
-from utnet_diag.diagnostics.loss_breakdown import breakdown_from_forward, run_section
+from utnet_diag.diagnostics.loss_breakdown import breakdown_from_forward
 from utnet_diag.diagnostics.runner import (
     DEFAULT_SEED,
     forward_pass,
     load_inputs,
+    run_section,
     running,
     training_step,
 )

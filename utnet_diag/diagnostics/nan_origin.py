@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from utnet_diag.diagnostics.grad.strategies import reentrant_checkpoint_as_input_error
 from utnet_diag.diagnostics.runner import RunInputs, all_finite
 from utnet_diag.losses import compute_terms
 
@@ -235,8 +236,6 @@ def locate_backward(inputs: RunInputs, seed: int = 0) -> NanOrigin | None:
         if node.name() != "torch::autograd::AccumulateGrad":
             node_handles.append(node.register_hook(node_hook(node)))
         stack.extend(child for child, _ in node.next_functions)
-    from utnet_diag.diagnostics.grad_flow import reentrant_checkpoint_as_input_error
-
     try:
         with reentrant_checkpoint_as_input_error():
             torch.autograd.grad(total, params, allow_unused=True)

@@ -396,3 +396,51 @@ def all_finite(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return all(all_finite(v) for v in value)
     return True
+
+
+def mano_extras(loaded: Any) -> dict[str, Any]:
+    """What the model's own code asked smplx for, and the advice when a request failed
+    (``mano_requests``, ``mano_advice``), for the prediction checks."""
+    requests = list(getattr(loaded, "mano_requests", None) or [])
+    if not requests:  # the user's model built no smplx MANO we saw: its settings are unknown
+        return {"model_mano": None} if getattr(loaded, "user_code", False) else {}
+    from utnet_diag.model.checkout import mano_load_advice
+
+    build = getattr(loaded, "build", None)
+    official = build.kwargs.get("mano_path") if build is not None else None
+    built = next((r for r in requests if r.loaded), None)
+    return {
+        "mano_requests": [r.to_dict() for r in requests],
+        "mano_advice": mano_load_advice(requests, official),
+        "model_mano": {"flat_hand_mean": built.flat_hand_mean, "use_pca": built.use_pca}
+        if built is not None
+        else None,
+    }
+
+
+def run_section(inputs: RunInputs, fwd: ForwardResult | None = None) -> dict[str, Any]:
+    """The ``run`` section: what ran, where, on what (model source, batch, device, mode, notes)."""
+    loaded = inputs.loaded
+    section: dict[str, Any] = {
+        "model": str(getattr(loaded, "source", "?")),
+        "batch": inputs.batch.source or "(in memory)",
+        "batch_size": inputs.batch.size,
+        "device": str(inputs.device),
+        "config": inputs.config.path or f"preset {inputs.config.weights.preset}",
+        "mode": "train() for the forward, then restored; dropout seeded; buffers restored",
+    }
+    build = getattr(loaded, "build", None)
+    if build is not None:  # a checkout: which config built it, and every argument with its origin
+        section["built_from"] = str(build.config_path) if build.config_path else "no config"
+        section["arguments"] = build.table()
+    requests = getattr(loaded, "mano_requests", None)
+    if requests:
+        section["mano_requests"] = [r.to_dict() for r in requests]
+    if fwd is not None:
+        section["forward_s"] = round(fwd.forward_seconds, 4)
+        section["seed"] = fwd.seed
+    notes = list(inputs.notes) + list(inputs.batch.notes)
+    notes += [str(w) for w in getattr(loaded, "warnings", []) or []]
+    if notes:
+        section["notes"] = notes
+    return section
