@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from utnet_diag.config import DiagConfig, LossWeights, load_config
-from utnet_diag.logs.checks import LogCheckOptions, check_log, diagnose_log, downsample
+from utnet_diag.logs.checks import LogCheckOptions, check_log, diagnose_log
 from utnet_diag.logs.parse import parse_log
 from utnet_diag.report.result import Report
 
@@ -226,16 +226,6 @@ def test_range_warning_reports_worst_block_and_count(tmp_path: Path) -> None:
     assert check.value == 900.0 and check.threshold == 500.0
     assert check.details["outside_healthy"] == 2 and check.details["max_block"] == 1
     assert "in 2/5 blocks: worst 900 at epoch 0, iter 1, line 7; last 200" in check.message
-
-
-def test_downsample_marks_nonfinite_buckets() -> None:
-    import numpy as np
-
-    values = np.array([1.0, 3.0, np.nan, 5.0, 7.0, 9.0])
-    present = np.array([True, True, True, True, False, False])
-    assert downsample(values, present, 3) == [2.0, pytest.approx(float("nan"), nan_ok=True), None]
-    series = downsample(np.arange(100.0), np.ones(100, bool), 4)
-    assert series == [12.0, 37.0, 62.0, 87.0]
 
 
 def test_report_is_json_ready() -> None:

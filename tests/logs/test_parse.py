@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from utnet_diag.errors import InputError
-from utnet_diag.logs.parse import NO_BLOCKS_MESSAGE, parse_log
+from utnet_diag.logs.parse import NO_BLOCKS_MESSAGE, downsample, parse_log
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "logs"
 
@@ -141,3 +141,13 @@ def test_bad_files_raise_input_error(name: str, message: str) -> None:
 def test_directory_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="directory"):
         parse_log(tmp_path)
+
+
+def test_downsample_marks_nonfinite_buckets() -> None:
+    import numpy as np
+
+    values = np.array([1.0, 3.0, np.nan, 5.0, 7.0, 9.0])
+    present = np.array([True, True, True, True, False, False])
+    assert downsample(values, present, 3) == [2.0, pytest.approx(float("nan"), nan_ok=True), None]
+    series = downsample(np.arange(100.0), np.ones(100, bool), 4)
+    assert series == [12.0, 37.0, 62.0, 87.0]

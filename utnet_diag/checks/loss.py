@@ -3,7 +3,7 @@
 Thresholds are the spec's (sections 1.3, 2.3, 9.2-9.4). The spec's loss values are batch sums
 for its own training batch; a batch of another size is held to the same numbers as given, and
 every message states the batch size and the per-sample figure beside the sum so the reader can
-rescale. ``ctx.losses`` is a :class:`utnet_diag.diagnostics.loss_breakdown.LossSummary`;
+rescale. ``ctx.losses`` is a :class:`utnet_diag.diagnostics.loss_table.LossSummary`;
 ``ctx.outputs`` the detached model outputs; ``ctx.extras['nan_origin']`` a NanOrigin or None.
 """
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from utnet_diag.datasets.checks import finding_sort_key
+from utnet_diag.datasets.sink import FindingSink
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,6 @@ def gather_sinks(
     (sample, check) order kept. Returns (merged sink, samples done in all, any rank interrupted).
     """
     import torch.distributed as dist
-
-    from utnet_diag.datasets.scan import FindingSink
 
     mine = {"counts": sink.counts, "kept": sink.kept, "done": done, "interrupted": interrupted}
     gathered: list[Any] = [None] * ctx.world_size

@@ -9,12 +9,11 @@ sample index then check, which makes a sharded scan identical to a single-proces
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from utnet_diag.datasets.checks import (
@@ -25,6 +24,8 @@ from utnet_diag.datasets.checks import (
     run_array_checks,
 )
 from utnet_diag.datasets.common import DatasetReader, Finding
+from utnet_diag.datasets.distributed import gather_sinks
+from utnet_diag.datasets.sink import FindingSink
 from utnet_diag.errors import InputError
 from utnet_diag.report.result import CheckResult, Report, Status
 
@@ -315,57 +316,6 @@ def _read_exactly(fd: int, size: int) -> bytes:
     return b"".join(parts)
 
 
-@dataclass
-class FindingSink:
-    """Collects findings: counts per check and severity, keeps at most ``cap`` per check, and
-    streams the kept ones to ``<out>.partial`` (one JSON line each, flushed), renamed to ``out``
-    by :meth:`close`.
-    """
-
-    cap: int
-    out: str | None = None
-    counts: dict[str, dict[str, int]] = field(default_factory=dict)
-    kept: dict[str, list[Finding]] = field(default_factory=dict)
-    written: int = 0
-
-    def __post_init__(self) -> None:
-        self._handle = None
-        if self.out is not None:
-            folder = os.path.dirname(os.path.abspath(self.out))
-            if not os.path.isdir(folder):
-                raise InputError("output directory does not exist", path=folder)
-            self._handle = open(self.partial_path, "w", encoding="utf-8")  # noqa: SIM115
-
-    @property
-    def partial_path(self) -> str:
-        return f"{self.out}.partial"
-
-    def add(self, finding: Finding) -> None:
-        by_severity = self.counts.setdefault(finding.check, {})
-        by_severity[finding.severity] = by_severity.get(finding.severity, 0) + 1
-        kept = self.kept.setdefault(finding.check, [])
-        if len(kept) >= self.cap:
-            return
-        kept.append(finding)
-        if self._handle is not None:
-            self._handle.write(json.dumps(finding.to_dict(), allow_nan=False) + "\n")
-            self._handle.flush()
-            self.written += 1
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-            os.replace(self.partial_path, self.out)
-
-    def abort(self) -> None:
-        """Drop the partial file (a scan that broke before finding anything useful)."""
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-            os.unlink(self.partial_path)
-
-
 def scan_dataset(
     reader: DatasetReader,
     *,
@@ -422,8 +372,6 @@ def scan_dataset(
         results.close()  # stops worker processes now, not when garbage collected
     elapsed = time.perf_counter() - start
     if world > 1:
-        from utnet_diag.datasets.distributed import gather_sinks
-
         merged, done, interrupted = gather_sinks(dist, sink, done, interrupted)
         sink = merged
         if writes:

@@ -18,7 +18,7 @@ import numpy as np
 
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome, run_checks
 from utnet_diag.config import PRESETS, DiagConfig, LossWeights
-from utnet_diag.logs.parse import TERM_LABELS, TERMS, TrainingLog, parse_log
+from utnet_diag.logs.parse import TERM_LABELS, TERMS, TrainingLog, downsample, parse_log
 from utnet_diag.report.numbers import fmt_number
 from utnet_diag.report.result import Report
 from utnet_diag.spec import HINT_2D, HINT_3D, HINT_AUX, HINT_NONFINITE, HINT_PRIOR, TERM
@@ -698,30 +698,6 @@ def check_total_consistency(ctx: CheckContext) -> Outcome:
 # --- the report ---------------------------------------------------------------------------
 
 
-def downsample(values: np.ndarray, present: np.ndarray, points: int) -> list[float | None]:
-    """(N,) values -> at most ``points`` bucket means, in order. A bucket holding a NaN/Inf gives
-    NaN (so it shows); one with no printed value gives None."""
-    n = values.size
-    if n == 0:
-        return []
-    edges = np.linspace(0, n, min(points, n) + 1).astype(np.int64)
-    starts = edges[:-1]
-    filled = np.where(present, values, 0.0)
-    finite = np.isfinite(filled)
-    sums = np.add.reduceat(np.where(finite, filled, 0.0), starts)
-    counts = np.add.reduceat(present.astype(np.int64), starts)
-    nonfinite = np.add.reduceat((~finite).astype(np.int64), starts)
-    out: list[float | None] = []
-    for s, c, bad in zip(sums, counts, nonfinite):
-        if bad:
-            out.append(math.nan)
-        elif c == 0:
-            out.append(None)
-        else:
-            out.append(float(s / c))
-    return out
-
-
 def summarize_terms(log: TrainingLog, points: int = 48) -> dict[str, dict[str, Any]]:
     """Per printed term: label, count, first/last/min/max of finite values, NaN/Inf count and a
     downsampled series for sparklines."""
@@ -793,6 +769,5 @@ __all__ = [
     "LogCheckOptions",
     "check_log",
     "diagnose_log",
-    "downsample",
     "summarize_terms",
 ]

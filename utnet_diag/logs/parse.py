@@ -264,3 +264,27 @@ def parse_log(path: str | Path) -> TrainingLog:
         empty_headers=builder.empty_headers,
         orphan_term_lines=builder.orphans,
     )
+
+
+def downsample(values: np.ndarray, present: np.ndarray, points: int) -> list[float | None]:
+    """(N,) values -> at most ``points`` bucket means, in order. A bucket holding a NaN/Inf gives
+    NaN (so it shows); one with no printed value gives None."""
+    n = values.size
+    if n == 0:
+        return []
+    edges = np.linspace(0, n, min(points, n) + 1).astype(np.int64)
+    starts = edges[:-1]
+    filled = np.where(present, values, 0.0)
+    finite = np.isfinite(filled)
+    sums = np.add.reduceat(np.where(finite, filled, 0.0), starts)
+    counts = np.add.reduceat(present.astype(np.int64), starts)
+    nonfinite = np.add.reduceat((~finite).astype(np.int64), starts)
+    out: list[float | None] = []
+    for s, c, bad in zip(sums, counts, nonfinite):
+        if bad:
+            out.append(math.nan)
+        elif c == 0:
+            out.append(None)
+        else:
+            out.append(float(s / c))
+    return out

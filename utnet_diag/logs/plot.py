@@ -58,7 +58,7 @@ def plot_log(log: TrainingLog, path: str | Path) -> Path:
             hint="pip install 'utnet-diag[plot]'",
         ) from None
     from utnet_diag.io.files import write_bytes_atomic
-    from utnet_diag.logs.checks import downsample
+    from utnet_diag.logs.parse import downsample
 
     terms = log.terms_present()
     fig = Figure(figsize=(8, 1.9 * len(terms) + 0.6), layout="constrained")
