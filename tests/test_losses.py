@@ -175,6 +175,7 @@ def test_shape_error_message_names_both_shapes():
         keypoint_3d_loss(torch.zeros(2, 21, 3), torch.zeros(2, 21, 5))
 
 
+@pytest.mark.slow
 def test_gradcheck_float64():
     gen = torch.Generator().manual_seed(3)
 

@@ -28,6 +28,7 @@ def statuses(results: dict) -> dict:
     return {k: r.status for k, r in results.items()}
 
 
+@pytest.mark.slow
 def test_clean_sample_batches_pass_every_check_over_many_seeds(mano_layer):
     from utnet_diag.synthetic.sample import make_sample_batch
 
@@ -61,6 +62,7 @@ def test_known_joint_order_is_named_with_its_permutation(sample_batch, mano_laye
     assert res["mano_consistency"].message == "after the fix of joint_order"
 
 
+@pytest.mark.slow
 def test_root_not_at_index_zero(sample_batch, mano_layer):
     res = run(fc.move_root(sample_batch, 4), mano_layer)
     assert res["root_index"].status is Status.FAIL and res["root_index"].value == 4
@@ -68,6 +70,7 @@ def test_root_not_at_index_zero(sample_batch, mano_layer):
     assert res["joint_order"].details["permutation"][0] == 4
 
 
+@pytest.mark.slow
 def test_root_index_follows_diag_root_id(sample_batch, mano_layer):
     """A batch whose wrist is at the root the config declares passes root_index."""
     from utnet_diag.config import DiagConfig
@@ -119,6 +122,7 @@ def test_opengl_frame_gives_the_flip(sample_batch, mano_layer):
     assert res["mano_consistency"].message == "after the fix of coord_frame"
 
 
+@pytest.mark.slow
 def test_root_relative_3d_skips_the_frame_check_and_still_projects(sample_batch):
     batch = dict(sample_batch)
     kp3d = batch["keypoints_3d"].clone()

@@ -49,6 +49,7 @@ def test_known_orders_are_named_with_the_permutation_to_spec(many_mano_hands, or
         np.testing.assert_allclose(stored[:, list(result.permutation)], hands)
 
 
+@pytest.mark.slow
 def test_random_permutation_is_recovered(many_mano_hands):
     hits = 0
     for k in range(6):
@@ -61,6 +62,7 @@ def test_random_permutation_is_recovered(many_mano_hands):
     assert hits >= 5
 
 
+@pytest.mark.slow
 def test_root_not_at_zero_is_found(many_mano_hands):
     order = list(range(1, 21))
     order.insert(7, 0)
@@ -99,6 +101,7 @@ def test_wrong_order_costs_more_than_the_true_one(many_mano_hands):
     assert (hand_cost(swapped).total > true).all()
 
 
+@pytest.mark.slow
 def test_not_a_hand_is_implausible():
     noise = np.random.default_rng(1).normal(0, 50, (6, 21, 3))
     assert not identify_joint_order(noise).plausible

@@ -34,6 +34,7 @@ def clean_trees(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("images", [True, False])
 def test_clean_trees_have_no_findings(clean_trees, tmp_path, images):
     for seed, ho3d, dex in clean_trees:
@@ -95,6 +96,7 @@ def test_rendered_depth_has_no_holes_inside_the_hand():
         assert hand.sum() > 5000  # a hand 0.4-0.7 m away covers thousands of pixels
 
 
+@pytest.mark.slow
 def test_depth_agrees_tolerates_self_occlusion_but_not_a_wrong_scale():
     joints, depth = _joints_and_depth(seed=11)
     signed = depth - joints[..., 2]

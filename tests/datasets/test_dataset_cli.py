@@ -9,6 +9,7 @@ import pytest
 from utnet_diag.cli.app import main
 
 
+@pytest.mark.slow
 def test_scan_json_report_and_findings_file(ho3d_tree, tmp_path, capsys):
     out = tmp_path / "findings.jsonl"
     code = main(

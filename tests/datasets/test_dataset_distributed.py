@@ -7,9 +7,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from utnet_diag.synthetic.trees import write_ho3d_tree
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_single_process(tmp_path):
     root = tmp_path / "ho3d"
     write_ho3d_tree(

@@ -28,6 +28,7 @@ def _mano_joints(pose48: np.ndarray, betas: np.ndarray) -> np.ndarray:
     return out.joints.double().numpy()
 
 
+@pytest.mark.slow
 def test_ho3d_meta_is_opengl_metres_in_mano_order(ho3d_tree):
     sample = ho3d_tree.sample_ids[0]
     meta = read_meta(os.path.join(ho3d_tree.root, "train", "ABF10", "meta", "0000.pkl"))

@@ -42,6 +42,7 @@ def _by_sample(path) -> dict[str, set[str]]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("images", [True, False])
 def test_ho3d_scan_finds_each_planted_fault_exactly(ho3d_tree, tmp_path, images):
     out = tmp_path / "findings.jsonl"
@@ -177,6 +178,7 @@ def test_workers_freeze_the_objects_they_inherit(ho3d_tree, tmp_path, monkeypatc
     assert all(c > before for c in counts.values())
 
 
+@pytest.mark.slow
 def test_scan_returns_after_every_worker_left_the_shared_counter(ho3d_tree, tmp_path, monkeypatch):
     # A worker's last step reads the shared chunk counter and finds nothing left. The scan must
     # not return before that: the next scan may get the same shared memory for its counter, and a

@@ -134,6 +134,7 @@ def test_parse_target_shares_errors(text: str, message: str) -> None:
     assert message in str(info.value)
 
 
+@pytest.mark.slow
 def test_advised_weights_give_the_target_shares_on_the_embedded_default() -> None:
     """Run the advice on the embedded default, then grad-flow's shares under the advised weights:
     they come out as asked (the contributions are linear in the weights)."""

@@ -57,6 +57,7 @@ def rows_of(report) -> dict[str, dict]:
     return {row["name"]: row for row in report.sections["compare"]["rows"]}
 
 
+@pytest.mark.slow
 def test_identical_checkpoints_give_zero_deltas(checkpoints) -> None:
     report = compare(checkpoints["base"], checkpoints["base"], max_regression=0.0)
     rows = rows_of(report)

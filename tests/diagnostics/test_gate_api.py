@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import utnet_toy
 
 import utnet_diag
@@ -19,6 +20,7 @@ def test_embedded_default_gate_has_no_failure() -> None:
     assert report.sections["grad_terms"]["boundary"]["guessed"] is False
 
 
+@pytest.mark.slow
 def test_gate_runs_the_model_forward_once(toy_batch) -> None:
     loaded = utnet_diag.load_model(model_factory="utnet_toy:build")
     calls = []
@@ -34,6 +36,7 @@ def test_gate_runs_the_model_forward_once(toy_batch) -> None:
     assert report.check("loss_finite").status is Status.PASS
 
 
+@pytest.mark.slow
 def test_gate_on_a_nan_model_fails_once_per_family(toy_batch) -> None:
     report = utnet_diag.gate(model=utnet_toy.ToyUTNet(poison="refine"), batch=toy_batch)
     assert report.exit_code() == 1
@@ -42,6 +45,7 @@ def test_gate_on_a_nan_model_fails_once_per_family(toy_batch) -> None:
     assert report.sections["nan_origin"]["where"] == "refine.1"
 
 
+@pytest.mark.slow
 def test_public_api_functions_return_reports(toy_batch) -> None:
     model = utnet_toy.ToyUTNet()
     assert utnet_diag.loss_breakdown(model, toy_batch).command == "loss-breakdown"

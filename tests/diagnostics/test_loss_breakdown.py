@@ -19,6 +19,7 @@ def _status(report, check_id: str) -> Status:
     return report.check(check_id).status
 
 
+@pytest.mark.slow
 def test_rows_match_the_spec_terms(toy_batch) -> None:
     model = utnet_toy.ToyUTNet()
     report = loss_breakdown(model, toy_batch)
@@ -46,6 +47,7 @@ def test_rows_match_the_spec_terms(toy_batch) -> None:
     assert m["samples"] == b and 0 < m["pa_mpjpe_mm"] <= m["mpjpe_mm"]
 
 
+@pytest.mark.slow
 def test_healthy_toy_passes_and_config_weights_warn(toy_batch) -> None:
     report = loss_breakdown(utnet_toy.ToyUTNet(), toy_batch)
     for check_id in ("loss_finite", "loss_2d", "loss_3d_joint", "loss_prior", "loss_aux",
@@ -58,6 +60,7 @@ def test_healthy_toy_passes_and_config_weights_warn(toy_batch) -> None:
     assert "100x below" in weights.message
 
 
+@pytest.mark.slow
 def test_model_modes_and_buffers_restored(toy_batch) -> None:
     model = utnet_toy.ToyUTNet()
     model.eval()
@@ -89,6 +92,7 @@ def test_nan_module_fails_loss_finite_with_origin(toy_batch) -> None:
     assert '"nan"' in json_doc
 
 
+@pytest.mark.slow
 def test_2d_alarm_in_pixel_units(toy_batch) -> None:
     kp = toy_batch.tensors["keypoints_2d"]
     kp[..., :2] = (kp[..., :2] + 0.5) * 256  # GT in crop pixels, predictions in crop units
@@ -98,6 +102,7 @@ def test_2d_alarm_in_pixel_units(toy_batch) -> None:
     assert "4 samples" in check.message and "px@256" in check.message
 
 
+@pytest.mark.slow
 def test_3d_exactly_zero_is_an_alarm(toy_batch) -> None:
     model = utnet_toy.ToyUTNet(protocol=True)
     torch.manual_seed(0)
@@ -110,6 +115,7 @@ def test_3d_exactly_zero_is_an_alarm(toy_batch) -> None:
     assert report.check("loss_3d_joint").value == 0
 
 
+@pytest.mark.slow
 def test_predictions_in_metres(toy_batch) -> None:
     toy_batch.tensors["keypoints_3d"][..., :3] *= 1000.0  # GT 1000x the predictions
     report = loss_breakdown(utnet_toy.ToyUTNet(), toy_batch)
@@ -117,6 +123,7 @@ def test_predictions_in_metres(toy_batch) -> None:
     assert check.status is Status.FAIL and "metres" in check.message
 
 
+@pytest.mark.slow
 def test_gt_in_metres_is_not_called_mm(toy_batch) -> None:
     toy_batch.tensors["keypoints_3d"][..., :3] /= 1000.0  # GT in metres, predictions in mm
     report = loss_breakdown(utnet_toy.ToyUTNet(), toy_batch)
@@ -128,6 +135,7 @@ def test_gt_in_metres_is_not_called_mm(toy_batch) -> None:
     assert check.message.startswith("predicted hand span ") and " mm (median" in check.message
 
 
+@pytest.mark.slow
 def test_vertex_term_when_enabled(toy_batch) -> None:
     cfg = load_config(preset="recommended")
     cfg = replace(cfg, weights=replace(cfg.weights, use_vertex_loss=True))

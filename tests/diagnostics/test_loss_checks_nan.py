@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import utnet_toy
 
 from utnet_diag.diagnostics.loss_breakdown import loss_breakdown
 from utnet_diag.report.result import Status
 
 
+@pytest.mark.slow
 def test_loss_weights_does_not_claim_dominance_when_a_term_is_nan(toy_batch) -> None:
     kp3d = toy_batch["keypoints_3d"].clone()
     kp3d[1, 7, 1] = float("nan")  # one bad annotation: L_3D_joint is NaN

@@ -38,6 +38,7 @@ def test_gate_rich_output_and_fail_on_warn(capsys) -> None:
     assert "utnet-diag gate: FAILED" in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("factory", "failing"),
     [
@@ -55,6 +56,7 @@ def test_planted_faults_exit_1(factory, failing, capsys) -> None:
         assert status["grad_reach"] == "fail"
 
 
+@pytest.mark.slow
 def test_loss_breakdown_and_grad_flow_commands(tmp_path, capsys) -> None:
     import utnet_toy
 
@@ -79,6 +81,7 @@ def _bad_batch(tmp_path):
     return str(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

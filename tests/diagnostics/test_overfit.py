@@ -26,6 +26,7 @@ def statuses(report) -> dict[str, str]:
     return {c.id: c.status.value for c in report.checks}
 
 
+@pytest.mark.slow
 def test_healthy_toy_overfits_and_original_weights_are_untouched() -> None:
     model = ToyUTNet()
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -24,6 +24,7 @@ def statuses(report) -> dict[str, str]:
     return {c.id: c.status.value for c in report.checks}
 
 
+@pytest.mark.slow
 def test_embedded_default_passes_at_default_lr_and_thresholds(default_inputs) -> None:
     defaults = OverfitOptions()
     assert (defaults.steps, defaults.lr, defaults.target_fraction) == (300, 1e-3, 0.1)
@@ -54,6 +55,7 @@ def _run_with(inputs, plant) -> object:
     return overfit(planted, OverfitOptions(steps=30))
 
 
+@pytest.mark.slow
 def test_detached_head_is_named(default_inputs) -> None:
     def detach_coarse_head(model) -> None:
         model.coarse_head.register_forward_hook(
@@ -66,6 +68,7 @@ def test_detached_head_is_named(default_inputs) -> None:
     assert moved.message == "coarse_head weights did not move (no gradient reaches them)"
 
 
+@pytest.mark.slow
 def test_frozen_backbone_is_named(default_inputs) -> None:
     def freeze_backbone(model) -> None:
         for param in model.backbone.parameters():
@@ -78,6 +81,7 @@ def test_frozen_backbone_is_named(default_inputs) -> None:
     assert moved.details["movement"]["backbone"]["relative_change"] == 0.0
 
 
+@pytest.mark.slow
 def test_bypassed_mano_is_named(default_inputs) -> None:
     def bypass_mano(model) -> None:
         # MANO gets a fixed hand (the first step's orientation, rest pose, mean shape) whatever

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import utnet_toy
 
 import utnet_diag
@@ -21,6 +22,7 @@ def _with(preset: str, **weights: float):
     return replace(cfg, weights=replace(cfg.weights, **weights))
 
 
+@pytest.mark.slow
 def test_recommended_weights_report_dominance_as_information(toy_batch) -> None:
     report = loss_breakdown(
         utnet_toy.ToyUTNet(), toy_batch, config=load_config(preset="recommended")
@@ -37,6 +39,7 @@ def test_recommended_weights_report_dominance_as_information(toy_batch) -> None:
     assert check.hint is None  # nothing to fix: no hint recommending what is already set
 
 
+@pytest.mark.slow
 def test_weights_outside_the_ranges_warn_with_the_dominance(toy_batch) -> None:
     report = loss_breakdown(utnet_toy.ToyUTNet(), toy_batch, config=_with("recommended", w_2d=0.01))
     check = report.check("loss_weights")
@@ -87,6 +90,7 @@ def test_make_sample_gate_passes_both_checks(tmp_path: Path) -> None:
     assert report.check("loss_weights").details["dominant"] == "loss_3d_joint"
 
 
+@pytest.mark.slow
 def test_too_small_aux_weight_is_loss_weights_finding(toy_batch) -> None:
     report = loss_breakdown(
         utnet_toy.ToyUTNet(), toy_batch, config=_with("recommended", w_aux=1e-4)

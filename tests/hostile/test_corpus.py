@@ -33,6 +33,7 @@ def test_entry_names_match_corpus(corpus):
     assert [e.name for e in corpus] == list(ENTRY_NAMES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ENTRY_NAMES)
 def test_bad_input_exit_2_one_line(name, corpus, capsys, monkeypatch):
     monkeypatch.delenv("UTNET_DIAG_DEBUG", raising=False)

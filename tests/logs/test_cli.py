@@ -50,6 +50,7 @@ def test_config_option_and_junit(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert json.loads(capsys.readouterr().out)["status"] == "pass"
 
 
+@pytest.mark.slow
 def test_plot_writes_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plot = tmp_path / "curves.png"
     assert main(["parse-log", str(FIXTURES / "nan_midway.log"), "--plot", str(plot), "--json"]) == 1

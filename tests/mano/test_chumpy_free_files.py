@@ -36,6 +36,7 @@ def _plain_dict(layout: str) -> tuple[dict, dict]:
     return plain, data
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", [2, 3, 4, 5])
 @pytest.mark.parametrize("layout", list(SPARSE))
 def test_every_layout_and_protocol_loads_like_smplx(tmp_path, layout, protocol):

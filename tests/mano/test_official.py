@@ -82,6 +82,7 @@ class _Exploit:
         return self.fn, self.args
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "make",
     [
@@ -154,6 +155,7 @@ def test_missing_keys_and_bad_shapes_are_named(tmp_path):
         load_mano_file(path)
 
 
+@pytest.mark.slow
 def test_malformed_chumpy_and_sparse_states_are_input_errors(tmp_path):
     def bad_select(d, classes):
         d["shapedirs"].__dict__["idxs"] = np.array([0, 10**9])

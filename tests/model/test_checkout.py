@@ -61,6 +61,7 @@ def test_built_from_the_given_config_with_the_mano_section(utnet_checkout: Path,
     assert load_model(repo=utnet_checkout, device="cpu").model.embed.out_channels == 32
 
 
+@pytest.mark.slow
 def test_mano_option_replaces_mano_model_path(utnet_checkout: Path, tmp_path: Path):
     from utnet_diag.mano import write_synthetic_mano
 
@@ -81,6 +82,7 @@ def test_a_config_without_the_mano_section_names_the_key(utnet_checkout: Path):
         load_model(repo=utnet_checkout, device="cpu")
 
 
+@pytest.mark.slow
 def test_run_table_names_the_config_and_every_value(utnet_checkout: Path, capsys):
     code, report, _ = _run(["loss-breakdown", *_repo_args(utnet_checkout)], capsys)
     run = report["run"]
@@ -90,6 +92,7 @@ def test_run_table_names_the_config_and_every_value(utnet_checkout: Path, capsys
 
 
 # --- running the checkout ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_the_checkout_stays_importable_for_forward_and_backward(utnet_checkout: Path, capsys):
     """forward imports `src.utils.geometry` lazily; grad-flow and overfit run it many times."""
     for command in (["grad-flow"], ["overfit", "--steps", "3"]):
@@ -127,6 +130,7 @@ def test_a_batch_the_model_rejects_is_an_input_error_with_its_message(
     assert "the model's forward on this batch failed: RuntimeError: Sizes of tensors" in err
 
 
+@pytest.mark.slow
 def test_debug_shows_the_users_traceback_and_keeps_exit_2(
     utnet_checkout: Path, capsys, monkeypatch
 ):
@@ -144,6 +148,7 @@ def test_debug_shows_the_users_traceback_and_keeps_exit_2(
 
 
 # --- MANO as the user's code loads it ---------------------------------------------------------
+@pytest.mark.slow
 def test_degenerate_output_names_where_smplx_looked_and_the_fix_works(utnet_checkout: Path, capsys):
     code, report, _ = _run(["loss-breakdown", *_repo_args(utnet_checkout)], capsys)
     degenerate = _checks(report)["pred_degenerate"]
@@ -227,6 +232,7 @@ def mano_loaded(utnet_checkout: Path) -> Path:
     return utnet_checkout
 
 
+@pytest.mark.slow
 def test_the_checkouts_mapping_and_projection_fail_decisively(mano_loaded: Path, capsys):
     code, report, _ = _run(["loss-breakdown", *_repo_args(mano_loaded)], capsys)
     checks = _checks(report)
@@ -277,6 +283,7 @@ def test_labels_checked_with_the_checkouts_mano_and_mirrored_hands_named(
     assert checks["mano_consistency"]["message"] == "after the fix of handedness"
 
 
+@pytest.mark.slow
 def test_aux_target_checked_against_the_mano_the_model_built(mano_loaded: Path, capsys):
     """The coarse pose's convention comes from the smplx layer the model's code created."""
     code, report, _ = _run(["gate", *_repo_args(mano_loaded)], capsys)

@@ -25,6 +25,7 @@ def _one_line_error(capsys) -> str:
     return err
 
 
+@pytest.mark.slow
 def test_make_sample_outputs_and_json(tmp_path: Path, capsys) -> None:
     out = tmp_path / "s"
     assert main(["make-sample", str(out), "-n", "2", "--seed", "4", "--json"]) == 0

@@ -107,6 +107,7 @@ def test_make_sample_writes_loadable_files(tmp_path: Path) -> None:
     assert cfg.weights.w_2d == 1.0 and cfg.model["embed_dim"] == 64
 
 
+@pytest.mark.slow
 def test_make_sample_refuses_to_overwrite_and_leaves_nothing_on_failure(
     tmp_path: Path, monkeypatch
 ) -> None:
