@@ -1,0 +1,141 @@
+"""Projection fits on points projected here with a known camera: what the fit recovers is the
+camera that made them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from utnet_diag.geometry.projection import fit_crop_projection, fit_projection, rotation_of
+
+
+def hand_points(b: int = 3, seed: int = 0) -> np.ndarray:
+    """(b, 21, 3) mm, camera frame, about 500 mm in front of the camera."""
+    rng = np.random.default_rng(seed)
+    pts = rng.uniform(-60.0, 60.0, size=(b, 21, 3))
+    pts[..., 2] += 500.0
+    return pts
+
+
+def project(pts: np.ndarray, fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+    return np.stack([fx * pts[..., 0] / pts[..., 2] + cx, fy * pts[..., 1] / pts[..., 2] + cy], -1)
+
+
+def rotate2d(x: np.ndarray, degrees: float, about: np.ndarray) -> np.ndarray:
+    a = math.radians(degrees)
+    r = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    return (x - about) @ r.T + about
+
+
+def test_perspective_camera_is_recovered_exactly():
+    pts = hand_points()
+    uv = project(pts, 600.0, 450.0, 128.0, 96.0)
+    fit = fit_projection(pts, uv)
+    assert (fit.model == "perspective").all()
+    assert fit.residual.max() < 1e-6
+    np.testing.assert_allclose(fit.scale_x, 600.0, rtol=1e-6)
+    np.testing.assert_allclose(fit.scale_y, 450.0, rtol=1e-6)
+    np.testing.assert_allclose(fit.anisotropy, 600.0 / 450.0, rtol=1e-6)
+    np.testing.assert_array_equal(fit.depth_offset, 0.0)
+    np.testing.assert_array_equal(fit.points, 21)
+    np.testing.assert_allclose(fit.linear[0], [[600.0, 0.0], [0.0, 450.0]], atol=1e-4)
+
+
+def test_root_relative_joints_fit_with_a_depth_offset_from_the_grid():
+    pts = hand_points()
+    # the grid: 0 and 14 offsets from 150 mm to 30 m, evenly spaced in log; the 6th is
+    # 150 * 200 ** (5 / 13) mm
+    tz = 150.0 * 200.0 ** (5.0 / 13.0)
+    root_relative = pts - pts[:, :1]
+    camera = root_relative + np.array([0.0, 0.0, tz])
+    uv = project(camera, 500.0, 500.0, 0.0, 0.0)
+    fit = fit_projection(root_relative, uv, models=("perspective",))
+    np.testing.assert_allclose(fit.depth_offset, tz, rtol=1e-9)
+    assert fit.residual.max() < 1e-6
+
+
+def test_weak_perspective_fits_an_orthographic_projection():
+    pts = hand_points()
+    uv = pts[..., :2] * np.array([0.004, 0.002]) + 0.1
+    fit = fit_projection(pts, uv)
+    assert (fit.model == "weak_perspective").all() and fit.residual.max() < 1e-6
+    np.testing.assert_allclose(fit.anisotropy, 2.0, rtol=1e-6)
+    np.testing.assert_array_equal(fit.depth_offset, np.inf)
+
+
+def test_the_residual_is_relative_to_the_2d_spread_whatever_the_units():
+    pts = hand_points(b=2)
+    uv = project(pts, 600.0, 600.0, 128.0, 128.0)
+    noise = np.random.default_rng(1).normal(size=uv.shape)
+    in_pixels = fit_projection(pts, uv + noise).residual
+    in_crop = fit_projection(pts, (uv + noise) / 256.0 - 0.5).residual
+    np.testing.assert_allclose(in_pixels, in_crop, rtol=1e-6)
+    assert (in_pixels > 0.005).all()
+
+
+def test_zero_weights_and_nan_joints_are_left_out():
+    pts = hand_points(b=2)
+    uv = project(pts, 600.0, 600.0, 0.0, 0.0)
+    uv[0, 5] += 300.0  # a wild joint
+    uv[1, 7] = np.nan
+    weights = np.ones((2, 21))
+    weights[0, 5] = 0.0
+    fit = fit_projection(pts, uv, weights)
+    assert fit.residual.max() < 1e-6
+    np.testing.assert_array_equal(fit.points, [20, 20])
+    assert fit_projection(pts, np.nan_to_num(uv)).residual[0] > 0.1
+
+
+def test_every_2d_against_every_3d_by_broadcasting():
+    pts = hand_points(b=3)
+    uv = project(pts, 600.0, 600.0, 0.0, 0.0)
+    fit = fit_projection(pts[None, :], uv[:, None])  # (3, 3): 2D i against 3D j
+    assert fit.residual.shape == (3, 3)
+    assert np.diag(fit.residual).max() < 1e-6
+    assert (fit.residual[~np.eye(3, dtype=bool)] > 0.05).all()
+
+
+@pytest.mark.parametrize("degrees", [30.0, -100.0, 175.0])
+def test_rotation_of_names_the_in_plane_angle(degrees: float):
+    pts = hand_points()
+    uv = rotate2d(project(pts, 500.0, 500.0, 0.0, 0.0), degrees, np.zeros(2))
+    fit = fit_projection(pts, uv)
+    assert fit.residual.max() < 1e-6  # the general fit absorbs the rotation
+    angle, mirrored = rotation_of(fit.linear)
+    np.testing.assert_allclose(angle, degrees, atol=1e-6)
+    assert not mirrored.any()
+    # the crop model cannot rotate, except by 180 degrees (both scales negative): the residual
+    # grows with the angle to the nearest of 0 and 180 (about that angle in radians)
+    crop = fit_crop_projection(pts, uv)
+    off = math.radians(min(abs(degrees), 180.0 - abs(degrees)))
+    assert (crop.residual > 0.5 * math.sin(off)).all() and (crop.residual < 1.5 * off).all()
+    if off < math.radians(45.0):  # near 0 or 180: the scales' signs say which
+        assert (np.sign(crop.scale) == (1 if abs(degrees) < 90 else -1)).all()
+
+
+def test_rotation_of_names_the_mirror_axis():
+    pts = hand_points()
+    uv = project(pts, 500.0, 500.0, 0.0, 0.0)
+    for flip, axis in (([-1.0, 1.0], 0.0), ([1.0, -1.0], 90.0)):
+        fit = fit_projection(pts, uv * np.array(flip))
+        angle, mirrored = rotation_of(fit.linear)
+        assert mirrored.all()
+        np.testing.assert_allclose(np.abs(angle), axis, atol=1e-6)
+
+
+def test_crop_fit_recovers_signed_scales_centre_and_a_camera_behind():
+    pts = hand_points()
+    uv = project(pts, 300.0, 280.0, 0.5, -0.25)
+    crop = fit_crop_projection(pts, uv)
+    assert crop.residual.max() < 1e-6 and (crop.model == "perspective").all()
+    np.testing.assert_allclose(crop.scale, [[300.0, 280.0]] * 3, rtol=1e-6)
+    np.testing.assert_allclose(crop.centre, [[0.5, -0.25]] * 3, atol=1e-6)
+    assert not crop.behind.any()
+    mirrored = fit_crop_projection(pts, uv * np.array([-1.0, 1.0]))
+    assert (mirrored.scale[:, 0] < 0).all() and (mirrored.scale[:, 1] > 0).all()
+    # 2D projected from the points' mirror image through the camera (Z -> -Z): behind it
+    behind = project(pts * np.array([1.0, 1.0, -1.0]), 300.0, 300.0, 0.0, 0.0)
+    fit = fit_crop_projection(pts * np.array([1.0, 1.0, -1.0]), behind)
+    assert fit.behind.all() and fit.residual.max() < 1e-6
