@@ -155,9 +155,11 @@ def test_shares_are_not_claimed_when_a_term_is_not_finite():
 
 
 def _hand(b: int = 4, scale: float = 1.0) -> torch.Tensor:
-    """(b, 21, 3) joints, root at the origin, the farthest 100 * scale from it."""
-    torch.manual_seed(0)
-    joints = torch.rand(b, 21, 3) * 50.0 + 10.0
+    """(b, 21, 3) joints spanning exactly 100 * scale: the wrist at the origin, the middle tip at
+    (0, 100, 0) and the other joints inside the ball those two are the diameter of."""
+    gen = torch.Generator().manual_seed(0)
+    direction = torch.nn.functional.normalize(torch.randn(b, 21, 3, generator=gen), dim=-1)
+    joints = direction * torch.rand(b, 21, 1, generator=gen) * 45.0 + torch.tensor([0, 50.0, 0])
     joints[:, 0] = 0.0
     joints[:, 12] = torch.tensor([0.0, 100.0, 0.0])
     return joints * scale
@@ -189,12 +191,17 @@ def test_kp3d_units_against_the_ground_truth_and_alone():
                           (0.19, Status.FAIL)):  # fmt: skip
         result = run("pred_kp3d_units", outputs={"keypoints_3d": _hand(scale=scale)}, batch=gt)
         assert result.status is status, scale
-    # without GT: spans 20-400 mm pass, below 0.5 is metres
-    for scale, status in ((1.0, Status.PASS), (0.19, Status.WARN), (4.1, Status.WARN),
-                          (4e-3, Status.FAIL)):  # fmt: skip
+    # without GT: an adult hand spans 50-400 mm; 5-40 is centimetres, 0.05-0.4 metres
+    for scale, status in ((1.0, Status.PASS), (0.5, Status.PASS), (4.0, Status.PASS),
+                          (0.45, Status.WARN), (4.1, Status.WARN), (0.2, Status.FAIL),
+                          (3e-3, Status.FAIL)):  # fmt: skip
         result = run("pred_kp3d_units", outputs={"keypoints_3d": _hand(scale=scale)})
         assert result.status is status, scale
     assert run("pred_kp3d_units", outputs={"keypoints_3d": _hand()}).value == pytest.approx(100.0)
+    assert (
+        "centimetres, not mm? (multiply by 10)"
+        in run("pred_kp3d_units", outputs={"keypoints_3d": _hand(scale=0.2)}).message
+    )
 
 
 def test_kp2d_range_and_spread():

@@ -10,10 +10,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome
 from utnet_diag.joints import BONES, JOINT_NAMES, NUM_JOINTS
+from utnet_diag.measures import (
+    HAND_SPAN_MM,
+    MIN_JOINTS_FOR_SPAN,
+    UNIT_FACTORS,
+    finite_rows,
+    hand_span,
+    unit_of,
+)
 
 BATCH_CHECKS = CheckRegistry("batch")
 
@@ -28,8 +37,8 @@ class BatchThresholds:
     kp2d_slight_max: float = 0.75  # up to this, a few points outside are truncated hands (warn)
     kp2d_slight_fraction: float = 0.05  # ... when at most this fraction of visible points
     kp2d_unit01_mean_min: float = 0.25  # mean coordinate of a [0,1]-normalized, centred crop ~0.5
-    hand_span_mm: tuple[float, float] = (50.0, 400.0)  # largest joint-to-joint distance, adult hand
-    min_joints_for_span: int = 5  # visible joints needed to measure a hand's span
+    hand_span_mm: tuple[float, float] = HAND_SPAN_MM  # utnet_diag.measures: one rule for all
+    min_joints_for_span: int = MIN_JOINTS_FOR_SPAN
     rgb_normalized_abs_max: float = 5.0  # ImageNet-normalized pixels lie in about [-2.2, 2.7]
     rgb_255_max_min: float = 20.0  # a maximum above this: 0-255 pixel values
     image_padding_warn: float = 0.5  # share of a crop in the padding colour (outside the image)
@@ -56,7 +65,6 @@ THRESHOLDS = BatchThresholds()
 
 # Batch keys the spec's loss terms read.
 LOSS_KEYS = ("keypoints_2d", "keypoints_3d", "mano_pose", "mano_shape")
-UNIT_FACTORS = {"millimetres": 1.0, "centimetres": 10.0, "metres": 1000.0}
 
 
 def _shape(t: torch.Tensor) -> str:
@@ -203,7 +211,7 @@ def check_finite(ctx: CheckContext) -> Outcome:
             kinds.append("NaN")
         if bool(torch.isinf(value).any()):
             kinds.append("Inf")
-        samples = sorted({int(i) for i in bad.reshape(bad.shape[0], -1).any(dim=1).nonzero()[:, 0]})
+        samples = [int(i) for i in np.flatnonzero(~finite_rows(value))]
         found.append(
             f"{key} has {n_bad} {'/'.join(kinds)} in {_count(len(samples), ctx.batch.size, 'samples')},"
             f" first at {_locate(key, value, first)}"
@@ -352,21 +360,8 @@ def check_kp2d_range(ctx: CheckContext) -> Outcome:
 
 
 def hand_spans(coords: torch.Tensor, visible: torch.Tensor, min_joints: int) -> torch.Tensor:
-    """(B,) largest distance between two visible joints of each sample, in the input's units;
-    NaN where fewer than ``min_joints`` joints are visible. Independent of the joint order."""
-    dist = torch.cdist(coords.double(), coords.double())  # (B, J, J)
-    pair = visible[:, :, None] & visible[:, None, :]
-    span = dist.masked_fill(~pair, float("-inf")).amax(dim=(1, 2))
-    enough = visible.sum(dim=1) >= min_joints
-    return torch.where(enough, span, torch.full_like(span, float("nan")))
-
-
-def _unit_of(span: float) -> str | None:
-    low, high = THRESHOLDS.hand_span_mm
-    for unit, factor in UNIT_FACTORS.items():
-        if low / factor <= span <= high / factor:
-            return unit
-    return None
+    """(B,) :func:`utnet_diag.measures.hand_span` of each sample as a tensor."""
+    return torch.from_numpy(hand_span(coords, visible, min_joints))
 
 
 @BATCH_CHECKS.check(
@@ -400,7 +395,7 @@ def check_kp3d_units(ctx: CheckContext) -> Outcome:
             value=median, threshold=[low, high], details=details,
             hint="check that the 3D ground truth is filled in (not zeros) and in millimetres",
         )  # fmt: skip
-    unit = _unit_of(median)
+    unit = unit_of(median)
     details["looks_like"] = unit
     if unit is None:
         return Outcome.fail(
@@ -420,7 +415,7 @@ def check_kp3d_units(ctx: CheckContext) -> Outcome:
     odd = finite & ((spans < low) | (spans > high))
     if bool(odd.any()):
         idx = [int(i) for i in odd.nonzero()[:, 0]]
-        units = {i: _unit_of(spans[i].item()) for i in idx}
+        units = {i: unit_of(spans[i].item()) for i in idx}
         mixed = [i for i, u in units.items() if u not in (None, "millimetres")]
         first = idx[0]
         text = (

@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome
+from utnet_diag.measures import HAND_SPAN_MM, UNIT_FACTORS, hand_span, unit_of
 from utnet_diag.report.numbers import fmt_number
 from utnet_diag.spec import (
     HINT_2D,
@@ -39,7 +41,6 @@ PRIOR_ALARM = TERM["loss_prior"].alarm_at  # spec 9.4: "Prior loss (shape): 5000
 AUX_HEALTHY = TERM["loss_aux"].healthy_below  # spec 9.2: "< 1.0"
 DOMINANT_SHARE = 0.9  # a term above this share of the weighted total drowns the others
 KP2D_LIMIT = KEYPOINT_2D_LIMIT  # spec 1.3: normalized to [-0.5, 0.5]
-SPAN_MM_RANGE = (20.0, 400.0)  # wrist-to-farthest-joint distance of a hand, mm
 KP2D_HARD_LIMIT = 1.0  # beyond this the units are wrong (pixels, [0,1] crops scaled twice)
 KP2D_SPREAD_FACTOR = 10.0  # predicted vs GT 2D spread beyond this factor: a scale bug
 
@@ -398,47 +399,46 @@ def pred_kp2d_range(ctx: CheckContext) -> Outcome:
     return Outcome.ok(f"predicted 2D keypoints within ±{KP2D_LIMIT} ({where})", worst, KP2D_LIMIT)
 
 
-def _span_mm(joints: torch.Tensor, root_id: int) -> torch.Tensor:
-    """Per sample: the largest distance of a joint from the root, (B,)."""
-    return (joints[..., :3] - joints[:, root_id : root_id + 1, :3]).norm(dim=-1).amax(dim=1)
-
-
 @PREDICTION_CHECKS.check("pred_kp3d_units", requires=("pred_degenerate",), hint=HINT_3D)
 def pred_kp3d_units(ctx: CheckContext) -> Outcome:
-    """Predicted 3D joints are in millimetres: a hand spans about 50-250 mm from the wrist."""
+    """Predicted 3D joints are in millimetres: the hand spans (largest joint distance) 50-400 mm,
+    or, beside ground truth, within 5x of its span."""
     pred = _pred(ctx, "keypoints_3d")
     if pred is None:
         return Outcome.skip("no keypoints_3d in the model outputs")
     if not bool(torch.isfinite(pred).all()):
         return Outcome.skip("predicted keypoints_3d are not finite (see loss_finite)")
-    root = ctx.config.root_id if ctx.config is not None else 0
-    span = float(_span_mm(pred, root).median())
+    span = float(np.median(hand_span(pred)))
     gt = ctx.batch.get("keypoints_3d") if ctx.batch is not None else None
     if isinstance(gt, torch.Tensor) and bool(torch.isfinite(gt).all()):
-        gt_span = float(_span_mm(gt.float().to(pred.device), root).median())
+        gt_span = float(np.median(hand_span(gt[..., :3])))
         if gt_span > 0 and span > 0:
             ratio = span / gt_span
             text = (
-                f"predicted hand span {_span_text(span, 'the model')} (median, from the wrist),"
+                f"predicted hand span {_span_text(span, 'the model')} (median),"
                 f" GT hand span {_span_text(gt_span, 'the batch')}: ratio {ratio:.3g}"
             )
             if ratio > 5 or ratio < 0.2:
                 guess = _unit_guess(ratio)
                 return Outcome.fail(f"{text}{guess}", value=ratio, threshold=[0.2, 5])
             return Outcome.ok(text, value=ratio, threshold=[0.2, 5])
-    text = f"predicted hand spans {span:.4g} from the wrist (median)"
-    limits = list(SPAN_MM_RANGE)
-    if span < 0.5:
-        return Outcome.fail(f"{text}: metres, not mm?", value=span, threshold=limits)
-    if span < SPAN_MM_RANGE[0] or span > SPAN_MM_RANGE[1]:
-        return Outcome.warn(f"{text}: outside 20-400 mm", value=span, threshold=limits)
-    return Outcome.ok(f"{text} mm", value=span, threshold=limits)
+    low, high = HAND_SPAN_MM
+    text = f"predicted hands span {span:.4g} (median)"
+    limits = [low, high]
+    unit = unit_of(span)
+    if unit == "millimetres":
+        return Outcome.ok(f"{text} mm", value=span, threshold=limits)
+    if unit is not None:
+        factor = UNIT_FACTORS[unit]
+        return Outcome.fail(f"{text}: {unit}, not mm? (multiply by {factor:g})", value=span,
+                            threshold=limits)  # fmt: skip
+    return Outcome.warn(f"{text}: outside {low:g}-{high:g} mm", value=span, threshold=limits)
 
 
 def _span_text(span: float, whose: str) -> str:
-    """'183.2 mm' for a span a hand has in mm (20-400), else '0.1832 (units of the batch)': the
+    """'183.2 mm' for a span a hand has in mm (50-400), else '0.1832 (units of the batch)': the
     unit is claimed only where the number fits it."""
-    if SPAN_MM_RANGE[0] <= span <= SPAN_MM_RANGE[1]:
+    if unit_of(span) == "millimetres":
         return f"{span:.4g} mm"
     return f"{span:.4g} (units of {whose})"
 

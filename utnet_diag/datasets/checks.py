@@ -14,10 +14,15 @@ import numpy as np
 
 from utnet_diag.datasets.common import CanonicalChunk, Finding
 from utnet_diag.joints import BONES, JOINT_NAMES
+from utnet_diag.measures import (
+    HAND_SPAN_MM,
+    UNIT_FACTORS,
+    finite_rows,
+    hand_span,
+    in_mm_range,
+    unit_of,
+)
 
-# Hand scale: wrist (0) to middle-finger base (9). An adult hand is about 90 mm.
-SCALE_JOINTS = (0, 9)
-SCALE_RANGE_MM = (20.0, 300.0)
 MAX_BONE_MM = 150.0
 MIN_BONE_MM = 1.0
 KP2D_AGREE_PX = 4.0
@@ -52,10 +57,10 @@ def _joint(j: int) -> str:
 
 def check_finite(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
     parts = {
-        "3D joints": np.isfinite(chunk.joints_mm).all(axis=(1, 2)),
-        "camera matrix": np.isfinite(chunk.cam_k).all(axis=(1, 2)),
-        "MANO pose": ~chunk.has_mano | np.isfinite(chunk.mano_pose).all(axis=1),
-        "MANO shape": ~chunk.has_mano | np.isfinite(chunk.mano_shape).all(axis=1),
+        "3D joints": finite_rows(chunk.joints_mm),
+        "camera matrix": finite_rows(chunk.cam_k),
+        "MANO pose": ~chunk.has_mano | finite_rows(chunk.mano_pose),
+        "MANO shape": ~chunk.has_mano | finite_rows(chunk.mano_shape),
     }
     ok = np.logical_and.reduce(list(parts.values()))
     out = []
@@ -90,21 +95,16 @@ def check_mano_complete(chunk: CanonicalChunk) -> list[tuple[int, str, str, obje
 
 
 def check_kp3d_units(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
-    a, b = SCALE_JOINTS
-    scale = np.linalg.norm(chunk.joints_mm[:, b] - chunk.joints_mm[:, a], axis=-1)
-    lo, hi = SCALE_RANGE_MM
+    """The hand span (:mod:`utnet_diag.measures`, the batch checks' rule) is an adult hand's in mm."""
+    span = hand_span(chunk.joints_mm)
+    lo, hi = HAND_SPAN_MM
     out = []
-    for row in np.flatnonzero(np.isfinite(scale) & ((scale < lo) | (scale > hi))):
-        s = float(scale[row])
-        guess = " (looks like metres: multiply by 1000)" if s < 1 else ""
-        out.append(
-            (
-                int(row),
-                "fail",
-                f"wrist-to-middle1 is {s:.3g} mm, outside {lo:g}-{hi:g} mm{guess}",
-                s,
-            )
-        )
+    for row in np.flatnonzero(np.isfinite(span) & ~in_mm_range(span)):
+        s = float(span[row])
+        unit = unit_of(s)
+        guess = f" (looks like {unit}: multiply by {UNIT_FACTORS[unit]:g})" if unit else ""
+        message = f"hand span {s:.3g} mm (largest joint distance), outside {lo:g}-{hi:g} mm{guess}"
+        out.append((int(row), "fail", message, s))
     return out
 
 
@@ -351,7 +351,7 @@ DATASET_CHECKS: tuple[DatasetCheck, ...] = (
     ),
     DatasetCheck(
         "kp3d_units",
-        "3D joints are in millimetres (hand scale 20-300 mm)",
+        "3D joints are in millimetres (hand span 50-400 mm)",
         "check units (mm): the spec's 3D loss expects millimetres",
         check_kp3d_units,
     ),
