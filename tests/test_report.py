@@ -140,7 +140,7 @@ def test_engine_runs_prerequisites_that_passed_and_keeps_hints_for_problems():
     assert [r.status for r in results] == [Status.PASS, Status.WARN, Status.PASS]
     assert results[0].hint is None  # hints are for problems
     assert results[1].hint == "child hint" and results[1].value == 2
-    assert registry.specs[1].description == "Needs base."
+    assert registry.specs[1].description == "Needs base"
     assert ran == ["base", "child", "grandchild"]
 
 

@@ -35,7 +35,7 @@ def test_convert_round_trip_loads_with_plain_smplx(official_file, tmp_path, caps
     assert main(["convert-mano", str(official_file), str(out), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["status"] == "pass" and report["mano"]["written"] is True
-    roundtrip = next(c for c in report["checks"] if c["id"] == "mano.smplx_roundtrip")
+    roundtrip = next(c for c in report["checks"] if c["id"] == "mano_smplx_roundtrip")
     assert roundtrip["value"] <= 1e-3 and roundtrip["details"]["poses"] == 6
     assert official_file.read_bytes() == before
     written = out.read_bytes()
@@ -73,7 +73,7 @@ def test_output_name_without_side_warns(official_file, tmp_path, capsys):
     out = tmp_path / "hand.pkl"
     assert main(["convert-mano", str(official_file), str(out), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert next(c for c in report["checks"] if c["id"] == "mano.file_name")["status"] == "warn"
+    assert next(c for c in report["checks"] if c["id"] == "mano_file_name")["status"] == "warn"
     assert out.exists()
     assert main(["convert-mano", str(official_file), str(tmp_path / "h2.pkl"),
                  "--fail-on", "warn", "--json"]) == 1  # fmt: skip
@@ -147,7 +147,7 @@ def test_mano_info(official_file, capsys):
     assert main(["mano-info", str(official_file), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["mano"]["converted_objects"]["shapedirs"] == "chumpy.reordering.Select"
-    size = next(c for c in report["checks"] if c["id"] == "mano.rest_size")["value"]
+    size = next(c for c in report["checks"] if c["id"] == "mano_rest_size")["value"]
     assert 85 < size < 95
 
 
@@ -162,6 +162,6 @@ def test_mano_info_flags_broken_invariants(tmp_path, capsys):
     assert main(["mano-info", str(path), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     status = {c["id"]: c["status"] for c in report["checks"]}
-    assert status == {"mano.invariants": "fail", "mano.rest_size": "warn"}
-    message = next(c for c in report["checks"] if c["id"] == "mano.invariants")["message"]
+    assert status == {"mano_invariants": "fail", "mano_rest_size": "warn"}
+    message = next(c for c in report["checks"] if c["id"] == "mano_invariants")["message"]
     assert "sum to 0.5000" in message

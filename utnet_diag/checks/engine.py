@@ -3,11 +3,16 @@
 A check is a function ``fn(ctx) -> Outcome`` registered with a stable id. The engine fills in the
 id, family and default hint, and skips a check whose prerequisite did not pass ("requires X"),
 so one NaN does not paint the whole report red.
+
+Every family registers here, under one id scheme (``snake_case``, unique across families; the
+family is the registry's). Two more kinds serve the dataset scan: a per-sample check
+(``@registry.per_sample``) maps a chunk of samples to the rows that offend, vectorised, and a
+declared check (``registry.declare``) is applied by a reader while it reads a file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,22 +77,37 @@ class CheckContext:
 
 
 CheckFn = Callable[[CheckContext], Outcome]
+# a per-sample check's finding: (row in the chunk, "fail" or "warn", message, measured value)
+Row = tuple[int, str, str, object]
+RowFn = Callable[[Any], list[Row]]
 
 
 @dataclass(frozen=True)
 class CheckSpec:
+    """One registered check. ``fn`` runs over a context; ``rows`` (per-sample checks) over a chunk
+    of samples; neither, for a check a reader applies (``text`` is then its description)."""
+
     id: str
     family: str
-    fn: CheckFn
+    fn: CheckFn | None
     requires: tuple[str, ...] = ()
     hint: str | None = None
     # checks whose failure changes what this one sees: skipped until they pass (a fix to apply
     # first); unlike ``requires``, their being skipped does not skip this one
     after: tuple[str, ...] = ()
+    rows: RowFn | None = None
+    needs_images: bool = False  # per-sample checks that read decoded images
+    text: str | None = None
 
     @property
     def description(self) -> str:
-        return (self.fn.__doc__ or "").strip().splitlines()[0] if self.fn.__doc__ else self.id
+        """The first paragraph of the check's docstring, on one line (or the declared text)."""
+        if self.text is not None:
+            return self.text
+        doc = (self.fn or self.rows).__doc__ if (self.fn or self.rows) is not None else None
+        if not doc:
+            return self.id
+        return " ".join(doc.strip().split("\n\n")[0].split()).rstrip(".")
 
 
 class CheckRegistry:
@@ -106,16 +126,48 @@ class CheckRegistry:
         after: Iterable[str] = (),
     ) -> Callable[[CheckFn], CheckFn]:
         def register(fn: CheckFn) -> CheckFn:
-            if any(s.id == check_id for s in self.specs):
-                raise ValueError(f"duplicate check id {check_id!r}")
-            spec = CheckSpec(check_id, self.family, fn, tuple(requires), hint, tuple(after))
-            self.specs.append(spec)
+            self._add(CheckSpec(check_id, self.family, fn, tuple(requires), hint, tuple(after)))
             return fn
 
         return register
 
+    def per_sample(
+        self, check_id: str, *, hint: str, needs_images: bool = False
+    ) -> Callable[[RowFn], RowFn]:
+        """Register a vectorised per-sample check: ``fn(chunk) -> [Row, ...]``, the offending
+        samples only; its docstring's first line is its description."""
+
+        def register(fn: RowFn) -> RowFn:
+            self._add(CheckSpec(check_id, self.family, None, hint=hint, rows=fn,
+                                needs_images=needs_images))  # fmt: skip
+            return fn
+
+        return register
+
+    def declare(
+        self, check_id: str, description: str, hint: str, *, needs_images: bool = False
+    ) -> None:
+        """Register a check that is applied elsewhere (a reader, while it reads a file)."""
+        self._add(CheckSpec(check_id, self.family, None, hint=hint, needs_images=needs_images,
+                            text=description))  # fmt: skip
+
+    def _add(self, spec: CheckSpec) -> None:
+        if any(s.id == spec.id for s in self.specs):
+            raise ValueError(f"duplicate check id {spec.id!r}")
+        self.specs.append(spec)
+
     def ids(self) -> list[str]:
         return [s.id for s in self.specs]
+
+    def get(self, check_id: str) -> CheckSpec:
+        return next(s for s in self.specs if s.id == check_id)
+
+    def result(self, check_id: str, outcome: Outcome, subject: str | None = None) -> CheckResult:
+        """The result of a declared check whose outcome was computed elsewhere."""
+        return result_of(self.get(check_id), outcome, subject)
+
+    def __iter__(self) -> Iterator[CheckSpec]:
+        return iter(self.specs)
 
 
 def run_checks(
@@ -141,25 +193,34 @@ def run_checks(
             r for r in spec.requires if r in done and done[r].status in (Status.FAIL, Status.SKIP)
         ]
         first = [r for r in spec.after if r in done and done[r].status is Status.FAIL]
+        if spec.fn is None:
+            continue  # per-sample and declared checks run where their inputs are
         if blocked:
             outcome = Outcome.skip(f"requires {', '.join(blocked)}")
         elif first:
             outcome = Outcome.skip(f"after the fix of {', '.join(first)}")
         else:
             outcome = spec.fn(ctx)
-        hint = outcome.hint if outcome.hint is not None else spec.hint
-        if outcome.status in (Status.PASS, Status.SKIP):
-            hint = outcome.hint  # hints are for problems; keep only an explicit one
-        result = CheckResult(
-            id=spec.id,
-            status=outcome.status,
-            message=outcome.message,
-            value=outcome.value,
-            threshold=outcome.threshold,
-            hint=hint,
-            family=spec.family,
-            details=outcome.details,
-        )
+        result = result_of(spec, outcome)
         done[spec.id] = result
         results.append(result)
     return results
+
+
+def result_of(spec: CheckSpec, outcome: Outcome, subject: str | None = None) -> CheckResult:
+    """The CheckResult of ``spec`` for ``outcome``: the registered family, and its hint on a
+    failure or warning (an outcome's own hint wins; a pass or skip keeps only an explicit one).
+    ``subject``: for a check run once per subject, the id becomes ``<id>:<subject>``."""
+    hint = outcome.hint if outcome.hint is not None else spec.hint
+    if outcome.status in (Status.PASS, Status.SKIP):
+        hint = outcome.hint
+    return CheckResult(
+        id=spec.id if subject is None else f"{spec.id}:{subject}",
+        status=outcome.status,
+        message=outcome.message,
+        value=outcome.value,
+        threshold=outcome.threshold,
+        hint=hint,
+        family=spec.family,
+        details=outcome.details,
+    )

@@ -22,6 +22,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("inspect-checkpoint", "utnet_diag.cli.inspect_checkpoint", "inspect_checkpoint_command"),
     ("convert-mano", "utnet_diag.cli.convert_mano", "convert_mano_command"),
     ("mano-info", "utnet_diag.cli.mano_info", "mano_info_command"),
+    ("checks", "utnet_diag.cli.checks", "checks_command"),
     ("version", "utnet_diag.cli.version", "version_command"),
 )
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from utnet_diag.checks.engine import CheckRegistry, Outcome
 from utnet_diag.datasets.common import (
     CanonicalChunk,
     DatasetReader,
@@ -24,6 +25,7 @@ from utnet_diag.datasets.common import (
     normalize_to_crop,
 )
 from utnet_diag.errors import InputError
+from utnet_diag.report.result import Status
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])
@@ -38,6 +40,10 @@ UNANNOTATED_HINT = (
     "unannotated frames (evaluation splits, no hand in view) cannot be trained on: leave them "
     "out of the training list, or pick other --indices"
 )
+# check-batch on dataset frames: the selected frames' files (the scan's checks, per frame)
+DATASET_FILES_CHECKS = CheckRegistry("dataset")
+DATASET_FILES_CHECKS.declare("dataset_files", "The selected frames' files read, and carry a hand annotation",
+               DATASET_FILES_HINT)  # fmt: skip
 
 
 def open_reader(
@@ -144,8 +150,6 @@ def dataset_files_result(records: Sequence[SampleRecord], listed: int = 3):
     left out, nothing is wrong with the files). ``details["frames"]`` lists every offending frame
     (sample id, path, reader check, severity, message); the message names the first ``listed``.
     """
-    from utnet_diag.report.result import CheckResult, Status
-
     bad = [(r, p) for r in records for p in r.problems if p.severity != "info"]
     bad_ids = {r.sample_id for r, _ in bad}
     unannotated = [r for r in records if not r.annotated and r.sample_id not in bad_ids]
@@ -164,27 +168,23 @@ def dataset_files_result(records: Sequence[SampleRecord], listed: int = 3):
         )
         more = f"; and {len(bad) - listed} more" if len(bad) > listed else ""
         worst = Status.FAIL if any(p.severity == "fail" for _, p in bad) else Status.WARN
-        return CheckResult(
-            "dataset_files", worst,
+        return DATASET_FILES_CHECKS.result("dataset_files", Outcome(
+            worst,
             f"{len(bad_ids)}/{total} selected frames have missing, unreadable or unsafe files: "
             f"{shown}{more}",
-            value=len(bad_ids), threshold=0, hint=DATASET_FILES_HINT, family="dataset",
-            details=details,
-        )  # fmt: skip
+            value=len(bad_ids), threshold=0, details=details,
+        ))  # fmt: skip
     if unannotated:
         names = ", ".join(r.sample_id for r in unannotated[:listed])
         more = f" and {len(unannotated) - listed} more" if len(unannotated) > listed else ""
-        return CheckResult(
-            "dataset_files", Status.WARN,
+        return DATASET_FILES_CHECKS.result("dataset_files", Outcome.warn(
             f"{len(unannotated)}/{total} selected frames carry no hand annotation and were left "
             f"out of the batch: {names}{more}",
-            value=len(unannotated), threshold=0, hint=UNANNOTATED_HINT, family="dataset",
-            details=details,
-        )  # fmt: skip
-    return CheckResult(
-        "dataset_files", Status.PASS, f"all {total} selected frames read and annotated",
-        value=0, threshold=0, family="dataset", details=details,
-    )  # fmt: skip
+            value=len(unannotated), threshold=0, hint=UNANNOTATED_HINT, details=details,
+        ))  # fmt: skip
+    return DATASET_FILES_CHECKS.result("dataset_files", Outcome.ok(
+        f"all {total} selected frames read and annotated", value=0, threshold=0, details=details,
+    ))  # fmt: skip
 
 
 def chunk_to_batch(

@@ -7,11 +7,9 @@ returns the rows that offend with a specific message; :func:`run_array_checks` n
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 
+from utnet_diag.checks.engine import CheckRegistry, Row
 from utnet_diag.datasets.common import CanonicalChunk, Finding
 from utnet_diag.joints import BONES, JOINT_NAMES
 from utnet_diag.measures import (
@@ -36,26 +34,42 @@ DEPTH_MIN_JOINTS = 5  # joints with a depth reading needed to judge a frame
 DEPTH_VISIBLE_QUANTILE = 0.2  # the best-agreeing fifth of the joints is assumed visible
 
 
-@dataclass(frozen=True)
-class DatasetCheck:
-    """A scan check: stable ``id``, what it checks, what to do when it fires.
-
-    ``array_fn`` (None for checks the readers apply) maps a chunk to ``(row, severity, message,
-    value)`` tuples; ``needs_images`` checks run only when images are decoded.
-    """
-
-    id: str
-    description: str
-    hint: str
-    array_fn: Callable[[CanonicalChunk], list[tuple[int, str, str, object]]] | None = None
-    needs_images: bool = False
+DATASET_CHECKS = CheckRegistry("dataset")
+READER_HINT = "fix or remove the file; a bad frame in training is what turns a loss into NaN"
+# applied by the readers while they read a frame
+DATASET_CHECKS.declare("meta_missing", "Annotation file exists", READER_HINT)
+DATASET_CHECKS.declare("meta_unreadable", "Meta pickle unpickles", READER_HINT)
+DATASET_CHECKS.declare(
+    "meta_unsafe",
+    "Meta pickle names only numpy globals",
+    "the file asks to run code and was refused; replace it with a clean copy",
+)
+DATASET_CHECKS.declare("meta_schema", "Meta holds the expected arrays", READER_HINT)
+DATASET_CHECKS.declare("labels_missing", "Labels npz exists", READER_HINT)
+DATASET_CHECKS.declare("labels_unreadable", "Labels npz decodes", READER_HINT)
+DATASET_CHECKS.declare("labels_unsafe", "Labels npz holds no Python objects", READER_HINT)
+DATASET_CHECKS.declare("labels_schema", "Labels hold joint_3d, joint_2d, pose_m", READER_HINT)
+DATASET_CHECKS.declare(
+    "calibration_present",
+    "Camera intrinsics and MANO betas found",
+    "restore calibration/intrinsics/<serial>_640x480.yml and calibration/mano_<calib>/mano.yml",
+)
+DATASET_CHECKS.declare(
+    "annotation_present",
+    "Frame has a hand annotation",
+    "unannotated frames (evaluation splits, no hand in view) are skipped by the annotation checks",
+)
+DATASET_CHECKS.declare("rgb_readable", "RGB image decodes", READER_HINT, needs_images=True)
+DATASET_CHECKS.declare("depth_readable", "Depth PNG decodes", READER_HINT, needs_images=True)
 
 
 def _joint(j: int) -> str:
     return f"joint {j} ({JOINT_NAMES[j]})"
 
 
-def check_finite(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+@DATASET_CHECKS.per_sample("finite", hint="drop or fix the sample: check gradients and bad samples")
+def check_finite(chunk: CanonicalChunk) -> list[Row]:
+    """Annotations are finite."""
     parts = {
         "3D joints": finite_rows(chunk.joints_mm),
         "camera matrix": finite_rows(chunk.cam_k),
@@ -74,8 +88,15 @@ def check_finite(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
     return out
 
 
-def check_mano_complete(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
-    """Frames holding a MANO pose without a shape, or a shape without a pose."""
+@DATASET_CHECKS.per_sample(
+    "mano_complete",
+    hint="fill in the missing half, or train this frame without MANO supervision (has_mano = 0);"
+    " a loader that reads both pose and shape crashes on the None",
+)
+def check_mano_complete(chunk: CanonicalChunk) -> list[Row]:
+    """MANO pose and shape are given together.
+
+    Frames holding a MANO pose without a shape, or a shape without a pose."""
     present = chunk.mano_present
     if present is None:
         return []
@@ -94,8 +115,13 @@ def check_mano_complete(chunk: CanonicalChunk) -> list[tuple[int, str, str, obje
     return out
 
 
-def check_kp3d_units(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
-    """The hand span (:mod:`utnet_diag.measures`, the batch checks' rule) is an adult hand's in mm."""
+@DATASET_CHECKS.per_sample(
+    "kp3d_units", hint="check units (mm): the spec's 3D loss expects millimetres"
+)
+def check_kp3d_units(chunk: CanonicalChunk) -> list[Row]:
+    """3D joints are in millimetres (hand span 50-400 mm).
+
+    The hand span (:mod:`utnet_diag.measures`, the batch checks' rule) is an adult hand's in mm."""
     span = hand_span(chunk.joints_mm)
     lo, hi = HAND_SPAN_MM
     out = []
@@ -108,7 +134,9 @@ def check_kp3d_units(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]
     return out
 
 
-def check_kp3d_in_front(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+@DATASET_CHECKS.per_sample("kp3d_in_front", hint="convert OpenGL to OpenCV axes (flip y and z)")
+def check_kp3d_in_front(chunk: CanonicalChunk) -> list[Row]:
+    """3D joints are in front of the camera (z > 0)."""
     z = chunk.joints_mm[..., 2]
     out = []
     with np.errstate(invalid="ignore"):
@@ -131,7 +159,11 @@ _PARENTS = np.array([p for p, _ in BONES])
 _CHILDREN = np.array([c for _, c in BONES])
 
 
-def check_bone_lengths(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+@DATASET_CHECKS.per_sample(
+    "bone_lengths", hint="the annotation is collapsed or a joint jumped; inspect the frame"
+)
+def check_bone_lengths(chunk: CanonicalChunk) -> list[Row]:
+    """Bone lengths are plausible."""
     parents, children = _PARENTS, _CHILDREN
     joints = chunk.joints_mm
     lengths = np.linalg.norm(joints.take(children, axis=1) - joints.take(parents, axis=1), axis=-1)
@@ -158,7 +190,11 @@ def _image_size(chunk: CanonicalChunk) -> np.ndarray:
     return np.where(np.isfinite(chunk.image_wh), chunk.image_wh, guess)
 
 
-def check_kp2d_in_image(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+@DATASET_CHECKS.per_sample(
+    "kp2d_in_image", hint="check the camera matrix and that 3D joints are in this camera's frame"
+)
+def check_kp2d_in_image(chunk: CanonicalChunk) -> list[Row]:
+    """Projected joints fall inside the image."""
     wh = _image_size(chunk)
     uv = chunk.uv_px
     with np.errstate(invalid="ignore"):
@@ -181,7 +217,9 @@ def check_kp2d_in_image(chunk: CanonicalChunk) -> list[tuple[int, str, str, obje
     return out
 
 
-def check_kp2d_agrees(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+@DATASET_CHECKS.per_sample("kp2d_agrees", hint="check 2D normalization and the camera projection")
+def check_kp2d_agrees(chunk: CanonicalChunk) -> list[Row]:
+    """Stored 2D labels match the projected 3D joints."""
     has_2d = np.isfinite(chunk.uv_given_px).all(axis=(1, 2))
     if not has_2d.any():  # no stored 2D labels (HO3D): nothing to compare
         return []
@@ -202,7 +240,12 @@ def check_kp2d_agrees(chunk: CanonicalChunk) -> list[tuple[int, str, str, object
     return out
 
 
-def check_camera_intrinsics(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+@DATASET_CHECKS.per_sample(
+    "camera_intrinsics",
+    hint="check the camera projection: use the intrinsics of this image's resolution",
+)
+def check_camera_intrinsics(chunk: CanonicalChunk) -> list[Row]:
+    """Camera matrix is a pinhole matrix centred on the image."""
     k = chunk.cam_k
     out = []
     with np.errstate(invalid="ignore"):
@@ -228,7 +271,12 @@ def check_camera_intrinsics(chunk: CanonicalChunk) -> list[tuple[int, str, str, 
     return out
 
 
-def check_mano_pose_range(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+@DATASET_CHECKS.per_sample(
+    "mano_pose_range",
+    hint="check the pose is axis-angle in radians, absolute (not PCA, not relative to hands_mean)",
+)
+def check_mano_pose_range(chunk: CanonicalChunk) -> list[Row]:
+    """MANO joint angles are at most pi."""
     angles = np.linalg.norm(chunk.mano_pose.reshape(-1, 16, 3), axis=-1)
     with np.errstate(invalid="ignore"):
         bad = chunk.has_mano[:, None] & (angles > MAX_JOINT_ANGLE)
@@ -247,7 +295,9 @@ def check_mano_pose_range(chunk: CanonicalChunk) -> list[tuple[int, str, str, ob
     return out
 
 
-def check_mano_shape_range(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
+@DATASET_CHECKS.per_sample("mano_shape_range", hint="check MANO shape parameters; lower w_prior")
+def check_mano_shape_range(chunk: CanonicalChunk) -> list[Row]:
+    """MANO betas are plausible."""
     betas = chunk.mano_shape
     with np.errstate(invalid="ignore"):
         prior = np.mean(betas**2, axis=1)
@@ -274,8 +324,17 @@ def check_mano_shape_range(chunk: CanonicalChunk) -> list[tuple[int, str, str, o
     return out
 
 
-def check_depth_agrees(chunk: CanonicalChunk) -> list[tuple[int, str, str, object]]:
-    """Depth image vs 3D joints, tolerant of occlusion.
+@DATASET_CHECKS.per_sample(
+    "depth_agrees",
+    hint="check the depth decoding (HO3D: (R + 256*G) * 0.000125 m in a wide integer type;"
+    " DexYCB: uint16 mm) and that the depth is registered to the colour camera; a hand almost"
+    " wholly hidden by an object can also trip this",
+    needs_images=True,
+)
+def check_depth_agrees(chunk: CanonicalChunk) -> list[Row]:
+    """Depth image agrees with the 3D joints.
+
+    Depth image vs 3D joints, tolerant of occlusion.
 
     The depth under a joint is the nearest surface along its ray: the hand's skin a few mm in
     front of a visible joint, or whatever occludes it (the palm over a fingertip, a held object)
@@ -309,105 +368,6 @@ def check_depth_agrees(chunk: CanonicalChunk) -> list[tuple[int, str, str, objec
     return out
 
 
-READER_HINT = "fix or remove the file; a bad frame in training is what turns a loss into NaN"
-
-DATASET_CHECKS: tuple[DatasetCheck, ...] = (
-    DatasetCheck("meta_missing", "annotation file exists", READER_HINT),
-    DatasetCheck("meta_unreadable", "meta pickle unpickles", READER_HINT),
-    DatasetCheck(
-        "meta_unsafe",
-        "meta pickle names only numpy globals",
-        "the file asks to run code and was refused; replace it with a clean copy",
-    ),
-    DatasetCheck("meta_schema", "meta holds the expected arrays", READER_HINT),
-    DatasetCheck("labels_missing", "labels npz exists", READER_HINT),
-    DatasetCheck("labels_unreadable", "labels npz decodes", READER_HINT),
-    DatasetCheck("labels_unsafe", "labels npz holds no Python objects", READER_HINT),
-    DatasetCheck("labels_schema", "labels hold joint_3d, joint_2d, pose_m", READER_HINT),
-    DatasetCheck(
-        "calibration_present",
-        "camera intrinsics and MANO betas found",
-        "restore calibration/intrinsics/<serial>_640x480.yml and calibration/mano_<calib>/mano.yml",
-    ),
-    DatasetCheck(
-        "annotation_present",
-        "frame has a hand annotation",
-        "unannotated frames (evaluation splits, no hand in view) are skipped by the annotation checks",
-    ),
-    DatasetCheck("rgb_readable", "RGB image decodes", READER_HINT, needs_images=True),
-    DatasetCheck("depth_readable", "depth PNG decodes", READER_HINT, needs_images=True),
-    DatasetCheck(
-        "finite",
-        "annotations are finite",
-        "drop or fix the sample: check gradients and bad samples",
-        check_finite,
-    ),  # fmt: skip
-    DatasetCheck(
-        "mano_complete",
-        "MANO pose and shape are given together",
-        "fill in the missing half, or train this frame without MANO supervision (has_mano = 0);"
-        " a loader that reads both pose and shape crashes on the None",
-        check_mano_complete,
-    ),
-    DatasetCheck(
-        "kp3d_units",
-        "3D joints are in millimetres (hand span 50-400 mm)",
-        "check units (mm): the spec's 3D loss expects millimetres",
-        check_kp3d_units,
-    ),
-    DatasetCheck(
-        "kp3d_in_front",
-        "3D joints are in front of the camera (z > 0)",
-        "convert OpenGL to OpenCV axes (flip y and z)",
-        check_kp3d_in_front,
-    ),
-    DatasetCheck(
-        "bone_lengths",
-        "bone lengths are plausible",
-        "the annotation is collapsed or a joint jumped; inspect the frame",
-        check_bone_lengths,
-    ),
-    DatasetCheck(
-        "kp2d_in_image",
-        "projected joints fall inside the image",
-        "check the camera matrix and that 3D joints are in this camera's frame",
-        check_kp2d_in_image,
-    ),
-    DatasetCheck(
-        "kp2d_agrees",
-        "stored 2D labels match the projected 3D joints",
-        "check 2D normalization and the camera projection",
-        check_kp2d_agrees,
-    ),
-    DatasetCheck(
-        "camera_intrinsics",
-        "camera matrix is a pinhole matrix centred on the image",
-        "check the camera projection: use the intrinsics of this image's resolution",
-        check_camera_intrinsics,
-    ),
-    DatasetCheck(
-        "mano_pose_range",
-        "MANO joint angles are at most pi",
-        "check the pose is axis-angle in radians, absolute (not PCA, not relative to hands_mean)",
-        check_mano_pose_range,
-    ),
-    DatasetCheck(
-        "mano_shape_range",
-        "MANO betas are plausible",
-        "check MANO shape parameters; lower w_prior",
-        check_mano_shape_range,
-    ),
-    DatasetCheck(
-        "depth_agrees",
-        "depth image agrees with the 3D joints",
-        "check the depth decoding (HO3D: (R + 256*G) * 0.000125 m in a wide integer type; "
-        "DexYCB: uint16 mm) and that the depth is registered to the colour camera; a hand almost "
-        "wholly hidden by an object can also trip this",
-        check_depth_agrees,
-        needs_images=True,
-    ),
-)
-CHECKS_BY_ID = {c.id: c for c in DATASET_CHECKS}
 CHECK_ORDER = {c.id: n for n, c in enumerate(DATASET_CHECKS)}
 
 # Checks that do not apply to a dataset's format.
@@ -424,9 +384,9 @@ def run_array_checks(chunk: CanonicalChunk, images: bool) -> list[Finding]:
     if not len(chunk):
         return findings
     for check in DATASET_CHECKS:
-        if check.array_fn is None or (check.needs_images and not images):
+        if check.rows is None or (check.needs_images and not images):
             continue
-        for row, severity, message, value in check.array_fn(chunk):
+        for row, severity, message, value in check.rows(chunk):
             record = chunk.records[row]
             findings.append(
                 Finding(

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from utnet_diag.datasets.checks import (
-    CHECKS_BY_ID,
     DATASET_CHECKS,
     NOT_APPLICABLE,
     finding_sort_key,
@@ -458,7 +457,7 @@ def _report(
 def _check_result(
     check_id: str, counts: dict[str, int], kept: list[Finding], done: int, images: bool
 ) -> CheckResult:
-    spec = CHECKS_BY_ID[check_id]
+    spec = DATASET_CHECKS.get(check_id)
     n = sum(counts.values())
     if spec.needs_images and not images:
         return CheckResult(

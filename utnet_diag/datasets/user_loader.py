@@ -22,8 +22,19 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from utnet_diag.checks.engine import CheckRegistry, Outcome
 from utnet_diag.errors import InputError
 from utnet_diag.model.user_code import UserCodeError
+from utnet_diag.report.result import Report, Status
+
+LOADER_CHECKS = CheckRegistry("loader")
+LOADER_CHECKS.declare(
+    "loader_augmentation",
+    "The loader's augmentation moves every label with the image: no check fails with it on that"
+    " passes with it off",
+    "the augmentation changes the image or 2D without the 3D target (or the reverse): apply every"
+    " geometric augmentation to every label it moves",
+)
 
 # boolean attributes that switch a dataset's augmentation, in the order they are looked for
 AUGMENTATION_SWITCHES = ("augment", "augmentation", "use_augmentation", "use_aug", "train",
@@ -277,15 +288,13 @@ def check_loader(
     """Report ``check-batch`` on the user's loader: the checks of the batch as configured, then
     ``loader_augmentation`` comparing them with the batch read with the augmentation switch
     flipped (which checks only one of them fails), and a ``loader`` section."""
-    from utnet_diag.checks.engine import Outcome
-    from utnet_diag.diagnostics.check_batch import (
+    from utnet_diag.diagnostics.check_batch import (  # it runs loaders: imported when it does
         COMMAND,
         batch_check_results,
         batch_section,
         resolve_batch,
         resolve_config,
     )
-    from utnet_diag.report.result import CheckResult, Report, Status
 
     cfg = resolve_config(config)
     run = run_loader(spec, args, samples, seed)
@@ -302,14 +311,7 @@ def check_loader(
         section["other_batch"] = {c.id: c.status.value for c in other_checks}
     else:
         outcome = Outcome.skip("the dataset has no augmentation switch (a boolean train/augment)")
-    checks.append(
-        CheckResult(
-            id="loader_augmentation", status=outcome.status, message=outcome.message,
-            value=outcome.value, threshold=outcome.threshold, family="loader",
-            hint=outcome.hint if outcome.status in (Status.FAIL, Status.WARN) else None,
-            details=outcome.details,
-        )
-    )  # fmt: skip
+    checks.append(LOADER_CHECKS.result("loader_augmentation", outcome))
     return Report(COMMAND, checks, {"loader": section, "batch": batch_section(batch)})
 
 
@@ -321,9 +323,6 @@ def _plain(value: Any) -> Any:
 
 def _compare(run: LoaderRun, checks: list, other_checks: list) -> Any:
     """loader_augmentation: the checks that fail with the augmentation on but not off."""
-    from utnet_diag.checks.engine import Outcome
-    from utnet_diag.report.result import Status
-
     on, off = (checks, other_checks) if run.switch_value else (other_checks, checks)
     status_off = {c.id: c.status for c in off}
     broken = [c for c in on if c.status is Status.FAIL and status_off.get(c.id) is Status.PASS]
@@ -336,8 +335,6 @@ def _compare(run: LoaderRun, checks: list, other_checks: list) -> Any:
             f"with {label} (augmentation) {len(broken)} checks fail that pass with"
             f" {run.switch}=False, on the same {len(run.indices)} items: {listed}",
             value=len(broken), threshold=0, details=details,
-            hint="the augmentation changes the image or 2D without the 3D target (or the"
-            " reverse): apply every geometric augmentation to every label it moves",
         )  # fmt: skip
     return Outcome.ok(
         f"the same {len(run.indices)} items pass the same checks with {run.switch}=True and False",

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from utnet_diag.checks.engine import CheckRegistry, Outcome
 from utnet_diag.errors import InputError
 from utnet_diag.report.result import CheckResult, Report, Status
 from utnet_diag.spec import TERM, TOTAL_LABEL
@@ -35,6 +36,13 @@ TERM_LABELS = {"total": TOTAL_LABEL, **{key: term.label for key, term in TERM.it
 METRIC_LABELS = {"mpjpe_mm": "MPJPE", "pa_mpjpe_mm": "PA-MPJPE", "avg_metric_mm": "Avg Metric"}
 GATED_TERMS = ("total", "loss_2d", "loss_3d_joint", "loss_3d_vert", "loss_aux")
 REGRESSION_HINT = "run utnet-diag loss-breakdown and grad-flow on B to see which term and module"
+COMPARE_CHECKS = CheckRegistry("compare")
+COMPARE_CHECKS.declare(
+    "compare_regression",
+    "B's metric or gated loss is not worse than A's by more than --max-regression (one check"
+    " per row: compare_regression:<row>)",
+    REGRESSION_HINT,
+)
 
 
 @dataclass
@@ -158,11 +166,9 @@ def regression_checks(rows: list[dict[str, Any]], max_regression: float) -> list
         else:
             status = Status.FAIL if rel > max_regression else Status.PASS
             text += f", {'over' if status is Status.FAIL else 'within'} the {limit}"
-        checks.append(CheckResult(
-            id=f"compare_regression:{row['name']}", status=status, message=text, value=rel,
-            threshold=max_regression, hint=REGRESSION_HINT if status is Status.FAIL else None,
-            family="compare", details={"a": a, "b": b, "delta": row["delta"]},
-        ))  # fmt: skip
+        outcome = Outcome(status, text, rel, max_regression,
+                          details={"a": a, "b": b, "delta": row["delta"]})  # fmt: skip
+        checks.append(COMPARE_CHECKS.result("compare_regression", outcome, subject=row["name"]))
     return checks
 
 

@@ -102,7 +102,7 @@ def _layer_outputs(data: dict[str, Any], side: str) -> tuple[np.ndarray, np.ndar
 
 
 @MANO_CHECKS.check(
-    "mano.plain_arrays",
+    "mano_plain_arrays",
     hint="the converted file must reference numpy only, so plain pickle.load works without chumpy",
 )
 def check_plain_arrays(ctx: CheckContext) -> Outcome:
@@ -122,8 +122,8 @@ def check_plain_arrays(ctx: CheckContext) -> Outcome:
 
 
 @MANO_CHECKS.check(
-    "mano.smplx_roundtrip",
-    requires=("mano.plain_arrays",),
+    "mano_smplx_roundtrip",
+    requires=("mano_plain_arrays",),
     hint="the converted file does not reproduce the model; report this with the input file's md5",
 )
 def check_smplx_roundtrip(ctx: CheckContext) -> Outcome:
@@ -147,7 +147,7 @@ def check_smplx_roundtrip(ctx: CheckContext) -> Outcome:
     return Outcome.ok(message, worst, ROUNDTRIP_TOLERANCE_MM, details=details)
 
 
-@MANO_CHECKS.check("mano.file_name", hint=_SIDE_HINT)
+@MANO_CHECKS.check("mano_file_name", hint=_SIDE_HINT)
 def check_file_name(ctx: CheckContext) -> Outcome:
     """The output name says the side (smplx reads RIGHT/LEFT from it)."""
     name = Path(ctx.extras["output"]).name
@@ -164,7 +164,7 @@ def check_file_name(ctx: CheckContext) -> Outcome:
     return Outcome.ok(f"'{name}' is the name smplx.create looks for (in <dir>/mano/)")
 
 
-@MANO_CHECKS.check("mano.invariants", hint="the model arrays are inconsistent; re-download MANO")
+@MANO_CHECKS.check("mano_invariants", hint="the model arrays are inconsistent; re-download MANO")
 def check_invariants(ctx: CheckContext) -> Outcome:
     """J_regressor and skinning-weight rows sum to 1; the kinematic tree is MANO's."""
     data = ctx.extras["data"]
@@ -191,7 +191,7 @@ def check_invariants(ctx: CheckContext) -> Outcome:
     )
 
 
-@MANO_CHECKS.check("mano.rest_size", hint="MANO is in metres; a hand about 9 cm wrist to knuckles")
+@MANO_CHECKS.check("mano_rest_size", hint="MANO is in metres; a hand about 9 cm wrist to knuckles")
 def check_rest_size(ctx: CheckContext) -> Outcome:
     """Rest hand size: wrist to middle-finger base in mm (adult: about 80-100)."""
     data = ctx.extras["data"]
@@ -232,7 +232,7 @@ def mano_info(path: str | Path, side: str | None = None) -> Report:
     side = _side_of(file, side)
     data, info = load_mano_file(file)
     ctx = CheckContext(extras={"data": data, "side": side})
-    specs = [s for s in MANO_CHECKS.specs if s.id in ("mano.invariants", "mano.rest_size")]
+    specs = [s for s in MANO_CHECKS.specs if s.id in ("mano_invariants", "mano_rest_size")]
     checks = run_checks(specs, ctx)
     return Report("mano-info", checks, {"mano": _summary(data, info, side)})
 

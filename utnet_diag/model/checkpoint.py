@@ -21,9 +21,17 @@ from typing import Any
 
 import torch
 
+from utnet_diag.checks.engine import CheckRegistry, Outcome
 from utnet_diag.errors import InputError, UnsafeInputError
 from utnet_diag.io.files import require_file, save_torch_atomic
 from utnet_diag.report.result import CheckResult, Status
+
+MODEL_CHECKS = CheckRegistry("model")
+MODEL_CHECKS.declare(
+    "checkpoint_keys",
+    "The checkpoint's tensors load into the model: none missing, none of another shape",
+    "check that the checkpoint belongs to this model",
+)
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 STRIP_PREFIXES = ("module.", "_orig_mod.")
@@ -306,16 +314,8 @@ def key_report(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]) -
         if problems
         else f"checkpoint matches the model: all {len(own)} tensors loaded"
     )
-    return CheckResult(
-        id="checkpoint_keys",
-        status=status,
-        message=message,
-        value=loaded,
-        threshold=len(own),
-        hint=hint,
-        family="model",
-        details=details,
-    )
+    outcome = Outcome(status, message, loaded, len(own), hint, details)
+    return MODEL_CHECKS.result("checkpoint_keys", outcome)
 
 
 def apply_state_dict(
