@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from utnet_diag.cli.app import emit, say
 from utnet_diag.cli.model_opts import SeedOpt, with_model_options
 from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
+from utnet_diag.run_options import RunOptions
 
 
 @with_model_options(exclude=("checkpoint",))
@@ -20,7 +21,7 @@ def compare_command(
     checkpoint_b: Annotated[
         Path, typer.Argument(metavar="CKPT_B", help="Checkpoint compared with it (B).")
     ],
-    model_options: dict[str, Any],
+    run_options: RunOptions,
     seed: SeedOpt = 0,
     max_regression: Annotated[
         Optional[float],
@@ -40,7 +41,7 @@ def compare_command(
 
     check_max_regression(max_regression)  # before anything heavy is loaded
     report = compare(
-        checkpoint_a, checkpoint_b, max_regression=max_regression, seed=seed, **model_options
+        checkpoint_a, checkpoint_b, max_regression=max_regression, seed=seed, options=run_options
     )
     for warning in report.sections["run"].get("warnings", []):
         say(f"warning: {warning}")

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
 from utnet_diag.cli.app import emit
 from utnet_diag.cli.model_opts import DepthOpt, ExactOpt, SeedOpt, warn_loaded, with_model_options
 from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
+from utnet_diag.run_options import RunOptions
 
 
 @with_model_options()
 def gate_command(
-    model_options: dict[str, Any],
+    run_options: RunOptions,
     exact: ExactOpt = False,
     depth: DepthOpt = 1,
     seed: SeedOpt = 0,
@@ -28,6 +27,6 @@ def gate_command(
     """
     from utnet_diag.diagnostics.gate import gate
 
-    report = gate(exact=exact, depth=depth, seed=seed, **model_options)
+    report = gate(exact=exact, depth=depth, seed=seed, options=run_options)
     warn_loaded(report)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

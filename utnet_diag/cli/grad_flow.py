@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
 from utnet_diag.cli.app import emit, say
@@ -17,11 +15,12 @@ from utnet_diag.cli.model_opts import (
 )
 from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
 from utnet_diag.cli.render_advice import TargetSharesOpt
+from utnet_diag.run_options import RunOptions
 
 
 @with_model_options()
 def grad_flow_command(
-    model_options: dict[str, Any],
+    run_options: RunOptions,
     exact: ExactOpt = False,
     depth: DepthOpt = 1,
     plot: PlotOpt = None,
@@ -42,7 +41,9 @@ def grad_flow_command(
         from utnet_diag.errors import InputError
 
         raise InputError("output directory does not exist", path=str(plot.parent))
-    report = grad_flow(exact=exact, depth=depth, seed=seed, target_shares=shares, **model_options)
+    report = grad_flow(
+        exact=exact, depth=depth, seed=seed, target_shares=shares, options=run_options
+    )
     warn_loaded(report)
     if plot is not None:
         save_grad_plot(report, plot)

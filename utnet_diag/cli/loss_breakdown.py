@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
 from utnet_diag.cli.app import emit
 from utnet_diag.cli.model_opts import SeedOpt, warn_loaded, with_model_options
 from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
 from utnet_diag.cli.render_advice import TargetSharesOpt
+from utnet_diag.run_options import RunOptions
 
 
 @with_model_options()
 def loss_breakdown_command(
-    model_options: dict[str, Any],
+    run_options: RunOptions,
     seed: SeedOpt = 0,
     target_shares: TargetSharesOpt = None,
     json_out: JsonOpt = False,
@@ -28,6 +27,6 @@ def loss_breakdown_command(
     shares = parse_target_shares(target_shares)  # exit 2 on a malformed value, before loading
     from utnet_diag.diagnostics.loss_breakdown import loss_breakdown
 
-    report = loss_breakdown(seed=seed, target_shares=shares, **model_options)
+    report = loss_breakdown(seed=seed, target_shares=shares, options=run_options)
     warn_loaded(report)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

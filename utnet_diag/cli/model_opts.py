@@ -24,6 +24,7 @@ from utnet_diag.cli.options import (
     RepoOpt,
     UnsafeLoadOpt,
 )
+from utnet_diag.run_options import RunOptions
 
 ExactOpt = Annotated[
     bool,
@@ -61,9 +62,10 @@ def with_model_options(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command the shared model options (less ``exclude``) without declaring them.
 
-    The command takes ``model_options``: the keyword arguments of the core model functions
-    (``gate``, ``loss_breakdown``, ``load_inputs``, ...). Its own arguments come first in
-    ``--help``, then the shared options, then its own options.
+    The command takes ``run_options``: a :class:`utnet_diag.run_options.RunOptions` built from
+    them, which the core model functions (``gate``, ``loss_breakdown``, ``load_inputs``, ...)
+    take as ``options``. Its own arguments come first in ``--help``, then the shared options,
+    then its own options.
     """
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -71,7 +73,7 @@ def with_model_options(
         own = [
             p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
             for p in inspect.signature(command, eval_str=True).parameters.values()
-            if p.name != "model_options"
+            if p.name != "run_options"
         ]
         shared_params = [
             inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=t)
@@ -86,7 +88,7 @@ def with_model_options(
             preset = given.get("preset")
             if preset is not None:
                 given["preset"] = preset.value
-            return command(model_options=given, **values)
+            return command(run_options=RunOptions(**given), **values)
 
         wrapper.__signature__ = inspect.Signature(arguments + shared_params + options)  # type: ignore[attr-defined]
         return wrapper

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from utnet_diag.cli.app import emit, say, stderr_console
 from utnet_diag.cli.model_opts import with_model_options
 from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
+from utnet_diag.run_options import RunOptions
 
 
 @with_model_options()
 def overfit_command(
-    model_options: dict[str, Any],
+    run_options: RunOptions,
     steps: Annotated[int, typer.Option("--steps", min=2, help="AdamW steps.")] = 300,
     lr: Annotated[
         Optional[float], typer.Option("--lr", min=0.0, help="Default: the config's training lr.")
@@ -47,7 +48,7 @@ def overfit_command(
 
     if plot is not None and (plot.suffix.lower() != ".png" or not plot.parent.is_dir()):
         raise InputError("--plot must name a .png file in an existing folder", path=str(plot))
-    inputs = load_inputs(**model_options)
+    inputs = load_inputs(run_options)
     options = OverfitOptions(
         steps=steps,
         lr=lr if lr is not None else learning_rate_of(inputs.config),

@@ -30,6 +30,7 @@ import torch
 from utnet_diag.checks.engine import CheckRegistry, Outcome
 from utnet_diag.errors import InputError
 from utnet_diag.report.result import CheckResult, Report, Status
+from utnet_diag.run_options import RunOptions
 from utnet_diag.spec import TERM, TOTAL_LABEL
 
 TERM_LABELS = {"total": TOTAL_LABEL, **{key: term.label for key, term in TERM.items()}}
@@ -206,24 +207,18 @@ def compare(
     checkpoint_a: str | Path,
     checkpoint_b: str | Path,
     *,
-    batch: Any = None,
-    config: Any = None,
-    preset: str | None = None,
-    repo: str | Path | None = None,
-    model_factory: str | None = None,
-    output_map: str | dict[str, str] | None = None,
-    mano: str | Path | None = None,
-    device: str = "auto",
-    max_samples: int | None = None,
-    unsafe_load: bool = False,
+    options: RunOptions | None = None,
     max_regression: float | None = None,
     seed: int = 0,
+    **fields: Any,
 ) -> Report:
     """Run the same batch through two checkpoints and report both with deltas.
 
     Args:
         checkpoint_a, checkpoint_b: checkpoint files of the same architecture (A: the baseline).
-        batch: a Batch, a path, or None for the embedded default.
+        options: the batch, config and model source both share
+            (:class:`utnet_diag.run_options.RunOptions`; its checkpoint is ignored); ``fields``
+            (``batch=``, ``repo=``, ...) replace some of them.
         max_regression: when given, a fraction: ``compare_regression:<row>`` checks fail when
             B's loss or metric is higher than A's by more than it.
     Returns:
@@ -236,15 +231,10 @@ def compare(
 
     max_regression = check_max_regression(max_regression)
     path_a, path_b = Path(checkpoint_a), Path(checkpoint_b)
-    load = dict(repo=repo, model_factory=model_factory, output_map=output_map, mano=mano,
-                device=device, unsafe_load=unsafe_load)  # fmt: skip
-    inputs_a = load_inputs(path_a, batch=batch, config=config, preset=preset,
-                           max_samples=max_samples, **load)  # fmt: skip
-    model_b = load_model(path_b, config=inputs_a.config, repo=repo, model_factory=model_factory,
-                         output_map=output_map, mano_path=mano, device=device,
-                         unsafe_load=unsafe_load)  # fmt: skip
-    inputs_b = load_inputs(batch=inputs_a.host_batch, config=inputs_a.config, model=model_b,
-                           device=device)  # fmt: skip
+    opts = RunOptions.of(options, **fields)
+    inputs_a = load_inputs(opts, checkpoint=path_a)
+    model_b = load_model(path_b, config=inputs_a.config, **opts.model_source())
+    inputs_b = load_inputs(opts, batch=inputs_a.host_batch, config=inputs_a.config, model=model_b)
     _same_architecture(inputs_a, inputs_b, path_a, path_b)
     run_a = run_model(inputs_a, seed)
     run_b = run_model(inputs_b, seed)
@@ -262,9 +252,9 @@ def compare(
         "model_b": run_b.source,
         "batch": (
             "embedded default"
-            if batch is None
-            else str(batch)
-            if isinstance(batch, (str, Path))
+            if opts.batch is None
+            else str(opts.batch)
+            if isinstance(opts.batch, (str, Path))
             else "in-memory batch"
         ),
         "batch_size": int(inputs_a.batch["keypoints_3d"].shape[0]),

@@ -22,6 +22,7 @@ from utnet_diag.diagnostics.runner import (
     training_step,
 )
 from utnet_diag.report.result import Report
+from utnet_diag.run_options import RunOptions, given
 
 COMMAND = "gate"
 
@@ -32,22 +33,18 @@ def gate(
     config: Any = None,
     *,
     model: Any = None,
-    preset: str | None = None,
-    repo: str | Path | None = None,
-    model_factory: str | None = None,
-    output_map: str | dict[str, str] | None = None,
-    mano: str | Path | None = None,
-    device: str = "auto",
-    max_samples: int | None = None,
-    unsafe_load: bool = False,
+    options: RunOptions | None = None,
     exact: bool = False,
     depth: int = 1,
     seed: int = DEFAULT_SEED,
+    **fields: Any,
 ) -> Report:
     """Every check utnet-diag has for a model and a batch, from one load and one forward.
 
     With no checkpoint, model source or batch, the embedded reference model and default batch
     are used, so ``gate()`` works on a fresh install. ``model`` may be an already loaded model.
+    ``options``: which model, batch and config (:class:`utnet_diag.run_options.RunOptions`);
+    ``fields`` (``repo=``, ``mano=``, ``device=``, ...) replace some of them.
     Returns Report ``gate``; ``report.exit_code(fail_on)`` is the CLI's exit code.
     """
     from utnet_diag.diagnostics.check_batch import batch_check_results, batch_section
@@ -55,17 +52,16 @@ def gate(
 
     if depth < 1:
         raise InputError(f"--depth must be >= 1, got {depth}")
-    inputs = load_inputs(
-        checkpoint, batch, config, preset=preset, repo=repo, model_factory=model_factory,
-        output_map=output_map, mano=mano, device=device, max_samples=max_samples,
-        unsafe_load=unsafe_load, model=model,
-    )  # fmt: skip
+    opts = RunOptions.of(
+        options, **given(checkpoint=checkpoint, batch=batch, config=config), **fields
+    )
+    inputs = load_inputs(opts, model=model)
     host = inputs.host_batch if inputs.host_batch is not None else inputs.batch
     # mano_consistency compares the labels with the MANO they were made with: the user's --mano
     # or their checkout's configured MANO file, or the embedded hand for the embedded batch;
     # never the embedded hand against user labels
-    user_mano = mano is not None or getattr(inputs.loaded, "user_code", False)
-    labels_mano = getattr(inputs.loaded, "mano", None) if user_mano or batch is None else None
+    user_mano = opts.mano is not None or getattr(inputs.loaded, "user_code", False)
+    labels_mano = getattr(inputs.loaded, "mano", None) if user_mano or opts.batch is None else None
     checks = batch_check_results(host, inputs.config, labels_mano)
     checks += list(getattr(inputs.loaded, "checks", []) or [])
     with training_step(inputs.model, seed), running(inputs.loaded):

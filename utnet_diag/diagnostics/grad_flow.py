@@ -37,6 +37,7 @@ from utnet_diag.diagnostics.runner import (
 from utnet_diag.errors import InputError
 from utnet_diag.io.files import write_bytes_atomic
 from utnet_diag.report.result import CheckResult, Report
+from utnet_diag.run_options import RunOptions, given
 
 
 def grad_from_forward(
@@ -68,20 +69,20 @@ def grad_flow(
     model: Any = None,
     batch: Any = None,
     *,
-    config: Any = None,
-    preset: str | None = None,
-    device: str = "auto",
+    options: RunOptions | None = None,
     exact: bool = False,
     depth: int = 1,
     seed: int = DEFAULT_SEED,
     target_shares: dict[str, float] | None = None,
-    **load_options: Any,
+    **fields: Any,
 ) -> Report:
     """One training step's gradients, per module group and per loss term; weights unchanged.
 
     Args:
-        model: a LoadedModel, or None to load one (``load_options`` as in ``load_model``).
+        model: a LoadedModel, or None to load one from the options.
         batch: a Batch, a path, or None for the embedded default.
+        options: which model, batch and config (:class:`utnet_diag.run_options.RunOptions`);
+            ``fields`` (``config=``, ``preset=``, ``device=``, ...) replace some of them.
         exact: one full backward per term for exact per-term, per-group norms.
         depth: module-path depth of the groups (1: top-level children).
         target_shares: gradient shares the ``weight_advice`` section advises weights for
@@ -92,9 +93,7 @@ def grad_flow(
     """
     if depth < 1:
         raise InputError(f"--depth must be >= 1, got {depth}")
-    inputs = load_inputs(
-        batch=batch, config=config, preset=preset, device=device, model=model, **load_options
-    )
+    inputs = load_inputs(RunOptions.of(options, **given(batch=batch), **fields), model=model)
     with training_step(inputs.model, seed), running(inputs.loaded), cyclic_gc_paused():
         fwd = forward_pass(inputs, grad=True, seed=seed)
         checks, sections, stats = grad_from_forward(fwd, exact=exact, depth=depth)

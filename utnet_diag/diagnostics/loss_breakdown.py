@@ -33,6 +33,7 @@ from utnet_diag.diagnostics.runner import (
     training_step,
 )
 from utnet_diag.report.result import CheckResult, Report
+from utnet_diag.run_options import RunOptions, given
 
 __all__ = ["LossSummary", "breakdown_from_forward", "loss_breakdown", "summarize_terms"]
 
@@ -80,30 +81,27 @@ def loss_breakdown(
     model: Any = None,
     batch: Any = None,
     *,
-    config: Any = None,
-    preset: str | None = None,
-    device: str = "auto",
+    options: RunOptions | None = None,
     seed: int = DEFAULT_SEED,
     target_shares: dict[str, float] | None = None,
-    **load_options: Any,
+    **fields: Any,
 ) -> Report:
     """Run the model once on ``batch`` and report every loss term against the spec.
 
     Args:
-        model: a LoadedModel (``utnet_diag.load_model``), or None to load one from
-            ``load_options`` (``checkpoint``, ``repo``, ``model_factory``, ``output_map``, ``mano``,
-            ``unsafe_load``); with nothing, the embedded reference model.
+        model: a LoadedModel (``utnet_diag.load_model``), or None to load one from the options
+            (``checkpoint``, ``repo``, ``model_factory``, ...); with nothing, the embedded
+            reference model.
         batch: a Batch, a path, or None for the embedded default batch.
-        config: a DiagConfig or a config.yaml path; ``preset`` picks the base weights.
+        options: which model, batch and config (:class:`utnet_diag.run_options.RunOptions`);
+            ``fields`` (``config=``, ``preset=``, ``device=``, ...) replace some of them.
         target_shares: gradient shares the ``weight_advice`` section advises weights for
             (one gradient pass, weights unchanged; default equal 2D and 3D joint).
     Returns:
         Report ``loss-breakdown`` with sections ``run``, ``loss_table``, ``metrics``,
         ``weight_advice``.
     """
-    inputs = load_inputs(
-        batch=batch, config=config, preset=preset, device=device, model=model, **load_options
-    )
+    inputs = load_inputs(RunOptions.of(options, **given(batch=batch), **fields), model=model)
     with training_step(inputs.model, seed), running(inputs.loaded):
         fwd = forward_pass(inputs, grad=True, seed=seed)  # grad for the weight advice
         checks, sections = breakdown_from_forward(fwd)

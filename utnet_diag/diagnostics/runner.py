@@ -30,6 +30,7 @@ from utnet_diag.diagnostics.resources import check_batch_fits, out_of_memory_as_
 from utnet_diag.errors import InputError
 from utnet_diag.io.batch import Batch, load_batch
 from utnet_diag.losses import LossTerms, compute_terms
+from utnet_diag.run_options import RunOptions
 
 # Fallback when the model does not say which children form the shared trunk (issue 4).
 TRUNK_NAME_PATTERN = re.compile(r"backbone|vit|encoder|patch_embed|fusion", re.IGNORECASE)
@@ -94,57 +95,47 @@ class ForwardResult:
 
 
 def load_inputs(
-    checkpoint: str | Path | None = None,
-    batch: str | Path | Batch | None = None,
-    config: str | Path | DiagConfig | None = None,
-    *,
-    preset: str | None = None,
-    repo: str | Path | None = None,
-    model_factory: str | None = None,
-    output_map: str | dict[str, str] | None = None,
-    mano: str | Path | None = None,
-    device: str = "auto",
-    max_samples: int | None = None,
-    unsafe_load: bool = False,
-    model: Any = None,
+    options: RunOptions | None = None, /, *, model: Any = None, **fields: Any
 ) -> RunInputs:
     """Read config, batch and model (the embedded defaults where none is given).
 
-    ``model`` may be an already loaded model (skips loading). Raises InputError for bad inputs;
-    the device string is checked before anything heavy is loaded.
+    ``options``: which model, batch and config (:class:`utnet_diag.run_options.RunOptions`);
+    ``fields`` replace some of them (``load_inputs(batch="b.pt", device="cpu")``). ``model`` may
+    be an already loaded model (skips loading). Raises InputError for bad inputs; the device
+    string is checked before anything heavy is loaded.
     """
     from utnet_diag.device import resolve_device
 
-    dev = resolve_device(device)
+    opts = RunOptions.of(options, **fields)
+    dev = resolve_device(opts.device)
     notes: list[str] = []
-    if config is None and repo is not None and (Path(repo) / "config" / "config.yaml").is_file():
+    config = opts.config
+    if (
+        config is None
+        and opts.repo is not None
+        and (Path(opts.repo) / "config" / "config.yaml").is_file()
+    ):
         # A UTNet checkout trains with its own config/config.yaml: its loss weights apply.
-        config = Path(repo) / "config" / "config.yaml"
+        config = Path(opts.repo) / "config" / "config.yaml"
         notes.append(f"config: {config} (the --repo checkout's; pass --config to override)")
-    cfg = config if isinstance(config, DiagConfig) else load_config(config, preset)
-    if isinstance(batch, Batch):
-        data = batch if max_samples is None else batch.subset(max_samples)
-    elif batch is None:
-        from utnet_diag.synthetic.sample import default_batch
+    cfg = config if isinstance(config, DiagConfig) else load_config(config, opts.preset)
+    max_samples = opts.max_samples
+    if isinstance(opts.batch, Batch):
+        data = opts.batch if max_samples is None else opts.batch.subset(max_samples)
+    elif opts.batch is None:
+        from utnet_diag.synthetic.sample import default_batch  # makes the batch: only when used
 
         data = default_batch()
         if max_samples is not None or cfg.max_samples is not None:
             data = data.subset(max_samples or cfg.max_samples)  # type: ignore[arg-type]
         notes.append("batch: the embedded default (synthetic)")
     else:
-        data = load_batch(batch, cfg.key_map, max_samples or cfg.max_samples)
+        data = load_batch(opts.batch, cfg.key_map, max_samples or cfg.max_samples)
     if model is None:
         from utnet_diag.model.sources import load_model
 
         model = load_model(
-            checkpoint,
-            repo=repo,
-            model_factory=model_factory,
-            output_map=output_map,
-            config=cfg,
-            mano_path=mano,
-            device=str(dev),
-            unsafe_load=unsafe_load,
+            opts.checkpoint, config=cfg, **{**opts.model_source(), "device": str(dev)}
         )
     loaded = as_loaded(model)
     inputs = RunInputs(loaded, data, cfg, notes, host_batch=data)
