@@ -31,6 +31,8 @@ _LAZY = {
     "loss_breakdown": "utnet_diag.diagnostics.loss_breakdown",
     "grad_flow": "utnet_diag.diagnostics.grad_flow",
     "gate": "utnet_diag.diagnostics.gate",
+    "compare": "utnet_diag.diagnostics.compare",
+    "RunOptions": "utnet_diag.run_options",
 }
 _SUBMODULES = ("losses", "joints", "checks", "report", "io", "mano", "model", "diagnostics")
 
