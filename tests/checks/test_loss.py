@@ -225,3 +225,21 @@ def test_kp2d_range_and_spread():
     result = run("pred_kp2d_range", outputs={"keypoints_2d": pred})
     assert "1/2 samples" in result.message and "at sample 1, joint 5" in result.message
     assert "looks like pixels" in result.message
+
+
+def test_aux_target_convention_needs_coarse_pose_and_a_target():
+    from utnet_diag.checks.conventions import PREDICTION_CONVENTION_CHECKS
+
+    def aux(outputs, batch):
+        ctx = CheckContext(outputs=outputs, batch=batch, config=DiagConfig())
+        specs = [s for s in PREDICTION_CONVENTION_CHECKS.specs if s.id == "aux_target_convention"]
+        return run_checks(specs, ctx)[0]
+
+    coarse = {"coarse_pose": torch.zeros(2, 48)}
+    assert (
+        aux({}, {"mano_pose": torch.zeros(2, 48)}).message == "no coarse_pose in the model outputs"
+    )
+    assert aux(coarse, {"keypoints_3d": _hand(2)}).message == "no mano_pose in batch"
+    assert aux(coarse, None).message == "no mano_pose in batch"
+    wrong = aux(coarse, {"mano_pose": torch.zeros(2, 51)})
+    assert wrong.status is Status.FAIL and "(2, 48)" in wrong.message and "(2, 51)" in wrong.message

@@ -149,3 +149,57 @@ def test_applying_the_fixes_in_turn_converges(clean, mano_layer):
         batch["keypoints_3d"][[2, 5], :, :3].numpy(),
         (clean["keypoints_3d"][[2, 5], :, :3] @ rz.T).numpy(), atol=2e-3,
     )  # fmt: skip
+
+
+def _converge(batch: dict, mano_layer, rounds: int = 6) -> tuple[dict, list[str]]:
+    order = []
+    for _ in range(rounds):
+        failing = [r for r in _run(batch, mano_layer) if r.status is Status.FAIL]
+        if not failing:
+            return batch, order
+        order.append(failing[0].id)
+        for fix in failing[0].details["fix"]:
+            batch = apply_fix(batch, fix, mano_layer)
+    pytest.fail(f"no convergence: {order}")
+
+
+def test_left_hands_with_their_translation_become_right_hands(clean, mano_layer):
+    # A left hand's annotation: MANO_LEFT(pose) + trans, where MANO_LEFT(pose) is the mirror
+    # image (x -> -x) of MANO_RIGHT on the pose with y and z of every axis-angle negated.
+    from utnet_diag.synthetic.sample import project
+
+    mirror = torch.tensor([-1.0, 1.0, 1.0])
+    rows = [1, 6]
+    batch = {k: v.clone() for k, v in clean.items()}
+    pose = clean["mano_pose"][rows].reshape(-1, 16, 3) * torch.tensor([1.0, -1.0, -1.0])
+    pose = pose.reshape(-1, 48)
+    with torch.no_grad():
+        right = mano_layer(pose[:, :3], pose[:, 3:], clean["mano_shape"][rows]).joints
+    left_trans = clean["mano_trans"][rows] * mirror  # any translation: this one keeps the crop
+    left = right * mirror + left_trans[:, None] * 1000.0
+    batch["keypoints_3d"][rows, :, :3] = left
+    batch["keypoints_2d"][rows, :, :2] = project(left)
+    batch["mano_trans"][rows] = left_trans
+    fixed, order = _converge(batch, mano_layer)
+    assert order == ["handedness"]
+    for key in ("keypoints_3d", "keypoints_2d", "mano_trans"):
+        # the mirrored left hand is the right hand of the flipped pose, translation mirrored
+        expected = clean[key].clone()
+        np.testing.assert_allclose(fixed[key][[0, 2]].numpy(), expected[[0, 2]].numpy())
+    with torch.no_grad():
+        again = mano_layer(fixed["mano_pose"][rows, :3], fixed["mano_pose"][rows, 3:],
+                           fixed["mano_shape"][rows], transl=fixed["mano_trans"][rows]).joints  # fmt: skip
+    np.testing.assert_allclose(again.numpy(), fixed["keypoints_3d"][rows, :, :3].numpy(), atol=1e-3)
+
+
+def test_2d_mirrored_about_an_off_centre_principal_point_comes_back_exactly(clean, mano_layer):
+    # the crop is not centred on the principal point: every 2D x is shifted by +0.1, and the
+    # 2D of sample 4 is mirrored about that column (x -> 2 * 0.1 - x), the 3D kept
+    shifted = {k: v.clone() for k, v in clean.items()}
+    shifted["keypoints_2d"][..., 0] += 0.1
+    batch = {k: v.clone() for k, v in shifted.items()}
+    batch["keypoints_2d"][4, :, 0] = 0.2 - batch["keypoints_2d"][4, :, 0]
+    fixed, order = _converge(batch, mano_layer)
+    assert order == ["kp2d_kp3d_consistency"]
+    np.testing.assert_allclose(fixed["keypoints_2d"].numpy(), shifted["keypoints_2d"].numpy(),
+                               atol=1e-5)  # fmt: skip

@@ -154,7 +154,9 @@ def test_dexycb_missing_meta_yml_is_a_finding_and_missing_intrinsics_per_sample(
     os.remove(tmp_path / "calibration" / "intrinsics" / "839512060362_640x480.yml")
     reader = DexYCBReader(tmp_path)
     assert len(reader) == 2
-    assert [(f.sample_id, f.check) for f in reader.index_findings] == [("s2/q", "meta_missing")]
+    assert [(f.index, f.sample_id, f.check) for f in reader.index_findings] == [
+        (-1, "s2/q", "meta_missing")  # -1: a sequence, not a sample
+    ]
     record = reader.read(1)
     assert not record.annotated
     assert record.problems[0].check == "calibration_present"

@@ -185,3 +185,37 @@ def test_term_frontiers_give_each_terms_boundary_gradient():
     for k, f in frontiers.items():
         assert f.keys() == recorded[k].keys()
         assert all(torch.equal(g, recorded[k][key]) for key, g in f.items())
+
+
+@pytest.mark.slow
+def test_cosines_and_boundary_norms_match_plain_autograd(reference_inputs):
+    # Independently of the tool's backward strategies: each term's weighted gradient at the
+    # trunk's output by torch.autograd.grad, and their cosines by F.cosine_similarity.
+    from utnet_diag.diagnostics.runner import forward_pass, training_step
+
+    model = reference_inputs.model
+    with training_step(model, 0):
+        fwd = forward_pass(reference_inputs, grad=True, seed=0)
+        weights = fwd.config.weights
+        features = fwd.boundary.features
+        grads = {}
+        for term, value in fwd.terms.terms.items():
+            w = weights.weight_of(term)
+            if w == 0 or not value.requires_grad:
+                continue
+            (g,) = torch.autograd.grad(w * value, [features], retain_graph=True, allow_unused=True)
+            if g is not None:
+                grads[term] = g.reshape(-1).double()
+    for exact in (False, True):
+        report = grad_flow(reference_inputs.loaded, reference_inputs.batch, exact=exact)
+        rows = {t["term"]: t for t in report.sections["grad_terms"]["terms"]}
+        for term, g in grads.items():
+            assert math.isclose(rows[term]["boundary_norm"], float(g.norm()), rel_tol=1e-4), term
+        conflicts = report.sections["grad_terms"]["conflicts"]
+        assert len(conflicts) == len(grads) * (len(grads) - 1) // 2
+        for c in conflicts:
+            # eps far below the prior's boundary norm (about 1e-8: the default eps would clamp it)
+            expected = torch.nn.functional.cosine_similarity(
+                grads[c["a"]], grads[c["b"]], dim=0, eps=1e-30
+            )
+            assert math.isclose(c["cosine"], float(expected), abs_tol=1e-4), (exact, c)

@@ -1,0 +1,75 @@
+"""Batch checks on batches built here by hand, one number at a time: the limits of the spec (2D in
+[-0.5, 0.5], betas and the shape prior) and the 0/1 flags."""
+
+from __future__ import annotations
+
+import torch
+
+from utnet_diag.checks.batch import BATCH_CHECKS
+from utnet_diag.checks.engine import CheckContext, run_checks
+from utnet_diag.config import DiagConfig
+from utnet_diag.io.batch import Batch
+from utnet_diag.report.result import Status
+
+
+def run(check_id: str, **tensors: torch.Tensor):
+    b = next(iter(tensors.values())).shape[0]
+    batch = Batch(tensors=dict(tensors), sample_ids=[f"s{i}" for i in range(b)])
+    ctx = CheckContext(batch=batch, config=DiagConfig())
+    (result,) = run_checks([s for s in BATCH_CHECKS.specs if s.id == check_id], ctx)
+    return result
+
+
+def spread_2d(b: int = 2) -> torch.Tensor:
+    """(b, 21, 3) 2D keypoints spread over [-0.4, 0.4] with conf 1."""
+    xy = torch.linspace(-0.4, 0.4, 21)[None, :, None].repeat(b, 1, 2)
+    return torch.cat([xy, torch.ones(b, 21, 1)], -1)
+
+
+def test_shape_prior_alarm_is_the_specs_100():
+    # spec 9.3: the shape prior mean(beta^2) is healthy below 100. Betas of 10 exactly give 100
+    # without any beta above the |beta| > 10 limit; 9.99 gives 99.8: only |beta| > 3 warns.
+    at = run("mano_shape", mano_shape=torch.full((2, 10), 10.0))
+    assert at.status is Status.FAIL and "up to 100" in at.message
+    below = run("mano_shape", mano_shape=torch.full((2, 10), 9.99))
+    assert below.status is Status.WARN
+    assert run("mano_shape", mano_shape=torch.full((2, 10), 3.0)).status is Status.PASS
+    one = torch.zeros(2, 10)
+    one[1, 4] = 10.01  # one beta beyond 10: implausible whatever the mean
+    result = run("mano_shape", mano_shape=one)
+    assert (
+        result.status is Status.FAIL and "sample 1" in result.message and "beta 4" in result.message
+    )
+
+
+def test_kp2d_limits():
+    kp = spread_2d()
+    assert run("kp2d_range", keypoints_2d=kp).status is Status.PASS
+    kp[0, 3, 0] = 0.501  # within the rounding tolerance of 1e-3
+    assert run("kp2d_range", keypoints_2d=kp).status is Status.PASS
+    kp[0, 3, 0] = 0.502
+    assert run("kp2d_range", keypoints_2d=kp).status is not Status.PASS
+    # [-1, 1] normalisation: up to 1 + 1e-3 is [-1, 1]; beyond, not a known convention
+    wide = spread_2d()
+    wide[..., :2] *= 2.5  # [-1, 1]
+    result = run("kp2d_range", keypoints_2d=wide)
+    assert result.status is Status.FAIL and "[-1,1]" in result.message
+    wide[1, 7, 1] = 1.0009
+    assert "[-1,1]" in run("kp2d_range", keypoints_2d=wide).message
+    wide[1, 7, 1] = 1.2
+    assert "not pixels, [0,1] or [-1,1]" in run("kp2d_range", keypoints_2d=wide).message
+    # a hidden joint (conf 0) may lie anywhere
+    hidden = spread_2d()
+    hidden[0, 5] = torch.tensor([40.0, 40.0, 0.0])
+    assert run("kp2d_range", keypoints_2d=hidden).status is Status.PASS
+
+
+def test_flags_must_be_zero_or_one():
+    kp = spread_2d()
+    ok = run("schema", keypoints_2d=kp, has_mano=torch.tensor([0.0, 1.0]))
+    assert "other than 0/1" not in ok.message
+    bad = run("schema", keypoints_2d=kp, has_mano=torch.tensor([1.0, 0.5]))
+    assert bad.status is Status.WARN
+    assert "'has_mano' holds 1 value(s) other than 0/1 (first 0.5 at sample 1" in bad.message
+    n_i = run("schema", keypoints_2d=kp, n_i=torch.tensor([2.0, 1.0]))
+    assert "'n_i' holds 1 value(s)" in n_i.message
