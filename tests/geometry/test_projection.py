@@ -139,3 +139,17 @@ def test_crop_fit_recovers_signed_scales_centre_and_a_camera_behind():
     behind = project(pts * np.array([1.0, 1.0, -1.0]), 300.0, 300.0, 0.0, 0.0)
     fit = fit_crop_projection(pts * np.array([1.0, 1.0, -1.0]), behind)
     assert fit.behind.all() and fit.residual.max() < 1e-6
+
+
+@pytest.mark.parametrize("a", [60.0, -60.0, 150.0])
+def test_rotation_of_a_reflection_gives_its_mirror_axis(a: float):
+    # R = rot(a) diag(-1, 1): x -> -x, then a rotation by a; its mirror axis is at a/2 from y
+    t = math.radians(a)
+    rot = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+    linear = 3.0 * rot @ np.diag([-1.0, 1.0])  # with a scale, as a fit has
+    angle, mirrored = rotation_of(linear[None])
+    assert mirrored[0]
+    np.testing.assert_allclose(angle[0], a / 2.0, atol=1e-9)
+    # the axis is what the reflection keeps: the direction at a/2 from +y
+    axis = np.array([-math.sin(t / 2.0), math.cos(t / 2.0)])
+    np.testing.assert_allclose(rot @ np.diag([-1.0, 1.0]) @ axis, axis, atol=1e-12)
