@@ -16,7 +16,7 @@ from __future__ import annotations
 import pickle
 import struct
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,7 +230,9 @@ def coerce_batch(
     """Canonical Batch from a raw mapping. Returns the batch and the schema problems found.
 
     With ``strict`` the first problem raises an InputError instead (the CLI path).
-    ``key_map`` maps canonical names to the user's key names.
+    ``key_map`` maps canonical names to the user's key names. The steps, in order: the key map,
+    UTNet's dataloader names, the hand side, tensors per key, the MANO pose layout, shape and
+    dtype per key, one batch size.
     """
     src = source or "<batch>"
     problems: list[str] = []
@@ -242,7 +244,37 @@ def coerce_batch(
 
     raw = dict(raw)
     notes: list[str] = []
-    for canonical, theirs in (key_map or {}).items():
+    _apply_key_map(raw, key_map or {}, source, notes)
+    fmt = _map_utnet_keys(raw, src, notes)
+    _read_hand_side(raw, notes)
+    tensors, extra, sample_ids = _collect(raw, src, problem)
+    if not any(k in tensors for k in REQUIRED_ANY):
+        found = ", ".join(sorted(map(str, raw))) or "nothing"
+        guesses = [f"'{k}'->'{g}'" for k in map(str, raw) if (g := nearest(k, CANONICAL_KEYS))]
+        raise InputError(
+            f"no known batch keys (found: {found[:200]})"
+            + (f"; did you mean {', '.join(guesses[:3])}?" if guesses else ""),
+            path=source,
+            hint="use canonical keys or a diag.key_map in --config",
+        )
+    _mano_pose_layout(tensors, notes, problem)
+    for key, t in list(tensors.items()):
+        checked = _shape_and_dtype(key, t, notes, problem)
+        if checked is None:
+            tensors.pop(key)
+        else:
+            tensors[key] = checked
+    size, sample_ids = _batch_size(tensors, sample_ids, max_samples, source, notes, problem)
+    tensors = {k: v[:size] for k, v in tensors.items()}
+    batch = Batch(tensors, sample_ids[:size], source, notes, extra, fmt)
+    return batch, problems
+
+
+def _apply_key_map(
+    raw: dict[str, Any], key_map: Mapping[str, str], source: str | None, notes: list[str]
+) -> None:
+    """Rename the user's keys to canonical ones (``key_map``: canonical -> theirs), in place."""
+    for canonical, theirs in key_map.items():
         if canonical not in CANONICAL_KEYS:
             raise InputError(
                 f"key_map names unknown canonical key '{canonical}'"
@@ -256,6 +288,10 @@ def coerce_batch(
         raw[canonical] = raw.pop(theirs)
         notes.append(f"key '{theirs}' read as '{canonical}' (key_map)")
 
+
+def _map_utnet_keys(raw: dict[str, Any], src: str, notes: list[str]) -> str:
+    """UTNet's dataloader names (joint_img, joints_3d_gt, ...) to canonical ones, in place;
+    returns the format: ``utnet-dataloader`` or ``canonical``."""
     fmt = "canonical"
     for theirs, canonical in UTNET_KEYS.items():
         if theirs in raw and canonical not in raw:
@@ -271,15 +307,25 @@ def coerce_batch(
             raw[canonical] = value
     if fmt != "canonical":
         notes.insert(0, "UTNet dataloader batch (joint_img, joints_3d_gt) mapped to canonical keys")
+    return fmt
 
-    if "is_right" not in raw:
-        for key in HAND_SIDE_KEYS:
-            flags = _is_right_from_sides(raw.get(key))
-            if flags is not None:
-                raw["is_right"] = flags
-                notes.append(f"'{key}' read as is_right (1 = right hand)")
-                break
 
+def _read_hand_side(raw: dict[str, Any], notes: list[str]) -> None:
+    """``is_right`` from a hand-side key (hand_type, side, ...) when the batch has none."""
+    if "is_right" in raw:
+        return
+    for key in HAND_SIDE_KEYS:
+        flags = _is_right_from_sides(raw.get(key))
+        if flags is not None:
+            raw["is_right"] = flags
+            notes.append(f"'{key}' read as is_right (1 = right hand)")
+            return
+
+
+def _collect(
+    raw: Mapping[str, Any], src: str, problem: Callable[[str], None]
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], list[str] | None]:
+    """The tensors of the schema's keys, the other keys as they are, and the sample ids."""
     tensors: dict[str, torch.Tensor] = {}
     extra: dict[str, Any] = {}
     sample_ids: list[str] | None = None
@@ -300,75 +346,79 @@ def coerce_batch(
             problem(f"'{key}' must be a tensor, got {type(value).__name__}")
             continue
         tensors[key] = t
+    return tensors, extra, sample_ids
 
-    if not any(k in tensors for k in REQUIRED_ANY):
-        found = ", ".join(sorted(map(str, raw))) or "nothing"
-        guesses = [f"'{k}'->'{g}'" for k in map(str, raw) if (g := nearest(k, CANONICAL_KEYS))]
-        raise InputError(
-            f"no known batch keys (found: {found[:200]})"
-            + (f"; did you mean {', '.join(guesses[:3])}?" if guesses else ""),
-            path=source,
-            hint="use canonical keys or a diag.key_map in --config",
-        )
 
-    if "mano_pose" in tensors:
-        pose = tensors["mano_pose"]
-        if pose.dim() == 3 and tuple(pose.shape[1:]) == (16, 3):
-            tensors["mano_pose"] = pose.reshape(pose.shape[0], 48)
-            notes.append("mano_pose (B,16,3) reshaped to (B,48)")
-        else:
-            diagnosis = _mano_pose_diagnosis(pose)
-            if diagnosis:
-                problem(diagnosis)
-                tensors.pop("mano_pose")
+def _mano_pose_layout(
+    tensors: dict[str, torch.Tensor], notes: list[str], problem: Callable[[str], None]
+) -> None:
+    """(B, 16, 3) poses flattened to (B, 48); a pose of another layout named and dropped."""
+    pose = tensors.get("mano_pose")
+    if pose is None:
+        return
+    if pose.dim() == 3 and tuple(pose.shape[1:]) == (16, 3):
+        tensors["mano_pose"] = pose.reshape(pose.shape[0], 48)
+        notes.append("mano_pose (B,16,3) reshaped to (B,48)")
+        return
+    diagnosis = _mano_pose_diagnosis(pose)
+    if diagnosis:
+        problem(diagnosis)
+        tensors.pop("mano_pose")
 
-    for key, t in list(tensors.items()):
-        rank, trailing, kind = SCHEMA[key]
-        if t.dim() != rank:
-            problem(f"'{key}' must have rank {rank}, got shape {_shape(t)}")
-            tensors.pop(key)
-            continue
-        bad_dim = any(want is not None and got != want for want, got in zip(trailing, t.shape[1:]))
-        if bad_dim or (key in LAST_DIMS and t.shape[-1] not in LAST_DIMS[key]):
-            want = {
-                "keypoints_2d": "(B,21,2|3)", "keypoints_3d": "(B,21,3|4)",
-            }.get(key, "(B," + ",".join("*" if d is None else str(d) for d in trailing) + ")")  # fmt: skip
-            problem(f"'{key}' must have shape {want}, got {_shape(t)}")
-            tensors.pop(key)
-            continue
-        if kind == "float":
-            if t.dtype in (torch.float32, torch.float64):
-                single = t.float()
-                overflow = torch.isinf(single) & torch.isfinite(t)
-                if bool(overflow.any()):
-                    big = t[overflow].abs().max().item()
-                    problem(
-                        f"'{key}' holds {int(overflow.sum())} value(s) beyond the float32 range "
-                        f"(up to {big:.3g})"
-                    )
-                    tensors.pop(key)
-                    continue
-                tensors[key] = single
-            elif t.dtype in (torch.float16, torch.bfloat16):
-                problem(
-                    f"'{key}' has dtype {str(t.dtype).replace('torch.', '')}; expected float32 (half precision loses mm accuracy)"
-                )
-                tensors[key] = t.float()
-            elif t.dtype == torch.uint8 and key == "rgb":
-                tensors[key] = t.float()
-                notes.append("rgb stored as uint8: converted to float (values stay 0-255)")
-            else:
-                problem(
-                    f"'{key}' has dtype {str(t.dtype).replace('torch.', '')}; expected floating point"
-                )
-                tensors.pop(key)
-        else:  # flags
-            if t.dtype.is_complex:
-                problem(f"'{key}' has dtype {t.dtype}; expected 0/1 flags")
-                tensors.pop(key)
-            else:
-                tensors[key] = t.float()
 
+def _shape_and_dtype(
+    key: str, t: torch.Tensor, notes: list[str], problem: Callable[[str], None]
+) -> torch.Tensor | None:
+    """``t`` in the schema's rank, shape and dtype (float32, or 0/1 flags as float); None when
+    it cannot be used."""
+    rank, trailing, kind = SCHEMA[key]
+    if t.dim() != rank:
+        problem(f"'{key}' must have rank {rank}, got shape {_shape(t)}")
+        return None
+    bad_dim = any(want is not None and got != want for want, got in zip(trailing, t.shape[1:]))
+    if bad_dim or (key in LAST_DIMS and t.shape[-1] not in LAST_DIMS[key]):
+        want = {
+            "keypoints_2d": "(B,21,2|3)", "keypoints_3d": "(B,21,3|4)",
+        }.get(key, "(B," + ",".join("*" if d is None else str(d) for d in trailing) + ")")  # fmt: skip
+        problem(f"'{key}' must have shape {want}, got {_shape(t)}")
+        return None
+    dtype = str(t.dtype).replace("torch.", "")
+    if kind != "float":  # flags
+        if t.dtype.is_complex:
+            problem(f"'{key}' has dtype {t.dtype}; expected 0/1 flags")
+            return None
+        return t.float()
+    if t.dtype in (torch.float32, torch.float64):
+        single = t.float()
+        overflow = torch.isinf(single) & torch.isfinite(t)
+        if bool(overflow.any()):
+            big = t[overflow].abs().max().item()
+            problem(
+                f"'{key}' holds {int(overflow.sum())} value(s) beyond the float32 range "
+                f"(up to {big:.3g})"
+            )
+            return None
+        return single
+    if t.dtype in (torch.float16, torch.bfloat16):
+        problem(f"'{key}' has dtype {dtype}; expected float32 (half precision loses mm accuracy)")
+        return t.float()
+    if t.dtype == torch.uint8 and key == "rgb":
+        notes.append("rgb stored as uint8: converted to float (values stay 0-255)")
+        return t.float()
+    problem(f"'{key}' has dtype {dtype}; expected floating point")
+    return None
+
+
+def _batch_size(
+    tensors: dict[str, torch.Tensor],
+    sample_ids: list[str] | None,
+    max_samples: int | None,
+    source: str | None,
+    notes: list[str],
+    problem: Callable[[str], None],
+) -> tuple[int, list[str]]:
+    """One batch size for every key (the smallest, after naming a mismatch), cut to
+    ``max_samples``; the sample ids (0, 1, ... when the batch has none)."""
     sizes = {k: int(t.shape[0]) for k, t in tensors.items()}
     if sample_ids is not None:
         sizes["sample_id"] = len(sample_ids)
@@ -379,14 +429,11 @@ def coerce_batch(
     if size == 0:
         raise InputError("the batch has 0 samples", path=source)
     if max_samples is not None and size > max_samples:
-        tensors = {k: v[:max_samples] for k, v in tensors.items()}
         notes.append(f"kept the first {max_samples} of {size} samples (--max-samples)")
         size = max_samples
     if sample_ids is None:
         sample_ids = [str(i) for i in range(size)]
-    tensors = {k: v[:size] for k, v in tensors.items()}
-    batch = Batch(tensors, sample_ids[:size], source, notes, extra, fmt)
-    return batch, problems
+    return size, sample_ids
 
 
 MAX_BATCH_BYTES = 8 * 1024**3
