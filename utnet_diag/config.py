@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from utnet_diag.errors import InputError, UnsafeInputError, did_you_mean, nearest
+from utnet_diag.io.files import require_file
 from utnet_diag.spec import PRESETS, RECOMMENDED_RANGES  # noqa: F401 - re-exported
 
 WEIGHT_KEYS = ("w_2d", "w_3d_joint", "w_3d_vert", "w_prior", "w_aux")
@@ -115,8 +116,6 @@ class DiagConfig:
 def safe_load_yaml(path: str | Path) -> Any:
     """Parse YAML with ``yaml.safe_load`` only; tags that build Python objects are refused."""
     import yaml
-
-    from utnet_diag.io.files import require_file
 
     p = require_file(path, "config file")
     try:

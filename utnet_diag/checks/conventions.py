@@ -13,7 +13,19 @@ import numpy as np
 
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome
 from utnet_diag.checks.fixes import FLIP_OPENGL, Fix, fix_details, fix_hint, rotation_z
-from utnet_diag.geometry.joint_order import PLAUSIBLE_COST
+from utnet_diag.geometry.joint_order import (
+    CHIRALITY_MARGIN,
+    PLAUSIBLE_COST,
+    identify_joint_order,
+    palm_chirality,
+)
+from utnet_diag.geometry.mano_conventions import (
+    AGREE_MM,
+    FIXES,
+    mano_convention,
+    translation_convention,
+)
+from utnet_diag.geometry.projection import fit_crop_projection, fit_projection, rotation_of
 from utnet_diag.joints import KNOWN_ORDERS, NUM_JOINTS, ORDER_TEXT, describe_slots, invert
 
 # Checks on ground truth (run by check-batch and gate).
@@ -66,7 +78,6 @@ def _order_text(result: Any) -> str:
 
 def _gt_order(ctx: CheckContext) -> Any:
     def compute() -> Any:
-        from utnet_diag.geometry.joint_order import identify_joint_order
 
         found = _keypoints(ctx.batch, "keypoints_3d", 3)
         if found is None:
@@ -87,7 +98,6 @@ def _kp2d_same_order(ctx: CheckContext) -> bool:
     found3 = _keypoints(ctx.batch, "keypoints_3d", 3)
     if found2 is None or found3 is None:
         return False
-    from utnet_diag.geometry.projection import fit_projection
 
     (kp2d, w2), (kp3d, w3) = found2, found3
     fit = fit_projection(kp3d, kp2d, np.minimum(w2, w3))
@@ -259,7 +269,6 @@ FLIP_HINT = (
 def handedness(ctx: CheckContext) -> Outcome:
     """Every sample is a right hand (the right-hand MANO predicts right hands; left hands are
     flipped by the loader), and the batch's is_right / hand_type flags agree with the geometry."""
-    from utnet_diag.geometry.joint_order import CHIRALITY_MARGIN, palm_chirality
 
     found = _keypoints(ctx.batch, "keypoints_3d", 3)
     result = _gt_order(ctx)
@@ -328,7 +337,6 @@ def _diagnose_projection(
     kp3d: np.ndarray, w3: np.ndarray, kp2d: np.ndarray, w2: np.ndarray, bad: np.ndarray
 ) -> dict[int, tuple[str, Fix | None]]:
     """For each bad sample: does its 2D belong to another sample, or to another joint order?"""
-    from utnet_diag.geometry.projection import fit_projection
 
     weights = np.minimum(w3, w2)
     cross = fit_projection(kp3d[None], kp2d[bad][:, None], np.minimum(w3[None], w2[bad][:, None]))
@@ -369,7 +377,6 @@ KP2D_HINT = (
 def kp2d_kp3d_consistency(ctx: CheckContext) -> Outcome:
     """Each sample's 2D keypoints are its 3D joints projected and cropped: per axis a scale and
     a shift, nothing else (a rotation or a mirror between them is named per sample)."""
-    from utnet_diag.geometry.projection import fit_crop_projection, fit_projection, rotation_of
 
     found2 = _keypoints(ctx.batch, "keypoints_2d", 2)
     found3 = _keypoints(ctx.batch, "keypoints_3d", 3)
@@ -474,7 +481,6 @@ def kp2d_kp3d_consistency(ctx: CheckContext) -> Outcome:
 
 def _mano_result(ctx: CheckContext) -> Any:
     def compute() -> Any:
-        from utnet_diag.geometry.mano_conventions import mano_convention
 
         found = _keypoints(ctx.batch, "keypoints_3d", 3)
         pose, shape = ctx.batch.get("mano_pose"), ctx.batch.get("mano_shape")
@@ -529,7 +535,6 @@ def mano_consistency(ctx: CheckContext) -> Outcome:
     result = _mano_result(ctx)
     if result is None:
         return Outcome.skip("no sample has MANO parameters (has_mano)")
-    from utnet_diag.geometry.mano_conventions import AGREE_MM, FIXES
 
     rows = np.flatnonzero(_mano_rows(ctx, ctx.batch["keypoints_3d"].shape[0]))
     details: dict[str, Any] = {
@@ -588,7 +593,6 @@ def _translation_outcome(
     ctx: CheckContext, rows: np.ndarray, result: Any, details: dict[str, Any]
 ) -> Outcome:
     """mano_consistency once the pose agrees: does mano_trans place the hand (camera-frame 3D)?"""
-    from utnet_diag.geometry.mano_conventions import AGREE_MM, translation_convention
 
     text = (
         f"MANO(mano_pose, mano_shape) matches keypoints_3d: mean root-relative error "
@@ -640,7 +644,6 @@ PRED_ORDER_HINT = (
 def pred_joint_order(ctx: CheckContext) -> Outcome:
     """Predicted joints are in the same order as the ground truth; a wrong order is described
     slot by slot."""
-    from utnet_diag.geometry.joint_order import identify_joint_order
 
     pred = _keypoints(ctx.outputs, "keypoints_3d", 3)
     if pred is None:
@@ -690,7 +693,6 @@ def pred_joint_order(ctx: CheckContext) -> Outcome:
 )
 def pred_projection(ctx: CheckContext) -> Outcome:
     """Predicted 2D is the projection of predicted 3D, in the ground truth's crop frame."""
-    from utnet_diag.geometry.projection import fit_projection
 
     p2 = _keypoints(ctx.outputs, "keypoints_2d", 2)
     p3 = _keypoints(ctx.outputs, "keypoints_3d", 3)

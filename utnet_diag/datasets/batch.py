@@ -24,8 +24,8 @@ from utnet_diag.datasets.common import (
     hand_crop_boxes,
     normalize_to_crop,
 )
-from utnet_diag.errors import InputError
-from utnet_diag.report.result import Status
+from utnet_diag.errors import InputError, did_you_mean
+from utnet_diag.report.result import Report, Status
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])
@@ -51,7 +51,6 @@ def open_reader(
 ) -> DatasetReader:
     """The reader of ``dataset`` (``ho3d`` or ``dexycb``) at ``root``; default split: HO3D
     ``train``, DexYCB ``all``."""
-    from utnet_diag.errors import did_you_mean
 
     name = (dataset or "").lower()
     if name == "ho3d":
@@ -269,7 +268,6 @@ def check_dataset_batch(
     InputError (exit 2) if the frames are only unannotated (nothing to check: pick others).
     """
     from utnet_diag.diagnostics.check_batch import COMMAND, check_batch
-    from utnet_diag.report.result import Report, Status
 
     reader = _dataset_reader(batch_file, dataset, root, split)
     records = [reader.read(i, True) for i in parse_indices(indices, len(reader))]

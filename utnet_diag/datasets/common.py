@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from utnet_diag.report.result import jsonable
+
 # Severity of a finding: "fail" breaks training, "warn" is suspicious, "info" is expected
 # (an unannotated evaluation frame) and only recorded.
 SEVERITIES = ("fail", "warn", "info")
@@ -45,7 +47,6 @@ class Finding:
     value: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        from utnet_diag.report.result import jsonable
 
         return {
             "index": self.index,

@@ -20,9 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from utnet_diag.config import safe_load_yaml
 from utnet_diag.datasets.common import (
     CanonicalChunk,
     DatasetReader,
+    Finding,
     SampleRecord,
     depth_at_joints,
     empty_chunk,
@@ -30,6 +32,7 @@ from utnet_diag.datasets.common import (
     stack_rows,
 )
 from utnet_diag.errors import InputError
+from utnet_diag.io.files import require_dir
 
 LABEL_KEYS = ("joint_3d", "joint_2d", "pose_m")
 NOT_SUBJECTS = ("calibration", "models", "bop")
@@ -41,7 +44,6 @@ def decode_depth(pixels: np.ndarray) -> np.ndarray:
 
 
 def _yaml(path: str) -> Any:
-    from utnet_diag.config import safe_load_yaml
 
     return safe_load_yaml(path)
 
@@ -70,8 +72,6 @@ class DexYCBReader(DatasetReader):
     name = "dexycb"
 
     def __init__(self, root: str | os.PathLike, split: str = "all", mano_path: str | None = None):
-        from utnet_diag.datasets.common import Finding
-        from utnet_diag.io.files import require_dir
 
         self.root = str(require_dir(root, "DexYCB root"))
         self.split = split or "all"
@@ -107,7 +107,6 @@ class DexYCBReader(DatasetReader):
         ]
 
     def _add_sequence(self, subject: str, sequence: str, seq_dir: str, prefix: str) -> None:
-        from utnet_diag.datasets.common import Finding
 
         rel = f"{subject}/{sequence}"
         meta_path = os.path.join(seq_dir, "meta.yml")

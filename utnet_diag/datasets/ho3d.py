@@ -33,7 +33,8 @@ from utnet_diag.datasets.common import (
     stack_values,
 )
 from utnet_diag.errors import InputError, UnsafeInputError
-from utnet_diag.io.safe_pickle import restricted_load
+from utnet_diag.io.files import require_dir
+from utnet_diag.io.safe_pickle import BYTES_GLOBALS, NUMPY_GLOBALS, restricted_load
 from utnet_diag.joints import MANO_TO_SPEC
 
 try:
@@ -51,7 +52,6 @@ IMAGE_SUFFIXES = (".jpg", ".png")
 def meta_allow_list() -> dict[tuple[str, str], Any]:
     """Globals an HO3D meta pickle may name: numpy array reconstruction (plain ndarrays, dtypes,
     scalars) and ``_codecs.encode`` restricted to latin1 (Python 3 protocol-2 bytes)."""
-    from utnet_diag.io.safe_pickle import BYTES_GLOBALS, NUMPY_GLOBALS
 
     allowed = {**NUMPY_GLOBALS, **BYTES_GLOBALS}
     # numpy's own C _reconstruct, without safe_pickle's Python wrapper (one call per array of
@@ -197,7 +197,6 @@ class HO3DReader(DatasetReader):
     name = "ho3d"
 
     def __init__(self, root: str | os.PathLike, split: str = "train"):
-        from utnet_diag.io.files import require_dir
 
         self.root = str(require_dir(root, "HO3D root"))
         if split not in SPLITS:

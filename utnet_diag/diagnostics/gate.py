@@ -21,6 +21,7 @@ from utnet_diag.diagnostics.runner import (
     running,
     training_step,
 )
+from utnet_diag.errors import InputError
 from utnet_diag.report.result import Report
 from utnet_diag.run_options import RunOptions, given
 
@@ -48,7 +49,6 @@ def gate(
     Returns Report ``gate``; ``report.exit_code(fail_on)`` is the CLI's exit code.
     """
     from utnet_diag.diagnostics.check_batch import batch_check_results, batch_section
-    from utnet_diag.errors import InputError
 
     if depth < 1:
         raise InputError(f"--depth must be >= 1, got {depth}")

@@ -31,6 +31,8 @@ from torch import nn
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome, run_checks
 from utnet_diag.diagnostics.metrics import pose_metrics
 from utnet_diag.diagnostics.runner import RunInputs, _gt_vertices, _protocol_model, running
+from utnet_diag.errors import InputError
+from utnet_diag.io.files import write_bytes_atomic
 from utnet_diag.losses import compute_terms
 from utnet_diag.losses.functional import TERM_LABELS
 from utnet_diag.report.result import Report
@@ -367,9 +369,6 @@ def learning_rate_of(config: Any, default: float = 1e-3) -> float:
 def save_overfit_plot(report: Report, path: Any) -> None:
     """Per-term curves of an overfit report (log scale) written atomically to a .png."""
     from pathlib import Path
-
-    from utnet_diag.errors import InputError
-    from utnet_diag.io.files import write_bytes_atomic
 
     target = Path(path)
     if target.suffix.lower() != ".png":

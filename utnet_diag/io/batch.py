@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from utnet_diag.errors import InputError, ResourceError, UnsafeInputError, did_you_mean, nearest
-from utnet_diag.io.files import require_file
+from utnet_diag.io.files import require_file, save_torch_atomic, write_bytes_atomic
 
 # key -> (rank, fixed trailing dims with None for free, kind); allowed last dims in LAST_DIMS
 SCHEMA: dict[str, tuple[int, tuple[int | None, ...], str]] = {
@@ -462,7 +462,6 @@ def load_batch(
 
 def save_batch(tensors: Mapping[str, Any], path: str | Path) -> Path:
     """Write a batch mapping as ``.pt`` or ``.npz`` (atomic)."""
-    from utnet_diag.io.files import save_torch_atomic, write_bytes_atomic
 
     p = Path(path)
     if p.suffix == ".npz":

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from utnet_diag.errors import InputError
-from utnet_diag.logs.parse import TERM_LABELS, TrainingLog
+from utnet_diag.io.files import write_bytes_atomic
+from utnet_diag.logs.parse import TERM_LABELS, TrainingLog, downsample
 
 PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 MAX_POINTS = 4000  # per curve; longer logs are averaged into this many buckets
@@ -57,8 +58,6 @@ def plot_log(log: TrainingLog, path: str | Path) -> Path:
             "--plot needs matplotlib, which is not installed",
             hint="pip install 'utnet-diag[plot]'",
         ) from None
-    from utnet_diag.io.files import write_bytes_atomic
-    from utnet_diag.logs.parse import downsample
 
     terms = log.terms_present()
     fig = Figure(figsize=(8, 1.9 * len(terms) + 0.6), layout="constrained")

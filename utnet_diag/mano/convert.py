@@ -20,6 +20,8 @@ import numpy as np
 
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome, run_checks
 from utnet_diag.errors import InputError
+from utnet_diag.io.files import write_bytes_atomic
+from utnet_diag.io.safe_pickle import NUMPY_GLOBALS, restricted_load
 from utnet_diag.joints import MANO_PARENTS, MANO_TIP_VERTICES
 from utnet_diag.report.result import Report
 
@@ -40,7 +42,6 @@ class _Inert:
 
 def pickle_globals(data: bytes) -> list[str]:
     """The ``module.name`` globals a pickle references; non-numpy ones are never resolved."""
-    from utnet_diag.io.safe_pickle import NUMPY_GLOBALS
 
     found: set[str] = set()
 
@@ -107,7 +108,6 @@ def _layer_outputs(data: dict[str, Any], side: str) -> tuple[np.ndarray, np.ndar
 )
 def check_plain_arrays(ctx: CheckContext) -> Outcome:
     """The converted pickle references numpy globals only (no chumpy, no scipy)."""
-    from utnet_diag.io.safe_pickle import NUMPY_GLOBALS, restricted_load
 
     data: bytes = ctx.extras["converted_bytes"]
     names = pickle_globals(data)
@@ -244,7 +244,6 @@ def convert_mano(in_path: str | Path, out_path: str | Path, side: str | None = N
     then ``<folder>/MANO_<SIDE>.pkl``; missing folders are created (once the checks pass). The output is written only when every check passes (numpy-only globals; smplx reproduces the vertices and
     joints within 1e-3 mm); the input is never modified.
     """
-    from utnet_diag.io.files import write_bytes_atomic
     from utnet_diag.mano import resolve_mano_path
     from utnet_diag.mano.official import load_mano_file
 

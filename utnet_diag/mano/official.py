@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from utnet_diag.errors import InputError
+from utnet_diag.io.files import require_file
 from utnet_diag.io.safe_pickle import BYTES_GLOBALS, NUMPY_GLOBALS, restricted_load
 
 MAX_DENSE_ELEMENTS = 50_000_000  # a sparse matrix in a MANO file: J_regressor is 16 x 778
@@ -196,7 +197,6 @@ def load_mano_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
     Returns ``(data, info)``; ``info`` says which chumpy/scipy objects were converted.
     """
-    from utnet_diag.io.files import require_file
 
     p = require_file(path, "MANO model", suffixes=(".pkl", ".npz"))
     if p.suffix.lower() == ".npz":

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from utnet_diag.errors import InputError
+from utnet_diag.io.files import write_bytes_atomic
 from utnet_diag.joints import MANO_PARENTS, MANO_TIP_VERTICES
 
 NUM_VERTICES = 778
@@ -530,7 +532,6 @@ def write_synthetic_mano(path: str | Path, side: str = "right") -> Path:
 
     ``path`` may be a directory: the file is then ``<path>/MANO_RIGHT.pkl`` (or LEFT).
     """
-    from utnet_diag.io.files import write_bytes_atomic
 
     side = _check_side(side)
     target = Path(path)
@@ -541,7 +542,6 @@ def write_synthetic_mano(path: str | Path, side: str = "right") -> Path:
 
 
 def _check_side(side: str) -> str:
-    from utnet_diag.errors import InputError
 
     text = str(side).lower()
     if text not in ("right", "left"):

@@ -29,7 +29,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from utnet_diag.config import safe_load_yaml
 from utnet_diag.errors import InputError, UnsafeInputError
+from utnet_diag.io.files import require_dir
 from utnet_diag.model.user_code import RefusedInput
 
 REPO_MODULE, REPO_CLASS, REPO_PACKAGE = "src.models.utnet", "UTNet", "src"
@@ -69,7 +71,6 @@ class CheckoutBuild:
 
 def find_checkout(repo: str | Path) -> Path:
     """The checkout's root folder, or an InputError saying what is missing."""
-    from utnet_diag.io.files import require_dir
 
     root = require_dir(repo, "UTNet checkout").resolve()
     if not (root / "src" / "models" / "utnet.py").is_file():
@@ -86,7 +87,6 @@ def checkout_config(
 ) -> tuple[dict[str, Any], Path | None]:
     """The config the checkout is built from: ``config_path`` when given (``--config``), else the
     checkout's own ``config/config.yaml`` (empty when it has none)."""
-    from utnet_diag.config import safe_load_yaml
 
     path = Path(config_path) if config_path is not None else root / CHECKOUT_CONFIG
     if config_path is None and not path.is_file():

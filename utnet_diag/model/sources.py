@@ -48,7 +48,7 @@ from utnet_diag.model.checkout import (
 )
 from utnet_diag.model.checkpoint import apply_state_dict, key_report, load_checkpoint
 from utnet_diag.model.user_code import output_to_stderr, running_user_code, user_code_error
-from utnet_diag.report.result import CheckResult
+from utnet_diag.report.result import CheckResult, Report
 
 # Protocol output -> expected shape after the batch dimension (None: any size).
 OUTPUT_SHAPES: dict[str, tuple[int, ...]] = {
@@ -525,7 +525,6 @@ def inspect_checkpoint(
     tiny preset when it stores none). Returns a Report
     (command ``inspect-checkpoint``) whose ``checkpoint`` section holds ``warnings`` for stderr.
     """
-    from utnet_diag.report.result import Report
 
     data = load_checkpoint(path, unsafe=unsafe_load)
     if repo is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from utnet_diag.io.files import write_text_atomic
 from utnet_diag.report.result import Report, Status
 
 
@@ -47,6 +48,5 @@ def to_junit(report: Report, fail_on: str = "fail") -> str:
 
 def write_junit(report: Report, path: str | Path, fail_on: str = "fail") -> None:
     """Write the JUnit XML atomically (no partial file on failure)."""
-    from utnet_diag.io.files import write_text_atomic
 
     write_text_atomic(path, to_junit(report, fail_on))

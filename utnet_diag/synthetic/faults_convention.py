@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from utnet_diag.geometry.mano_conventions import flip_pose, rest_root_m
 from utnet_diag.joints import KNOWN_ORDERS, NUM_JOINTS, invert
 
 
@@ -125,7 +126,6 @@ def left_hand(
 ) -> dict[str, Any]:
     """The joints of a LEFT hand with this ``mano_pose`` (left(theta) = mirror of right(theta with
     y, z negated)), placed where the old wrist was; 2D re-projected with ``projection``."""
-    from utnet_diag.geometry.mano_conventions import flip_pose
 
     out = _copy(batch)
     pose = flip_pose(out["mano_pose"])
@@ -174,7 +174,6 @@ def opengl_annotations(batch: Mapping[str, Any], mano_layer: Any) -> dict[str, A
     """Raw HO3D-style annotations: joints, global orientation and ``mano_trans`` in the OpenGL
     frame (``diag(1,-1,-1)``), and the 2D projected from those joints (z < 0): mirrored in x
     through the principal point (the crop centre here)."""
-    from utnet_diag.geometry.mano_conventions import rest_root_m
     from utnet_diag.model.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 
     out = opengl_frame(batch)
@@ -205,7 +204,6 @@ def flipped_without_pose(batch: Mapping[str, Any], samples: Sequence[int]) -> di
     """``samples`` are left hands the loader flipped to right ones (image, 2D, 3D) but whose
     ``mano_pose`` it kept: the pose is the left hand's (y, z of every axis-angle negated) and
     ``is_right`` is 0."""
-    from utnet_diag.geometry.mano_conventions import flip_pose
 
     out = _copy(batch)
     idx = list(samples)

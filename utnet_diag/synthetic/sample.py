@@ -34,6 +34,7 @@ from utnet_diag.errors import InputError
 from utnet_diag.io.batch import Batch
 from utnet_diag.model.reference import DEFAULT_MEAN_GLOBAL_ORIENT
 from utnet_diag.model.rotation import axis_angle_to_matrix, matrix_to_axis_angle
+from utnet_diag.report.result import Report
 
 FOCAL_LENGTH = 5000.0
 CROP_SIZE = 256
@@ -278,7 +279,6 @@ def make_sample(
     from utnet_diag.mano import ManoLayer, write_synthetic_mano
     from utnet_diag.model.checkpoint import key_report, load_checkpoint, save_checkpoint
     from utnet_diag.model.reference import ReferenceConfig, build_reference
-    from utnet_diag.report.result import Report
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
