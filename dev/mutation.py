@@ -48,11 +48,17 @@ PACKAGES: dict[str, tuple[list[str], list[str]]] = {
             "tests/diagnostics/test_loss_checks_nan.py",
             "tests/diagnostics/test_weight_balance_rules.py",
             "tests/diagnostics/test_grad_flow.py",
+            "tests/test_measures.py",
         ],
     ),
     "geometry": (
         ["utnet_diag/geometry"],
-        ["tests/geometry", "tests/conventions", "tests/test_check_batch.py"],
+        [
+            "tests/geometry",
+            "tests/conventions",
+            "tests/test_check_batch.py",
+            "tests/test_joints.py",
+        ],
     ),
     "grad": (
         ["utnet_diag/diagnostics/grad", "utnet_diag/diagnostics/grad_flow.py"],
