@@ -1,4 +1,4 @@
-"""Reports: JSON with schema_version/status/counts, JUnit, rendering, and the check engine."""
+"""Reports: JSON with schema_version/status/counts, JUnit, rendering."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import xml.etree.ElementTree as ET
 import pytest
 from rich.console import Console
 
-from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome, run_checks
 from utnet_diag.report.junit import to_junit, write_junit
 from utnet_diag.report.render import render_report
 from utnet_diag.report.result import SCHEMA_VERSION, CheckResult, Report, Status, overall_status
@@ -97,63 +96,3 @@ def test_render_shows_tables_hints_and_verdict():
     assert "batch checks" in text and "convention checks" in text
     assert "→ fix it" in text and "→ look" in text
     assert "FAILED" in text and "1 failed, 1 warnings, 1 passed, 1 skipped" in text
-
-
-def make_registry() -> tuple[CheckRegistry, list[str]]:
-    ran: list[str] = []
-    registry = CheckRegistry("demo")
-
-    @registry.check("base", hint="base hint")
-    def base(ctx: CheckContext) -> Outcome:
-        ran.append("base")
-        return Outcome.fail("base broke") if ctx.extras.get("break") else Outcome.ok("base fine")
-
-    @registry.check("child", requires=("base",), hint="child hint")
-    def child(ctx: CheckContext) -> Outcome:
-        """Needs base."""
-        ran.append("child")
-        return Outcome.warn("child warns", value=2)
-
-    @registry.check("grandchild", requires=("child",))
-    def grandchild(ctx: CheckContext) -> Outcome:
-        ran.append("grandchild")
-        return Outcome.ok("ok")
-
-    return registry, ran
-
-
-def test_engine_skips_a_check_whose_prerequisite_failed():
-    registry, ran = make_registry()
-    ctx = CheckContext(extras={"break": True})
-    results = run_checks(registry.specs, ctx)
-    assert [r.status for r in results] == [Status.FAIL, Status.SKIP, Status.SKIP]
-    assert results[1].message == "requires base"
-    assert results[2].message == "requires child"
-    assert ran == ["base"]
-    assert results[0].hint == "base hint" and results[1].hint is None
-    assert all(r.family == "demo" for r in results)
-
-
-def test_engine_runs_prerequisites_that_passed_and_keeps_hints_for_problems():
-    registry, ran = make_registry()
-    results = run_checks(registry.specs, CheckContext())
-    assert [r.status for r in results] == [Status.PASS, Status.WARN, Status.PASS]
-    assert results[0].hint is None  # hints are for problems
-    assert results[1].hint == "child hint" and results[1].value == 2
-    assert registry.specs[1].description == "Needs base"
-    assert ran == ["base", "child", "grandchild"]
-
-
-def test_engine_prior_results_and_select():
-    registry, ran = make_registry()
-    prior = [CheckResult("base", Status.FAIL, "failed elsewhere")]
-    results = run_checks(registry.specs[1:], CheckContext(), prior=prior)
-    assert results[0].status is Status.SKIP
-    only = run_checks(registry.specs, CheckContext(), select=["base"])
-    assert [r.id for r in only] == ["base"]
-
-
-def test_duplicate_check_ids_are_refused():
-    registry, _ = make_registry()
-    with pytest.raises(ValueError, match="duplicate check id"):
-        registry.check("base")(lambda ctx: Outcome.ok("again"))

@@ -210,6 +210,11 @@ def test_kp2d_range_and_spread():
     batch = {"keypoints_2d": torch.cat([gt, torch.ones(4, 21, 1)], -1)}
     ok = run("pred_kp2d_range", outputs={"keypoints_2d": gt * 1.2}, batch=batch)
     assert ok.status is Status.PASS and "spread 1.2x the ground truth's" in ok.message
+    # confidences weight the ground truth's spread; the prediction's counts the same joints
+    half = {"keypoints_2d": torch.cat([gt, torch.full((4, 21, 1), 0.5)], -1)}
+    half["keypoints_2d"][:, :10, 2] = 1.0
+    weighted = run("pred_kp2d_range", outputs={"keypoints_2d": gt * 1.2}, batch=half)
+    assert "spread 1.2x the ground truth's" in weighted.message
     small = run("pred_kp2d_range", outputs={"keypoints_2d": gt / 11.0}, batch=batch)
     assert small.status is Status.FAIL and "11x too small" in small.message
     nine = run("pred_kp2d_range", outputs={"keypoints_2d": gt / 9.0}, batch=batch)

@@ -203,3 +203,14 @@ def test_2d_mirrored_about_an_off_centre_principal_point_comes_back_exactly(clea
     assert order == ["kp2d_kp3d_consistency"]
     np.testing.assert_allclose(fixed["keypoints_2d"].numpy(), shifted["keypoints_2d"].numpy(),
                                atol=1e-5)  # fmt: skip
+
+
+def test_2d_divided_by_width_and_height_comes_back_with_the_fix(clean, mano_layer):
+    # a loader normalises y by the image height (192) instead of the crop size (256): every
+    # y is 256/192 times too large, x is right
+    batch = {k: v.clone() for k, v in clean.items()}
+    batch["keypoints_2d"][..., 1] *= 256.0 / 192.0
+    fixed, order = _converge(batch, mano_layer)
+    assert order == ["kp2d_kp3d_consistency"]
+    np.testing.assert_allclose(fixed["keypoints_2d"].numpy(), clean["keypoints_2d"].numpy(),
+                               atol=1e-5)  # fmt: skip

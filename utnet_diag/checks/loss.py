@@ -343,7 +343,7 @@ def _spread_ratio(ctx: CheckContext, pred: torch.Tensor) -> tuple[float, int] | 
     conf = torch.where(torch.isfinite(gt[..., :2]).all(-1), conf, torch.zeros_like(conf))
     gt_xy = torch.nan_to_num(gt[..., :2])
     gt_spread = _spread_2d(gt_xy, conf)
-    pred_spread = _spread_2d(pred, (conf > 0).float())
+    pred_spread = _spread_2d(pred, conf)  # the same joints, weighted alike
     usable = ((conf > 0).sum(1) >= 2) & (gt_spread > 0) & torch.isfinite(gt_spread)
     if not bool(usable.any()):
         return None
