@@ -239,3 +239,37 @@ def test_compute_terms_matches_the_functions(clean_batch):
     assert out.total.item() == pytest.approx(expected.item(), rel=1e-6)
     no_mano = dict(clean_batch, has_mano=torch.zeros(b))
     assert compute_terms(outputs, no_mano, weights).terms["loss_aux"].item() == 0.0
+
+
+def test_compute_terms_names_each_missing_input(clean_batch):
+    b = 8
+    outputs = {
+        "keypoints_2d": clean_batch["keypoints_2d"][..., :2],
+        "keypoints_3d": clean_batch["keypoints_3d"][..., :3],
+        "coarse_pose": torch.zeros(b, 48),
+        "coarse_shape": torch.zeros(b, 10),
+        "vertices": torch.zeros(b, 778, 3),
+    }
+    weights = LossWeights.from_preset("code")  # use_aux_loss
+    for drop in ("mano_pose", "mano_shape"):  # half the MANO target is no target
+        batch = {k: v for k, v in clean_batch.items() if k != drop}
+        out = compute_terms(outputs, batch, weights)
+        assert out.skipped["loss_aux"] == "the batch has no mano_pose/mano_shape", drop
+    for drop in ("coarse_pose", "coarse_shape"):
+        out = compute_terms({k: v for k, v in outputs.items() if k != drop}, clean_batch, weights)
+        assert out.skipped["loss_aux"] == "the model output has no coarse_pose/coarse_shape", drop
+    with_vertices = LossWeights(**{**vars(weights), "use_vertex_loss": True, "source": {}})
+    without_gt = {k: v for k, v in clean_batch.items() if k != "vertices_3d"}
+    out = compute_terms(outputs, without_gt, with_vertices)
+    assert out.skipped["loss_3d_vert"].startswith("no ground-truth vertices")
+    no_pred = {k: v for k, v in outputs.items() if k != "vertices"}
+    out = compute_terms(no_pred, clean_batch, with_vertices)
+    assert out.skipped["loss_3d_vert"].startswith("no ground-truth vertices")
+
+
+def test_vertex_roots_of_another_batch_size_are_refused():
+    v = torch.zeros(2, 778, 3)
+    with pytest.raises(LossShapeError, match=r"pred_root must have shape \(B,3\) or \(B,1,3\)"):
+        vertex_loss(v, v, torch.zeros(3, 3), torch.zeros(2, 3))
+    with pytest.raises(LossShapeError, match="gt_root"):
+        vertex_loss(v, v, torch.zeros(2, 3), torch.zeros(2, 2, 3))

@@ -100,6 +100,13 @@ def test_reentrant_checkpoint_in_the_trunk_gives_the_plain_gradients(toy_batch) 
     for name, norm in plain.items():
         assert math.isclose(groups[name]["grad_norm"], norm, rel_tol=1e-4), name
     assert groups["backbone"]["grad_norm"] > 0 and report.check("grad_dead").status is Status.PASS
+    plain_reach = {
+        t["term"]: t["reaches"]
+        for t in grad_flow(utnet_toy.ToyUTNet(checkpoint="non-reentrant"), toy_batch).sections[
+            "grad_terms"
+        ]["terms"]
+    }
+    assert {t["term"]: t["reaches"] for t in report.sections["grad_terms"]["terms"]} == plain_reach
     assert torch.equal(first.grad, torch.full_like(first, 7.0))
     assert all(p.grad is None for p in list(model.parameters())[1:])
 
