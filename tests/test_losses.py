@@ -263,7 +263,8 @@ def test_compute_terms_names_each_missing_input(clean_batch):
     out = compute_terms(outputs, without_gt, with_vertices)
     assert out.skipped["loss_3d_vert"].startswith("no ground-truth vertices")
     no_pred = {k: v for k, v in outputs.items() if k != "vertices"}
-    out = compute_terms(no_pred, clean_batch, with_vertices)
+    out = compute_terms(no_pred, dict(clean_batch, vertices_3d=torch.zeros(b, 778, 3)),
+                        with_vertices)  # fmt: skip
     assert out.skipped["loss_3d_vert"].startswith("no ground-truth vertices")
 
 
