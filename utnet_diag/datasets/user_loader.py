@@ -13,9 +13,7 @@ printing its own warnings) is reported with the likely cause when it is a known 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
-import os
 import random
 import sys
 from collections.abc import Iterator, Mapping
@@ -24,7 +22,12 @@ from typing import Any
 
 from utnet_diag.checks.engine import CheckRegistry, Outcome
 from utnet_diag.errors import InputError
-from utnet_diag.model.user_code import UserCodeError
+from utnet_diag.model.user_code import (
+    DEBUG_HINT,
+    importable_from_cwd,
+    resolve_callable,
+    user_code_error,
+)
 from utnet_diag.report.result import Report, Status
 
 LOADER_CHECKS = CheckRegistry("loader")
@@ -118,20 +121,6 @@ def parse_loader_args(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-@contextlib.contextmanager
-def _importable_from_cwd() -> Iterator[None]:
-    cwd = os.getcwd()
-    added = cwd not in sys.path
-    if added:
-        sys.path.insert(0, cwd)
-    try:
-        yield
-    finally:
-        if added:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(cwd)
-
-
 class _Tee(io.TextIOBase):
     """Writes to stderr and keeps a copy (the loader's own warnings, for the likely cause)."""
 
@@ -146,56 +135,34 @@ class _Tee(io.TextIOBase):
         sys.stderr.flush()
 
 
+def _likely_hint(err: BaseException, tee: _Tee) -> str:
+    """The likely cause of a loader's failure, from its exception chain and what it printed."""
+    chain, seen = [], err
+    while seen is not None and len(chain) < 5:
+        chain.append(f"{type(seen).__name__}: {seen}")
+        seen = seen.__cause__ or seen.__context__
+    cause = likely_cause(" ".join(chain) + tee.kept.getvalue())
+    return f"likely cause: {cause}" if cause else DEBUG_HINT
+
+
 @contextlib.contextmanager
 def _running_loader(what: str, tee: _Tee) -> Iterator[None]:
     """Run the user's loader: prints to stderr (kept), exceptions as UserCodeError with the
     likely cause."""
     try:
-        with contextlib.redirect_stdout(tee), _importable_from_cwd():
+        with contextlib.redirect_stdout(tee), importable_from_cwd():
             yield
     except InputError:
         raise
     except Exception as err:  # noqa: BLE001 - the user's code
-        chain, seen = [], err
-        while seen is not None and len(chain) < 5:
-            chain.append(f"{type(seen).__name__}: {seen}")
-            seen = seen.__cause__ or seen.__context__
-        cause = likely_cause(" ".join(chain) + tee.kept.getvalue())
-        text = " ".join(str(err).split())[:300]
-        hint = f"likely cause: {cause}" if cause else "set UTNET_DIAG_DEBUG=1 for the traceback"
-        raise UserCodeError(f"{what} failed: {type(err).__name__}: {text}", hint=hint) from err
+        raise user_code_error(what, err, _likely_hint(err, tee)) from err
 
 
 def _resolve(spec: str, tee: _Tee) -> Any:
-    if spec.count(":") != 1 or not all(spec.split(":")):
-        raise InputError(f"--loader '{spec}' must look like module:callable")
-    module_name, attr = spec.split(":")
-    try:
-        with contextlib.redirect_stdout(tee), _importable_from_cwd():
-            module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name and module_name.startswith(err.name):
-            raise InputError(
-                f"--loader: module '{module_name}' not found",
-                hint="run from the folder that holds it (your checkout) or set PYTHONPATH",
-            ) from None
-        raise _wrap(f"importing {module_name}", err, tee) from err
-    except Exception as err:  # noqa: BLE001 - the user's code
-        raise _wrap(f"importing {module_name}", err, tee) from err
-    target: Any = module
-    for part in attr.split("."):
-        target = getattr(target, part, None)
-        if target is None:
-            raise InputError(f"--loader: '{module_name}' has no attribute '{attr}'")
-    if not callable(target):
-        raise InputError(f"--loader: '{spec}' is not callable")
-    return target
-
-
-def _wrap(what: str, err: BaseException, tee: _Tee) -> UserCodeError:
-    cause = likely_cause(f"{type(err).__name__}: {err} {tee.kept.getvalue()}")
-    hint = f"likely cause: {cause}" if cause else "set UTNET_DIAG_DEBUG=1 for the traceback"
-    return UserCodeError(f"{what} failed: {type(err).__name__}: {err}", hint=hint)
+    return resolve_callable(
+        spec, "--loader", "run from the folder that holds it (your checkout) or set PYTHONPATH",
+        stdout=tee, wrap=lambda what, err: user_code_error(what, err, _likely_hint(err, tee)),
+    )  # fmt: skip
 
 
 def _seed(seed: int) -> None:

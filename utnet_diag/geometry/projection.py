@@ -20,6 +20,7 @@ from the general fit's image-plane linear part.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +65,21 @@ def _weighted_lstsq(
     err = ((features @ coef - target) ** 2).sum(-1)
     rms = np.sqrt((w * err).sum(-1) / np.maximum(w.sum(-1), 1e-12))
     return coef, rms
+
+
+def _depth_offsets(
+    x3: np.ndarray, w: np.ndarray
+) -> Iterator[tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """For each depth offset ``tz`` of the grid (and its negatives): ``(tz, depth (..., J) mm,
+    weights (..., J) with the joints too close to the camera plane dropped, ok (...,) enough
+    joints left, 1/depth (..., J, 1) (0 where dropped))``."""
+    for tz in np.concatenate([DEPTH_OFFSETS_MM, -DEPTH_OFFSETS_MM[1:]]):
+        depth = x3[..., 2] + tz
+        usable = np.abs(depth) > MIN_DEPTH_MM
+        wz = np.where(usable, w, 0.0)
+        ok = (wz > 0).sum(-1) >= MIN_POINTS
+        inv = np.where(usable, 1.0 / np.where(usable, depth, 1.0), 0.0)[..., None]
+        yield float(tz), depth, wz, ok, inv
 
 
 def fit_projection(
@@ -113,12 +129,7 @@ def fit_projection(
             better[..., None, None], np.swapaxes(coef[..., :2, :], -1, -2), best_lin
         )
     if "perspective" in models:
-        for tz in np.concatenate([DEPTH_OFFSETS_MM, -DEPTH_OFFSETS_MM[1:]]):
-            depth = x3[..., 2] + tz
-            usable = np.abs(depth) > MIN_DEPTH_MM
-            wz = np.where(usable, w, 0.0)
-            ok = (wz > 0).sum(-1) >= MIN_POINTS
-            inv = np.where(usable, 1.0 / np.where(usable, depth, 1.0), 0.0)[..., None]
+        for tz, _, wz, ok, inv in _depth_offsets(x3, w):
             feats = np.concatenate([x3[..., :2] * inv, inv, ones], -1)
             coef, rms = _weighted_lstsq(feats, x2, wz)
             res = np.where(ok, rms / spread, np.inf)
@@ -203,12 +214,7 @@ def fit_crop_projection(
     scale = np.stack([cx[..., 0, 0], cy[..., 0, 0]], -1)
     centre = np.stack([cx[..., 1, 0], cy[..., 1, 0]], -1)
     consider(res, scale, centre, np.zeros(lead, bool), np.inf, "weak_perspective")
-    for tz in np.concatenate([DEPTH_OFFSETS_MM, -DEPTH_OFFSETS_MM[1:]]):
-        depth = x3[..., 2] + tz
-        usable = np.abs(depth) > MIN_DEPTH_MM
-        wz = np.where(usable, w, 0.0)
-        ok = (wz > 0).sum(-1) >= MIN_POINTS
-        inv = np.where(usable, 1.0 / np.where(usable, depth, 1.0), 0.0)[..., None]
+    for tz, depth, wz, ok, inv in _depth_offsets(x3, w):
         fx, rx = _weighted_lstsq(
             np.concatenate([x3[..., :1] * inv, inv, ones], -1), x2[..., :1], wz
         )

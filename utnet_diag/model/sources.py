@@ -22,7 +22,6 @@ import functools
 import importlib
 import inspect
 import os
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +46,11 @@ from utnet_diag.model.checkout import (
     find_checkout,
 )
 from utnet_diag.model.checkpoint import apply_state_dict, key_report, load_checkpoint
-from utnet_diag.model.user_code import output_to_stderr, running_user_code, user_code_error
+from utnet_diag.model.user_code import (
+    output_to_stderr,
+    resolve_callable,
+    running_user_code,
+)
 from utnet_diag.report.result import CheckResult, Report
 
 # Protocol output -> expected shape after the batch dimension (None: any size).
@@ -343,37 +346,9 @@ def _missing_file_hint(build: CheckoutBuild, err: BaseException) -> str | None:
 
 def resolve_factory(spec: str) -> Callable[..., Any]:
     """``module:callable`` -> the callable (importable, or found from the current directory)."""
-    if spec.count(":") != 1 or not all(spec.split(":")):
-        raise InputError(f"--model-factory '{spec}' must look like module:callable")
-    module_name, attr = spec.split(":")
-    cwd = os.getcwd()
-    added = cwd not in sys.path
-    if added:
-        sys.path.insert(0, cwd)
-    try:
-        with output_to_stderr():
-            module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name and module_name.startswith(err.name):
-            raise InputError(
-                f"--model-factory: module '{module_name}' not found",
-                hint="make it importable (PYTHONPATH) or run from its folder",
-            ) from None
-        raise user_code_error(f"importing {module_name}", err) from err
-    except Exception as err:  # noqa: BLE001 - the user's code
-        raise user_code_error(f"importing {module_name}", err) from err
-    finally:
-        if added:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(cwd)
-    factory = module
-    for part in attr.split("."):
-        factory = getattr(factory, part, None)
-        if factory is None:
-            raise InputError(f"--model-factory: '{module_name}' has no attribute '{attr}'")
-    if not callable(factory):
-        raise InputError(f"--model-factory: '{spec}' is not callable")
-    return factory  # type: ignore[return-value]
+    return resolve_callable(
+        spec, "--model-factory", "make it importable (PYTHONPATH) or run from its folder"
+    )
 
 
 def _image_size_of(value: Any) -> tuple[int, int] | None:

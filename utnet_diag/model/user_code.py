@@ -9,8 +9,11 @@ user's model, smplx or tqdm print while being built and run. The user's exceptio
 from __future__ import annotations
 
 import contextlib
+import importlib
+import os
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any, TextIO
 
 from utnet_diag.errors import InputError
 
@@ -64,3 +67,54 @@ def running_user_code(
             raise
         text = hint(err) if callable(hint) else hint
         raise user_code_error(what, err, text) from err
+
+
+@contextlib.contextmanager
+def importable_from_cwd() -> Iterator[None]:
+    """The current directory on ``sys.path`` for the duration (where a user runs from their
+    checkout), removed again if it was not there."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(cwd)
+
+
+def resolve_callable(
+    spec: str,
+    option: str,
+    not_found_hint: str,
+    stdout: TextIO | None = None,
+    wrap: Callable[[str, BaseException], UserCodeError] = user_code_error,
+) -> Callable[..., Any]:
+    """``module:callable`` (``module:Class.method`` too) -> the callable, the module imported
+    from ``sys.path`` or the current directory. ``option`` (``--loader``) names it in messages;
+    what the import prints goes to ``stdout`` (default stderr); ``wrap(what, err)`` turns an
+    exception the import raises into the error to raise."""
+    if spec.count(":") != 1 or not all(spec.split(":")):
+        raise InputError(f"{option} '{spec}' must look like module:callable")
+    module_name, attr = spec.split(":")
+    try:
+        with contextlib.redirect_stdout(stdout or sys.stderr), importable_from_cwd():
+            module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name and module_name.startswith(err.name):
+            raise InputError(
+                f"{option}: module '{module_name}' not found", hint=not_found_hint
+            ) from None
+        raise wrap(f"importing {module_name}", err) from err
+    except Exception as err:  # noqa: BLE001 - the user's code
+        raise wrap(f"importing {module_name}", err) from err
+    target: Any = module
+    for part in attr.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            raise InputError(f"{option}: '{module_name}' has no attribute '{attr}'")
+    if not callable(target):
+        raise InputError(f"{option}: '{spec}' is not callable")
+    return target
