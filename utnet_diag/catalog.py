@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from utnet_diag.checks.engine import CheckRegistry, CheckSpec
+from utnet_diag.checks.grad import GRAD_CHECKS
 from utnet_diag.errors import InputError, did_you_mean
 
 # old id -> id (renamed when the ids were unified)
@@ -43,9 +44,9 @@ class CatalogEntry:
 
 def registries() -> list[CheckRegistry]:
     """Every registry, in the order a user meets them (imports torch)."""
+    # deferred: loads torch, which this module's importers do not need
     from utnet_diag.checks.batch import BATCH_CHECKS
     from utnet_diag.checks.conventions import CONVENTION_CHECKS, PREDICTION_CONVENTION_CHECKS
-    from utnet_diag.checks.grad import GRAD_CHECKS
     from utnet_diag.checks.loss import LOSS_CHECKS, PREDICTION_CHECKS
     from utnet_diag.datasets.batch import DATASET_FILES_CHECKS
     from utnet_diag.datasets.checks import DATASET_CHECKS

@@ -120,12 +120,12 @@ def test_make_sample_refuses_to_overwrite_and_leaves_nothing_on_failure(
     make_sample(out, n=2, seed=5, force=True)
     assert (out / "batch.pt").read_bytes() != before
 
-    import utnet_diag.io.batch as batch_io
+    import utnet_diag.synthetic.sample as sample_module
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(batch_io, "save_batch", broken)
+    monkeypatch.setattr(sample_module, "save_batch", broken)
     fresh = tmp_path / "fresh"
     with pytest.raises(OSError):
         make_sample(fresh, n=2)

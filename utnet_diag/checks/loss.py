@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome
+from utnet_diag.mano import DEGENERATE_OUTPUT_HINT
 from utnet_diag.measures import HAND_SPAN_MM, UNIT_FACTORS, hand_span, unit_of
 from utnet_diag.report.numbers import fmt_number
 from utnet_diag.spec import (
@@ -268,16 +269,6 @@ def loss_weights(ctx: CheckContext) -> Outcome:
 # ---- predictions ---------------------------------------------------------------------------
 
 
-def _degenerate_hint() -> str:
-    try:
-        from utnet_diag.mano import DEGENERATE_OUTPUT_HINT
-    except ImportError:
-        return (
-            "check that the MANO layer loaded and is used: its outputs must be non-zero (spec 9.3)"
-        )
-    return str(DEGENERATE_OUTPUT_HINT)
-
-
 def _pred(ctx: CheckContext, key: str) -> torch.Tensor | None:
     value = (ctx.outputs or {}).get(key)
     return value.detach().float() if isinstance(value, torch.Tensor) else None
@@ -318,7 +309,7 @@ def pred_degenerate(ctx: CheckContext) -> Outcome:
             )  # fmt: skip
         return Outcome.fail(
             "degenerate predictions: " + "; ".join(findings), value=findings,
-            hint=_degenerate_hint(),
+            hint=str(DEGENERATE_OUTPUT_HINT),
         )  # fmt: skip
     return Outcome.ok(f"{', '.join(checked)} vary across joints and samples")
 

@@ -14,7 +14,9 @@ from typing import Any, TextIO
 
 import typer
 
+from utnet_diag.cli.renderers import section_renderers
 from utnet_diag.errors import InputError
+from utnet_diag.report.junit import write_junit
 
 app = typer.Typer(
     name="utnet-diag",
@@ -76,8 +78,6 @@ def say(message: str, style: str | None = None) -> None:
 def emit(report, json_out: bool, junit: Path | None, fail_on: str) -> int:
     """Print the report (rich or JSON) on stdout, write JUnit if asked; return the exit code."""
     if junit is not None:
-        from utnet_diag.report.junit import write_junit
-
         write_junit(report, junit, fail_on)
     out = report_stream()
     if json_out:
@@ -86,7 +86,7 @@ def emit(report, json_out: bool, junit: Path | None, fail_on: str) -> int:
     else:
         from rich.console import Console
 
-        from utnet_diag.cli.renderers import section_renderers
+        # deferred: rich loads only when a report is drawn for people
         from utnet_diag.report.render import render_report
 
         render_report(report, Console(file=out, highlight=False), fail_on, section_renderers())

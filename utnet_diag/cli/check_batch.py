@@ -21,6 +21,8 @@ from utnet_diag.cli.options import (
     MaxSamplesOpt,
     PresetOpt,
 )
+from utnet_diag.config import load_config
+from utnet_diag.errors import InputError
 
 
 def check_batch_command(
@@ -70,23 +72,19 @@ def check_batch_command(
 
     The batch: a file, frames of a HO3D/DexYCB tree (--dataset --root), or items of your own
     Dataset (--loader module:callable --loader-args key=value ...)."""
-    from utnet_diag.config import load_config
+    # deferred: loads torch, which this module's importers do not need
     from utnet_diag.diagnostics.check_batch import check_batch
 
     cfg = load_config(config, preset.value if preset is not None else None)
     mano_layer = None
     if mano is not None:
-        from utnet_diag.mano import ManoLayer
+        from utnet_diag.mano import ManoLayer  # deferred: loads torch
 
         mano_layer = ManoLayer(path=mano)
     sources = [batch is not None, dataset is not None or root is not None, loader is not None]
     if sum(sources) > 1:
-        from utnet_diag.errors import InputError
-
         raise InputError("give one batch source: a BATCH file, --dataset/--root, or --loader")
     if loader is None and loader_args:
-        from utnet_diag.errors import InputError
-
         raise InputError("--loader-args needs --loader")
     if loader is not None:  # the user's own Dataset, as training reads it
         from utnet_diag.datasets.user_loader import check_loader, parse_loader_args
@@ -102,8 +100,6 @@ def check_batch_command(
             batch, dataset, root, split, indices, cfg, mano=mano_layer, max_samples=max_samples
         )
     elif batch is None:
-        from utnet_diag.errors import InputError
-
         raise InputError("give a BATCH file, or --dataset and --root")
     else:
         report = check_batch(batch, cfg, mano=mano_layer, max_samples=max_samples)

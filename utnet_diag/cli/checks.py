@@ -7,8 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from utnet_diag.catalog import catalog, lookup
 from utnet_diag.cli.app import report_stream
 from utnet_diag.cli.options import JsonOpt
+from utnet_diag.errors import InputError, did_you_mean
 
 
 def checks_command(
@@ -25,9 +27,6 @@ def checks_command(
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
-
-    from utnet_diag.catalog import catalog, lookup
-    from utnet_diag.errors import InputError, did_you_mean
 
     out = report_stream()
     if check_id is not None:

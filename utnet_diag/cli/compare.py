@@ -37,6 +37,7 @@ def compare_command(
 ) -> None:
     """Run the same batch through two checkpoints: loss terms, MPJPE/PA-MPJPE and gradient norms
     side by side with deltas. Weights and files are never changed."""
+    # deferred: loads torch, which this module's importers do not need
     from utnet_diag.diagnostics.compare import check_max_regression, compare
 
     check_max_regression(max_regression)  # before anything heavy is loaded

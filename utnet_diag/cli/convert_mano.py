@@ -29,6 +29,7 @@ def convert_mano_command(
     as data. The output is written only after smplx.MANO, loading it, reproduces the vertices
     and joints of the original. smplx.create(DIR, 'mano') looks for DIR/mano/MANO_RIGHT.pkl.
     """
+    # deferred: loads numpy, which this module's importers do not need
     from utnet_diag.mano.convert import convert_mano
     from utnet_diag.mano.synthetic import _check_side
 

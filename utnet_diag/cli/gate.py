@@ -25,6 +25,7 @@ def gate_command(
     With no checkpoint or batch, the embedded reference model and default batch are used.
     Exit 0 no failure, 1 a check failed (--fail-on warn: a warning too), 2 bad input, 3 internal.
     """
+    # deferred: loads torch, which this module's importers do not need
     from utnet_diag.diagnostics.gate import gate
 
     report = gate(exact=exact, depth=depth, seed=seed, options=run_options)

@@ -15,6 +15,7 @@ from utnet_diag.cli.model_opts import (
 )
 from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
 from utnet_diag.cli.render_advice import TargetSharesOpt
+from utnet_diag.errors import InputError
 from utnet_diag.run_options import RunOptions
 
 
@@ -32,14 +33,13 @@ def grad_flow_command(
 ) -> None:
     """Gradients of one training step (weights unchanged): per module group, per loss term
     (which modules it reaches, its share at the trunk/heads boundary, conflicts), NaN origin."""
+    # deferred: loads torch, which this module's importers do not need
     from utnet_diag.diagnostics.advisor import parse_target_shares
 
     shares = parse_target_shares(target_shares)  # exit 2 on a malformed value, before loading
     from utnet_diag.diagnostics.grad_flow import grad_flow, save_grad_plot
 
     if plot is not None and not plot.parent.is_dir():
-        from utnet_diag.errors import InputError
-
         raise InputError("output directory does not exist", path=str(plot.parent))
     report = grad_flow(
         exact=exact, depth=depth, seed=seed, target_shares=shares, options=run_options

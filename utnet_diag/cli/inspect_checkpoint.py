@@ -35,6 +35,7 @@ def inspect_checkpoint_command(
     The model is the reference UTNet built with the checkpoint's stored config, or your UTNet
     with --repo (built from --config, else the checkout's config/config.yaml).
     """
+    # deferred: loads torch, which this module's importers do not need
     from utnet_diag.model.sources import inspect_checkpoint
 
     report = inspect_checkpoint(

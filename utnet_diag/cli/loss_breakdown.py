@@ -22,6 +22,7 @@ def loss_breakdown_command(
 ) -> None:
     """Run the model once and report every loss term: value, weight and its source, weighted
     value, share, per-sample and per-element errors; the spec's ranges; MPJPE and PA-MPJPE."""
+    # deferred: loads torch, which this module's importers do not need
     from utnet_diag.diagnostics.advisor import parse_target_shares
 
     shares = parse_target_shares(target_shares)  # exit 2 on a malformed value, before loading

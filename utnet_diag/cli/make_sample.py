@@ -30,6 +30,7 @@ def make_sample_command(
     Files: MANO_RIGHT.pkl, reference.pt (stores its config), batch.pt (MANO hands with random
     poses and shapes rendered to RGB-D crops with consistent 2D/3D labels), config.yaml.
     """
+    # deferred: loads torch, which this module's importers do not need
     from utnet_diag.synthetic.sample import make_sample
 
     report = make_sample(out_dir, n=samples, seed=seed, preset=model_preset, force=force)

@@ -19,6 +19,7 @@ def mano_info_command(
     fail_on: FailOnOpt = FailOn.fail,
 ) -> None:
     """Keys, shapes, chumpy objects converted, and invariants of a MANO model file."""
+    # deferred: loads numpy, which this module's importers do not need
     from utnet_diag.mano.convert import mano_info
     from utnet_diag.mano.synthetic import _check_side
 

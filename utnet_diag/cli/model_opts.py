@@ -11,6 +11,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from utnet_diag.cli.app import say
 from utnet_diag.cli.options import (
     BatchOpt,
     CheckpointOpt,
@@ -114,7 +115,6 @@ def stderr_notes(report: Any) -> list[str]:
 
 def warn_loaded(report: Any) -> None:
     """Print on stderr the model loader's warnings and the run notes not already in the report."""
-    from utnet_diag.cli.app import say
 
     for note in stderr_notes(report):
         say(f"note: {note}")

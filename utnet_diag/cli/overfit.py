@@ -10,6 +10,7 @@ import typer
 from utnet_diag.cli.app import emit, say, stderr_console
 from utnet_diag.cli.model_opts import with_model_options
 from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
+from utnet_diag.errors import InputError
 from utnet_diag.run_options import RunOptions
 
 
@@ -37,6 +38,7 @@ def overfit_command(
     module groups."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    # deferred: loads torch, which this module's importers do not need
     from utnet_diag.diagnostics.overfit import (
         OverfitOptions,
         learning_rate_of,
@@ -44,7 +46,6 @@ def overfit_command(
         save_overfit_plot,
     )
     from utnet_diag.diagnostics.runner import load_inputs
-    from utnet_diag.errors import InputError
 
     if plot is not None and (plot.suffix.lower() != ".png" or not plot.parent.is_dir()):
         raise InputError("--plot must name a .png file in an existing folder", path=str(plot))

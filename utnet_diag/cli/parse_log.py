@@ -9,6 +9,7 @@ import typer
 
 from utnet_diag.cli.app import emit
 from utnet_diag.cli.options import ConfigOpt, FailOn, FailOnOpt, JsonOpt, JunitOpt, PresetOpt
+from utnet_diag.config import load_config
 
 
 def parse_log_command(
@@ -32,7 +33,7 @@ def parse_log_command(
     Also finds NaN/Inf, terms stuck at 0 or constant, divergence and plateaus, and checks that
     the logged total is the weighted sum of the logged terms under the config's weights.
     """
-    from utnet_diag.config import load_config
+    # deferred: loads numpy, which this module's importers do not need
     from utnet_diag.logs.checks import LogCheckOptions, diagnose_log
 
     diag_config = load_config(config, preset.value if preset is not None else None)

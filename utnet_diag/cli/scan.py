@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from utnet_diag.cli.app import emit
+from utnet_diag.cli.app import emit, say, stderr_console
 from utnet_diag.cli.options import (
     DatasetOpt,
     DatasetRootOpt,
@@ -20,6 +20,7 @@ from utnet_diag.cli.options import (
     JunitOpt,
     ManoOpt,
 )
+from utnet_diag.errors import InputError
 
 EXIT_INTERRUPTED = 130
 
@@ -73,10 +74,10 @@ def scan_command(
     'torchrun --nproc-per-node N -m utnet_diag scan ...' the samples are sharded over the ranks
     and the findings gathered on rank 0.
     """
+    # deferred: loads numpy, which this module's importers do not need
     from utnet_diag.datasets.batch import open_reader
     from utnet_diag.datasets.distributed import init_from_env, shutdown
     from utnet_diag.datasets.scan import scan_dataset
-    from utnet_diag.errors import InputError
 
     if dataset is None or root is None:
         raise InputError(
@@ -103,8 +104,6 @@ def scan_command(
     if is_main:
         code = emit(report, json_out, junit, fail_on.value)
         if report.sections["scan"]["interrupted"]:
-            from utnet_diag.cli.app import say
-
             say(f"utnet-diag: interrupted: {report.sections['scan']['status']}", style="yellow")
             code = EXIT_INTERRUPTED
     raise typer.Exit(code)
@@ -128,8 +127,6 @@ class _progress:
             TextColumn,
             TimeRemainingColumn,
         )
-
-        from utnet_diag.cli.app import stderr_console
 
         self.bar = Progress(
             TextColumn("scan"),

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import platform
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as dist_version
+
+import utnet_diag
 from utnet_diag.cli.app import report_stream
 
 
 def version_command() -> None:
     """Print the versions of utnet-diag and the libraries it runs on."""
-    import platform
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as dist_version
-
-    import utnet_diag
-
     lines = [f"utnet-diag {utnet_diag.__version__}"]
     for name in ("torch", "numpy", "smplx", "typer", "rich"):
         try:

@@ -24,6 +24,8 @@ from utnet_diag.datasets.common import (
     hand_crop_boxes,
     normalize_to_crop,
 )
+from utnet_diag.datasets.dexycb import DexYCBReader
+from utnet_diag.datasets.ho3d import HO3DReader
 from utnet_diag.errors import InputError, did_you_mean
 from utnet_diag.report.result import Report, Status
 
@@ -54,12 +56,8 @@ def open_reader(
 
     name = (dataset or "").lower()
     if name == "ho3d":
-        from utnet_diag.datasets.ho3d import HO3DReader
-
         return HO3DReader(root, split or "train")
     if name == "dexycb":
-        from utnet_diag.datasets.dexycb import DexYCBReader
-
         return DexYCBReader(root, split or "all", mano_path=mano_path)
     raise InputError(
         f"unknown dataset '{dataset}'" + did_you_mean(name, ("ho3d", "dexycb")),
@@ -194,6 +192,7 @@ def chunk_to_batch(
 ):
     """A canonical Batch of a chunk's annotated samples (rgb/depth only when every frame's
     images decoded). Non-finite annotations are kept as they are: the checks report them."""
+    # deferred: loads torch, which this module's importers do not need
     from utnet_diag.io.batch import coerce_batch
 
     n = len(chunk)
@@ -267,6 +266,7 @@ def check_dataset_batch(
     When no selected frame is usable: a report with ``dataset_files`` alone if files are at fault;
     InputError (exit 2) if the frames are only unannotated (nothing to check: pick others).
     """
+    # deferred: loads torch, which this module's importers do not need
     from utnet_diag.diagnostics.check_batch import COMMAND, check_batch
 
     reader = _dataset_reader(batch_file, dataset, root, split)

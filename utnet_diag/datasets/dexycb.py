@@ -31,8 +31,10 @@ from utnet_diag.datasets.common import (
     project,
     stack_rows,
 )
+from utnet_diag.datasets.images import read_depth_png, read_rgb
 from utnet_diag.errors import InputError
 from utnet_diag.io.files import require_dir
+from utnet_diag.mano import load_mano_data
 
 LABEL_KEYS = ("joint_3d", "joint_2d", "pose_m")
 NOT_SUBJECTS = ("calibration", "models", "bop")
@@ -176,8 +178,6 @@ class DexYCBReader(DatasetReader):
         else:
             record.raw["betas"] = betas
         if images:
-            from utnet_diag.datasets.images import read_depth_png, read_rgb
-
             read_rgb(record)
             read_depth_png(record, decode_depth, expect_mode="I;16")
         return record
@@ -186,8 +186,6 @@ class DexYCBReader(DatasetReader):
         """(hands_components (45,45), hands_mean (45,)) of ``side``, or why they are missing."""
         if side not in self._mano_basis:
             try:
-                from utnet_diag.mano import load_mano_data
-
                 data = load_mano_data(self.mano_path, side=side)
                 self._mano_basis[side] = (
                     np.asarray(data["hands_components"], dtype=float)[:45],

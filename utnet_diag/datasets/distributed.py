@@ -48,6 +48,7 @@ def init_from_env(device: str = "auto") -> DistContext | None:
     import torch
     import torch.distributed as dist
 
+    # deferred: loads torch, which this module's importers do not need
     from utnet_diag.device import resolve_device
 
     backend = "gloo"

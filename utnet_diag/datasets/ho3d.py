@@ -32,6 +32,7 @@ from utnet_diag.datasets.common import (
     project,
     stack_values,
 )
+from utnet_diag.datasets.images import read_depth_png, read_rgb
 from utnet_diag.errors import InputError, UnsafeInputError
 from utnet_diag.io.files import require_dir
 from utnet_diag.io.safe_pickle import BYTES_GLOBALS, NUMPY_GLOBALS, restricted_load
@@ -252,8 +253,6 @@ class HO3DReader(DatasetReader):
         record = SampleRecord(index, self.sample_ids[index], self.paths(index))
         _read_meta_into(record)
         if images:
-            from utnet_diag.datasets.images import read_depth_png, read_rgb
-
             read_rgb(record)
             read_depth_png(record, decode_depth, expect_mode="RGB")
         return record

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from utnet_diag.checks.engine import CheckContext, run_checks
+from utnet_diag.datasets.batch import chunk_to_batch
 from utnet_diag.datasets.checks import (
     DATASET_CHECKS,
     NOT_APPLICABLE,
@@ -99,10 +101,9 @@ def registry_findings(chunk: Any, images: bool) -> list[Finding]:
     the chunk is re-run on each sample alone; a sample on which it does not pass is a finding
     ``batch:<id>``. A chunk-level result no single sample reproduces is attributed to the chunk's
     first sample with a message saying so."""
+    # deferred: loads torch, which this module's importers do not need
     from utnet_diag.checks.batch import BATCH_CHECKS
     from utnet_diag.checks.conventions import CONVENTION_CHECKS
-    from utnet_diag.checks.engine import CheckContext, run_checks
-    from utnet_diag.datasets.batch import chunk_to_batch
     from utnet_diag.io.batch import Batch
 
     specs = BATCH_CHECKS.specs + CONVENTION_CHECKS.specs

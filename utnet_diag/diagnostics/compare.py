@@ -28,7 +28,11 @@ from typing import Any
 import torch
 
 from utnet_diag.checks.engine import CheckRegistry, Outcome
+from utnet_diag.diagnostics.grad import compute_grad_stats
+from utnet_diag.diagnostics.metrics import pose_metrics
+from utnet_diag.diagnostics.runner import forward_pass, load_inputs, running, training_step
 from utnet_diag.errors import InputError
+from utnet_diag.model.sources import load_model
 from utnet_diag.report.result import CheckResult, Report, Status
 from utnet_diag.run_options import RunOptions
 from utnet_diag.spec import TERM, TOTAL_LABEL
@@ -79,9 +83,6 @@ def check_max_regression(value: float | None) -> float | None:
 
 def run_model(inputs: Any, seed: int = 0) -> ModelRun:
     """Loss terms, pose metrics and gradient norms of ``inputs.model`` on ``inputs.batch``."""
-    from utnet_diag.diagnostics.grad import compute_grad_stats
-    from utnet_diag.diagnostics.metrics import pose_metrics
-    from utnet_diag.diagnostics.runner import forward_pass, running, training_step
 
     with training_step(inputs.model, seed), running(inputs.loaded):
         fwd = forward_pass(inputs, grad=True, seed=seed)
@@ -226,8 +227,6 @@ def compare(
     Raises:
         InputError: a missing or unreadable checkpoint, two architectures, a bad fraction.
     """
-    from utnet_diag.diagnostics.runner import load_inputs
-    from utnet_diag.model.sources import load_model
 
     max_regression = check_max_regression(max_regression)
     path_a, path_b = Path(checkpoint_a), Path(checkpoint_b)

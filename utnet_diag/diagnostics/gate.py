@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from utnet_diag.diagnostics.check_batch import batch_check_results, batch_section
 from utnet_diag.diagnostics.grad_flow import grad_from_forward
 from utnet_diag.diagnostics.loss_breakdown import breakdown_from_forward
+from utnet_diag.diagnostics.nan_origin import NanOrigin
 from utnet_diag.diagnostics.runner import (
     DEFAULT_SEED,
     forward_pass,
@@ -48,7 +50,6 @@ def gate(
     ``fields`` (``repo=``, ``mano=``, ``device=``, ...) replace some of them.
     Returns Report ``gate``; ``report.exit_code(fail_on)`` is the CLI's exit code.
     """
-    from utnet_diag.diagnostics.check_batch import batch_check_results, batch_section
 
     if depth < 1:
         raise InputError(f"--depth must be >= 1, got {depth}")
@@ -80,6 +81,5 @@ def gate(
 def _origin_object(origin: dict[str, Any] | None) -> Any:
     if origin is None:
         return None
-    from utnet_diag.diagnostics.nan_origin import NanOrigin
 
     return NanOrigin(**origin)

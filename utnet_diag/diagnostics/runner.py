@@ -26,10 +26,14 @@ import torch
 from torch import nn
 
 from utnet_diag.config import DiagConfig, load_config
+from utnet_diag.device import resolve_device
 from utnet_diag.diagnostics.resources import check_batch_fits, out_of_memory_as_input_error
 from utnet_diag.errors import InputError
 from utnet_diag.io.batch import Batch, load_batch
 from utnet_diag.losses import LossTerms, compute_terms
+from utnet_diag.mano.layer import mano_forward_pose48
+from utnet_diag.model.checkout import mano_load_advice
+from utnet_diag.model.sources import LoadedModel, load_model
 from utnet_diag.run_options import RunOptions
 
 # Fallback when the model does not say which children form the shared trunk (issue 4).
@@ -104,7 +108,6 @@ def load_inputs(
     be an already loaded model (skips loading). Raises InputError for bad inputs; the device
     string is checked before anything heavy is loaded.
     """
-    from utnet_diag.device import resolve_device
 
     opts = RunOptions.of(options, **fields)
     dev = resolve_device(opts.device)
@@ -132,8 +135,6 @@ def load_inputs(
     else:
         data = load_batch(opts.batch, cfg.key_map, max_samples or cfg.max_samples)
     if model is None:
-        from utnet_diag.model.sources import load_model
-
         model = load_model(
             opts.checkpoint, config=cfg, **{**opts.model_source(), "device": str(dev)}
         )
@@ -148,8 +149,6 @@ def as_loaded(model: Any) -> Any:
     """A LoadedModel-like object from a LoadedModel, or from a bare nn.Module that follows the
     output protocol (called as ``module(rgb, depth, n_i)``)."""
     if isinstance(model, nn.Module):
-        from utnet_diag.model.sources import LoadedModel
-
         first = next(model.parameters(), None)
         device = first.device if first is not None else torch.device("cpu")
         return LoadedModel(model=model, device=device, source=f"in-memory {type(model).__name__}")
@@ -358,7 +357,6 @@ def _gt_vertices(inputs: RunInputs) -> torch.Tensor | None:
     needed = ("mano_pose", "mano_shape", "keypoints_3d")
     if mano is None or any(k not in batch for k in needed):
         return None
-    from utnet_diag.mano.layer import mano_forward_pose48
 
     root = inputs.config.root_id
     with torch.no_grad():
@@ -395,7 +393,6 @@ def mano_extras(loaded: Any) -> dict[str, Any]:
     requests = list(getattr(loaded, "mano_requests", None) or [])
     if not requests:  # the user's model built no smplx MANO we saw: its settings are unknown
         return {"model_mano": None} if getattr(loaded, "user_code", False) else {}
-    from utnet_diag.model.checkout import mano_load_advice
 
     build = getattr(loaded, "build", None)
     official = build.kwargs.get("mano_path") if build is not None else None

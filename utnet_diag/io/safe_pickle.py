@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from utnet_diag.errors import InputError, UnsafeInputError
+from utnet_diag.io.files import require_file
 
 
 def _numpy_reconstruct() -> Callable[..., Any]:
@@ -126,8 +127,6 @@ def restricted_load(
     """
     path = None
     if isinstance(source, (str, Path)):
-        from utnet_diag.io.files import require_file
-
         path = str(require_file(source, what))
         handle: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed below
     elif isinstance(source, (bytes, bytearray)):

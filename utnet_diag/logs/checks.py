@@ -19,6 +19,7 @@ import numpy as np
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome, run_checks
 from utnet_diag.config import PRESETS, DiagConfig, LossWeights
 from utnet_diag.logs.parse import TERM_LABELS, TERMS, TrainingLog, downsample, parse_log
+from utnet_diag.logs.plot import check_plot_path, plot_log
 from utnet_diag.report.numbers import fmt_number
 from utnet_diag.report.result import Report
 from utnet_diag.spec import HINT_2D, HINT_3D, HINT_AUX, HINT_NONFINITE, HINT_PRIOR, TERM
@@ -751,14 +752,10 @@ def diagnose_log(
     """Parse a training log, run the log checks, and optionally draw per-term curves to
     ``plot_path`` (PNG/SVG/PDF, written atomically)."""
     if plot_path is not None:
-        from utnet_diag.logs.plot import check_plot_path
-
         check_plot_path(plot_path)
     log = parse_log(path)
     report = check_log(log, config, options)
     if plot_path is not None:
-        from utnet_diag.logs.plot import plot_log
-
         plot_log(log, plot_path)
         report.sections["log"] = {**report.sections["log"], "plot": str(plot_path)}
     return report

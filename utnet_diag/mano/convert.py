@@ -23,6 +23,8 @@ from utnet_diag.errors import InputError
 from utnet_diag.io.files import write_bytes_atomic
 from utnet_diag.io.safe_pickle import NUMPY_GLOBALS, restricted_load
 from utnet_diag.joints import MANO_PARENTS, MANO_TIP_VERTICES
+from utnet_diag.mano.data import resolve_mano_path
+from utnet_diag.mano.official import load_mano_file
 from utnet_diag.report.result import Report
 
 MANO_CHECKS = CheckRegistry("mano")
@@ -94,6 +96,7 @@ def _smplx_outputs(model_file: Path, side: str) -> tuple[np.ndarray, np.ndarray]
 def _layer_outputs(data: dict[str, Any], side: str) -> tuple[np.ndarray, np.ndarray]:
     import torch
 
+    # deferred: loads torch, which this module's importers do not need
     from utnet_diag.mano.layer import ManoLayer
 
     layer = ManoLayer(data=data, side=side, flat_hand_mean=True)
@@ -225,8 +228,6 @@ def _side_of(path: Path, side: str | None) -> str:
 
 def mano_info(path: str | Path, side: str | None = None) -> Report:
     """Keys, shapes, converted chumpy objects, and invariants of a MANO file (nothing written)."""
-    from utnet_diag.mano import resolve_mano_path
-    from utnet_diag.mano.official import load_mano_file
 
     file = resolve_mano_path(path, side or "right")
     side = _side_of(file, side)
@@ -244,8 +245,6 @@ def convert_mano(in_path: str | Path, out_path: str | Path, side: str | None = N
     then ``<folder>/MANO_<SIDE>.pkl``; missing folders are created (once the checks pass). The output is written only when every check passes (numpy-only globals; smplx reproduces the vertices and
     joints within 1e-3 mm); the input is never modified.
     """
-    from utnet_diag.mano import resolve_mano_path
-    from utnet_diag.mano.official import load_mano_file
 
     source = resolve_mano_path(in_path, side or "right")
     side = _side_of(source, side)

@@ -24,6 +24,7 @@ from torch import nn
 
 from utnet_diag.errors import InputError
 from utnet_diag.joints import MANO_TIP_VERTICES, MANO_TO_SPEC
+from utnet_diag.mano.data import load_mano_data
 
 _UNIT_SCALE = {"mm": 1000.0, "m": 1.0}
 
@@ -81,7 +82,6 @@ class ManoLayer(nn.Module):
         data: dict | None = None,
     ) -> None:
         super().__init__()
-        from utnet_diag.mano import load_mano_data
 
         if unit not in _UNIT_SCALE:
             raise InputError(f"unknown unit '{unit}'", hint="use 'mm' or 'm'")

@@ -32,6 +32,8 @@ from typing import Any
 from utnet_diag.config import safe_load_yaml
 from utnet_diag.errors import InputError, UnsafeInputError
 from utnet_diag.io.files import require_dir
+from utnet_diag.mano.convert import pickle_globals
+from utnet_diag.mano.official import MANO_GLOBALS
 from utnet_diag.model.user_code import RefusedInput
 
 REPO_MODULE, REPO_CLASS, REPO_PACKAGE = "src.models.utnet", "UTNet", "src"
@@ -253,7 +255,6 @@ class ManoRequest:
 
 def _mano_file_state(path: str) -> str:
     """'missing', 'chumpy', 'plain', 'unsafe' or 'unreadable' for a MANO pickle path."""
-    from utnet_diag.mano.convert import pickle_globals
 
     if not os.path.isfile(path):
         return "missing"
@@ -268,7 +269,6 @@ def _mano_file_state(path: str) -> str:
 
 
 def _allowed_mano_global(name: str) -> bool:
-    from utnet_diag.mano.official import MANO_GLOBALS
 
     return tuple(name.rsplit(".", 1)) in MANO_GLOBALS
 

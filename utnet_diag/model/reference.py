@@ -33,6 +33,7 @@ from torch import nn
 
 from utnet_diag.errors import InputError, nearest
 from utnet_diag.joints import MANO_PARENTS
+from utnet_diag.mano import ManoLayer
 from utnet_diag.model.rotation import (
     axis_angle_to_matrix,
     axis_angle_to_rotation_6d,
@@ -384,8 +385,6 @@ class ReferenceUTNet(nn.Module):
         self.coarse_head = CoarseHead(config)
         self.refiner = GCNRefiner(config)
         if mano is None:
-            from utnet_diag.mano import ManoLayer
-
             mano = ManoLayer()
         self.mano = mano
         for param in self.mano.parameters():

@@ -33,6 +33,7 @@ from torch import nn
 from utnet_diag.config import DiagConfig
 from utnet_diag.device import resolve_device
 from utnet_diag.errors import InputError, did_you_mean
+from utnet_diag.mano import ManoLayer
 from utnet_diag.model.checkout import (
     PATH_ARGS,
     REPO_CLASS,
@@ -46,6 +47,8 @@ from utnet_diag.model.checkout import (
     find_checkout,
 )
 from utnet_diag.model.checkpoint import apply_state_dict, key_report, load_checkpoint
+from utnet_diag.model.reference import ReferenceConfig, build_reference
+from utnet_diag.model.rotation import axis_angle_to_matrix
 from utnet_diag.model.user_code import (
     output_to_stderr,
     resolve_callable,
@@ -116,7 +119,6 @@ def _shape_text(t: Any) -> str:
 
 def _as_rotmat(value: torch.Tensor, joints: int) -> torch.Tensor:
     """Axis-angle (B, joints*3) or (B, joints, 3) -> (B, joints, 3, 3); other shapes unchanged."""
-    from utnet_diag.model.rotation import axis_angle_to_matrix
 
     b = value.shape[0]
     if (
@@ -366,7 +368,6 @@ def _image_size_of(value: Any) -> tuple[int, int] | None:
 def reference_config_from(stored: Mapping[str, Any]) -> Any:
     """The ReferenceConfig a checkpoint's stored config describes (its ``model:`` part if nested;
     keys the reference model does not know are ignored)."""
-    from utnet_diag.model.reference import ReferenceConfig
 
     section = stored.get("model") if isinstance(stored.get("model"), Mapping) else stored
     return ReferenceConfig.from_dict(dict(section), strict=False)
@@ -432,9 +433,6 @@ def load_model(
             mano, _ = _labels_mano(mano_path)
         extra = dict(user_code=True)
     else:
-        from utnet_diag.mano import ManoLayer
-        from utnet_diag.model.reference import ReferenceConfig, build_reference
-
         # No checkpoint: always the embedded tiny default (a config's model: section may
         # describe a 600M-parameter ViT-H; random weights of that size diagnose nothing more).
         if ckpt is not None and ckpt.config is not None:
@@ -477,7 +475,6 @@ def _labels_mano(path: str | Path | None) -> tuple[Any, str | None]:
     their model), and a note when the file cannot be used for them."""
     if not path:
         return None, None
-    from utnet_diag.mano import ManoLayer
 
     try:
         return ManoLayer(path=path), None
@@ -506,9 +503,6 @@ def inspect_checkpoint(
         model, build, _, _ = build_repo_model(repo, mano_path, config)
         compared = f"repo {build.root} ({REPO_MODULE}.{REPO_CLASS})"
     else:
-        from utnet_diag.mano import ManoLayer
-        from utnet_diag.model.reference import build_reference
-
         ref_config = reference_config_from(data.config or {})
         model = build_reference(ref_config, mano=ManoLayer(path=mano_path))
         what = "its stored config" if data.config is not None else "no stored config"

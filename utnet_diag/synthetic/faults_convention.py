@@ -18,6 +18,7 @@ import torch
 
 from utnet_diag.geometry.mano_conventions import flip_pose, rest_root_m
 from utnet_diag.joints import KNOWN_ORDERS, NUM_JOINTS, invert
+from utnet_diag.model.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 
 
 def _copy(batch: Mapping[str, Any]) -> dict[str, Any]:
@@ -174,7 +175,6 @@ def opengl_annotations(batch: Mapping[str, Any], mano_layer: Any) -> dict[str, A
     """Raw HO3D-style annotations: joints, global orientation and ``mano_trans`` in the OpenGL
     frame (``diag(1,-1,-1)``), and the 2D projected from those joints (z < 0): mirrored in x
     through the principal point (the crop centre here)."""
-    from utnet_diag.model.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 
     out = opengl_frame(batch)
     flip = torch.diag(torch.tensor([1.0, -1.0, -1.0]))

@@ -31,8 +31,10 @@ from typing import Any
 import torch
 
 from utnet_diag.errors import InputError
-from utnet_diag.io.batch import Batch
-from utnet_diag.model.reference import DEFAULT_MEAN_GLOBAL_ORIENT
+from utnet_diag.io.batch import Batch, load_batch, save_batch
+from utnet_diag.mano import ManoLayer, write_synthetic_mano
+from utnet_diag.model.checkpoint import key_report, load_checkpoint, save_checkpoint
+from utnet_diag.model.reference import DEFAULT_MEAN_GLOBAL_ORIENT, ReferenceConfig, build_reference
 from utnet_diag.model.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from utnet_diag.report.result import Report
 
@@ -161,7 +163,6 @@ def normalize_rgb(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def _default_mano():
-    from utnet_diag.mano import ManoLayer
 
     return ManoLayer()
 
@@ -215,7 +216,6 @@ def make_sample_batch(
 
 @functools.lru_cache(maxsize=1)
 def _default_tensors() -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
-    from utnet_diag.model.reference import ReferenceConfig
 
     batch = make_sample_batch(8, 0, tuple(ReferenceConfig.preset("tiny").img_size))
     return batch.tensors, batch.sample_ids, batch.notes
@@ -275,10 +275,6 @@ def make_sample(
     file. Returns a Report with the files written and a ``checkpoint_keys`` check of the
     checkpoint read back.
     """
-    from utnet_diag.io.batch import load_batch, save_batch
-    from utnet_diag.mano import ManoLayer, write_synthetic_mano
-    from utnet_diag.model.checkpoint import key_report, load_checkpoint, save_checkpoint
-    from utnet_diag.model.reference import ReferenceConfig, build_reference
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from utnet_diag.datasets.ho3d import encode_depth
 from utnet_diag.joints import MANO_TO_SPEC, invert
+from utnet_diag.mano import ManoLayer, load_mano_data
 
 IMAGE_WH = (640, 480)
 HO3D_CAM = np.array([[614.6, 0.0, 320.4], [0.0, 614.3, 239.6], [0.0, 0.0, 1.0]])
@@ -191,8 +193,6 @@ def _hands(
     ``same_shape``: one person's hands (one betas for all, as DexYCB's per-subject calibration)."""
     import torch
 
-    from utnet_diag.mano import ManoLayer, load_mano_data
-
     data = load_mano_data(mano)
     components = np.asarray(data["hands_components"], dtype=np.float64)[:45]
     mean = np.asarray(data["hands_mean"], dtype=np.float64)
@@ -235,7 +235,6 @@ def _random_rotvec(rng: np.random.Generator, count: int) -> np.ndarray:
 
 def _mano_faces(mano: str | os.PathLike | None = None) -> np.ndarray:
     """(1538,3) int64 triangle indices of the MANO hand (default the package's synthetic one)."""
-    from utnet_diag.mano import load_mano_data
 
     return np.asarray(load_mano_data(mano)["f"], dtype=np.int64)
 
@@ -425,7 +424,6 @@ def _write_ho3d_frame(
     rgb_format: str,
     faces: np.ndarray | None = None,
 ) -> None:
-    from utnet_diag.datasets.ho3d import encode_depth
 
     meta = ho3d_meta(hand)
     if "nan_joints" in faults:
