@@ -7,6 +7,7 @@ from rich.console import Console
 from utnet_diag.cli.renderers import section_renderers
 from utnet_diag.report.render import render_report
 from utnet_diag.report.result import CheckResult, Report, Status
+from utnet_diag.report.sections import GradModulesSection, LossTableSection
 
 
 def _row(term, label, logged, weighted, share, per_sample, per_element=None, parts=None):
@@ -23,16 +24,16 @@ def _render(report: Report, width: int) -> str:
 
 
 def test_loss_and_gradient_tables_keep_every_digit_at_80_columns():
-    loss = {"terms": [
+    loss = LossTableSection(terms=[
         _row("loss_3d_joint", "3D joint", 6543.21, 327.16, 0.999, 817.9, 12.98),
         _row("loss_prior", "Prior", 0.000161, 1.61e-07, 0.0, None, parts={"shape_prior": 1.6e-4}),
-    ], "total": 327.3, "batch_size": 8, "skipped": {}}  # fmt: skip
-    grads = {"depth": 1, "total_grad_norm": 4652.0, "groups": [
+    ], total=327.3, batch_size=8)  # fmt: skip
+    grads = GradModulesSection(depth=1, total_grad_norm=4652.0, groups=[
         {"name": "coarse_head", "role": "head", "grad_norm": 1130.0, "param_norm": 4.66,
          "ratio": 242.0, "no_grad_share": 0.0, "trainable": True, "nonfinite": 0},
         {"name": "backbone", "role": "trunk", "grad_norm": 114.0, "param_norm": 24.9,
          "ratio": 4.59, "no_grad_share": 0.0, "trainable": True, "nonfinite": 0},
-    ]}  # fmt: skip
+    ])  # fmt: skip
     balance = CheckResult("grad_balance", Status.WARN, "loss_3d_joint drowns loss_aux",
                           value={"loss_3d_joint": 0.851, "loss_prior": 6.42e-09})  # fmt: skip
     text = _render(Report("gate", [balance], {"loss_table": loss, "grad_modules": grads}), 80)

@@ -10,7 +10,16 @@ from rich.table import Table
 from rich.text import Text
 
 from utnet_diag.report.numbers import fmt_number
+from utnet_diag.report.render import key_value_table
 from utnet_diag.report.result import Report
+from utnet_diag.report.sections import (
+    CompareRunSection,
+    GradModulesSection,
+    GradTermsSection,
+    LossTableSection,
+    MetricsSection,
+    RunSection,
+)
 
 BAR_WIDTH = 24
 
@@ -23,18 +32,23 @@ def _share(value: Any) -> str:
     return "" if value is None else f"{float(value):.1%}"
 
 
-def render_run(console: Console, section: dict[str, Any], report: Report) -> None:
+def render_run(console: Console, section: RunSection | CompareRunSection, report: Report) -> None:
+    if isinstance(section, CompareRunSection):
+        console.print(
+            key_value_table("run", {k.replace("_", " "): v for k, v in section.to_dict().items()})
+        )
+        return
     table = Table(title="run", title_justify="left", show_header=False)
     table.add_column("key", style="bold")
     table.add_column("value")
     for key in ("model", "batch", "batch_size", "device", "config", "mode", "forward_s"):
         if key in section:
             table.add_row(key.replace("_", " "), str(section[key]))
-    if "built_from" in section:
-        table.add_row("built from", str(section["built_from"]))
-        for name, value in (section.get("arguments") or {}).items():
+    if section.built_from is not None:
+        table.add_row("built from", section.built_from)
+        for name, value in (section.arguments or {}).items():
             table.add_row(f"  {name}", str(value))
-    for request in section.get("mano_requests") or []:
+    for request in section.mano_requests or []:
         outcome = "loaded" if request.get("loaded") else f"failed: {request.get('error')}"
         table.add_row(
             "MANO asked", f"{request.get('call')} -> {request.get('looked_at')}: {outcome}"
@@ -55,8 +69,8 @@ def _aux_note(w_aux: Any) -> Text:
                 " weight 1 (added once)", style="dim")  # fmt: skip
 
 
-def render_loss_table(console: Console, section: dict[str, Any], report: Report) -> None:
-    rows = section.get("terms", [])
+def render_loss_table(console: Console, section: LossTableSection, report: Report) -> None:
+    rows = section.terms
     # one source for every weight (the usual case): say it once under the table, not per row
     sources = {str(r["weight_source"]).replace(" (inside L_aux)", "") for r in rows}
     one_source = sources.pop() if len(sources) == 1 else None
@@ -89,7 +103,7 @@ def render_loss_table(console: Console, section: dict[str, Any], report: Report)
         if one_source is not None:
             del cells[3]
         table.add_row(*cells)
-    total = [Text("Total", style="bold"), "", "", "", _num(section.get("total")), "", "", ""]
+    total = [Text("Total", style="bold"), "", "", "", _num(section.total), "", "", ""]
     if one_source is not None:
         del total[3]
     table.add_row(*total)
@@ -99,20 +113,19 @@ def render_loss_table(console: Console, section: dict[str, Any], report: Report)
     aux = next((r for r in rows if _is_aux(r)), None)
     if aux is not None:
         console.print(_aux_note(aux["weight"]))
-    skipped = section.get("skipped") or {}
-    if skipped:
-        text = "; ".join(f"{k}: {v}" for k, v in skipped.items())
+    if section.skipped:
+        text = "; ".join(f"{k}: {v}" for k, v in section.skipped.items())
         console.print(Text(f"not computed: {text}", style="dim"))
-    console.print(Text(f"batch size {section.get('batch_size')}: 2D/3D/vertex values are batch"
+    console.print(Text(f"batch size {section.batch_size}: 2D/3D/vertex values are batch"
                        " sums; prior and aux are means", style="dim"))  # fmt: skip
 
 
-def render_metrics(console: Console, section: dict[str, Any], report: Report) -> None:
+def render_metrics(console: Console, section: MetricsSection, report: Report) -> None:
     line = Text("metrics: ", style="bold")
     line.append(
-        f"MPJPE {_num(section.get('mpjpe_mm'))} mm, PA-MPJPE {_num(section.get('pa_mpjpe_mm'))}"
-        f" mm, Avg Metric {_num(section.get('avg_metric_mm'))} mm"
-        f" (root-relative, {section.get('samples')} samples)"
+        f"MPJPE {_num(section.mpjpe_mm)} mm, PA-MPJPE {_num(section.pa_mpjpe_mm)}"
+        f" mm, Avg Metric {_num(section.avg_metric_mm)} mm"
+        f" (root-relative, {section.samples} samples)"
     )
     console.print(line)
 
@@ -129,15 +142,15 @@ def _bar(value: float | None, low: float, high: float, bar_width: int = BAR_WIDT
     return Text("█" * width, style="cyan")
 
 
-def render_grad_modules(console: Console, section: dict[str, Any], report: Report) -> None:
-    groups = section.get("groups", [])
+def render_grad_modules(console: Console, section: GradModulesSection, report: Report) -> None:
+    groups = section.groups
     norms = [g["grad_norm"] for g in groups
              if isinstance(g["grad_norm"], (int, float)) and g["grad_norm"] > 0]  # fmt: skip
     low = min(norms) if norms else 1.0
     high = max(norms) if norms else 1.0
     if high == low:
         low = high / 10
-    table = Table(title=f"gradients per module (depth {section.get('depth', 1)}; bar: log"
+    table = Table(title=f"gradients per module (depth {section.depth}; bar: log"
                         " gradient norm)", title_justify="left")  # fmt: skip
     show_nonfinite = any(g["nonfinite"] for g in groups)
     rows = [[g["name"], g["role"], _num(g["grad_norm"], 3), None, _num(g["param_norm"], 3),
@@ -160,17 +173,17 @@ def render_grad_modules(console: Console, section: dict[str, Any], report: Repor
         r[3] = _bar(g["grad_norm"], low, high, bar_width)
         table.add_row(*r)
     console.print(table)
-    console.print(Text(f"total gradient norm {_num(section.get('total_grad_norm'))}", style="dim"))
+    console.print(Text(f"total gradient norm {_num(section.total_grad_norm)}", style="dim"))
 
 
-def render_grad_terms(console: Console, section: dict[str, Any], report: Report) -> None:
-    boundary = section.get("boundary", {})
+def render_grad_terms(console: Console, section: GradTermsSection, report: Report) -> None:
+    boundary = section.boundary
     title = f"loss terms at the trunk/heads boundary ({boundary.get('description', '?')})"
     table = Table(title=title, title_justify="left")
     for name, justify in (("term", "left"), ("weight", "right"), ("boundary grad", "right"),
                           ("share", "right"), ("reaches", "left")):  # fmt: skip
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    terms = section.get("terms", [])
+    terms = section.terms
     for t in terms:
         table.add_row(
             t["term"] + ("" if t["active"] else " (off)"),
@@ -183,7 +196,7 @@ def render_grad_terms(console: Console, section: dict[str, Any], report: Report)
         loss_rows = (report.sections.get("loss_table") or {}).get("terms", [])
         aux_row = next((r for r in loss_rows if _is_aux(r)), None)
         console.print(_aux_note(aux_row["weight"] if aux_row is not None else None))
-    conflicts = [c for c in section.get("conflicts", []) if c["cosine"] < 0]
+    conflicts = [c for c in section.conflicts if c["cosine"] < 0]
     if conflicts:
         text = ", ".join(f"{c['a']}/{c['b']} {c['cosine']:.2f}" for c in conflicts)
         console.print(Text(f"conflicting terms (cosine < 0): {text}", style="yellow"))

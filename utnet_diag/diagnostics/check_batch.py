@@ -13,6 +13,7 @@ from utnet_diag.checks.engine import CheckContext, run_checks
 from utnet_diag.config import DiagConfig, load_config
 from utnet_diag.io.batch import Batch, coerce_batch, load_batch
 from utnet_diag.report.result import CheckResult, Report
+from utnet_diag.report.sections import BatchSection
 
 COMMAND = "check-batch"
 
@@ -44,16 +45,16 @@ def resolve_batch(
     raise TypeError(f"batch must be a Batch, a mapping or a path, got {type(batch).__name__}")
 
 
-def batch_section(batch: Batch) -> dict[str, Any]:
+def batch_section(batch: Batch) -> BatchSection:
     """The report's ``batch`` section: size, keys with shapes, format, notes, source."""
-    return {
-        "size": batch.size,
-        "keys": {k: list(v.shape) for k, v in batch.tensors.items()},
-        "format": batch.format,
-        "notes": list(batch.notes),
-        "source": batch.source,
-        "extra_keys": sorted(map(str, batch.extra)),
-    }
+    return BatchSection(
+        size=batch.size,
+        keys={k: list(v.shape) for k, v in batch.tensors.items()},
+        format=batch.format,
+        notes=list(batch.notes),
+        source=batch.source,
+        extra_keys=sorted(map(str, batch.extra)),
+    )
 
 
 def batch_check_results(

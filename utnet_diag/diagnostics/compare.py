@@ -34,6 +34,7 @@ from utnet_diag.diagnostics.runner import forward_pass, load_inputs, running, tr
 from utnet_diag.errors import InputError
 from utnet_diag.model.sources import load_model
 from utnet_diag.report.result import CheckResult, Report, Status
+from utnet_diag.report.sections import CompareRunSection
 from utnet_diag.run_options import RunOptions
 from utnet_diag.spec import TERM, TOTAL_LABEL
 
@@ -244,24 +245,23 @@ def compare(
         checks += regression_checks(rows, max_regression)
     warnings = [f"A: {w}" for w in getattr(inputs_a.loaded, "warnings", [])]
     warnings += [f"B: {w}" for w in getattr(inputs_b.loaded, "warnings", [])]
-    run = {
-        "a": str(path_a),
-        "b": str(path_b),
-        "model_a": run_a.source,
-        "model_b": run_b.source,
-        "batch": (
+    run = CompareRunSection(
+        a=str(path_a),
+        b=str(path_b),
+        model_a=run_a.source,
+        model_b=run_b.source,
+        batch=(
             "embedded default"
             if opts.batch is None
             else str(opts.batch)
             if isinstance(opts.batch, (str, Path))
             else "in-memory batch"
         ),
-        "batch_size": int(inputs_a.batch["keypoints_3d"].shape[0]),
-        "device": str(inputs_a.device),
-        "weights": inputs_a.config.weights.preset,
-        "seed": seed,
-    }
-    if warnings:
-        run["warnings"] = warnings
+        batch_size=int(inputs_a.batch["keypoints_3d"].shape[0]),
+        device=str(inputs_a.device),
+        weights=inputs_a.config.weights.preset,
+        seed=seed,
+        warnings=warnings or None,
+    )
     section = {"rows": rows, "max_regression": max_regression}
     return Report("compare", checks, {"run": run, "compare": section})

@@ -33,6 +33,7 @@ from utnet_diag.diagnostics.runner import (
     training_step,
 )
 from utnet_diag.report.result import CheckResult, Report
+from utnet_diag.report.sections import MetricsSection
 from utnet_diag.run_options import RunOptions, given
 
 __all__ = ["LossSummary", "breakdown_from_forward", "loss_breakdown", "summarize_terms"]
@@ -67,11 +68,13 @@ def breakdown_from_forward(
     checks = run_checks(LOSS_CHECKS.specs, ctx)
     checks += run_checks(PREDICTION_CHECKS.specs, ctx, prior=checks)
     checks += run_checks(PREDICTION_CONVENTION_CHECKS.specs, ctx, prior=checks)
-    sections: dict[str, Any] = {"loss_table": summary.to_dict()}
+    sections: dict[str, Any] = {"loss_table": summary.to_section()}
     gt3d = fwd.batch.get("keypoints_3d")
     pred3d = outputs.get("keypoints_3d")
     if isinstance(gt3d, torch.Tensor) and isinstance(pred3d, torch.Tensor):
-        sections["metrics"] = pose_metrics(pred3d, gt3d.to(pred3d.device), fwd.config.root_id)
+        sections["metrics"] = MetricsSection(
+            **pose_metrics(pred3d, gt3d.to(pred3d.device), fwd.config.root_id)
+        )
     if nan_origin is not None:
         sections["nan_origin"] = nan_origin.to_dict()
     return checks, sections

@@ -12,6 +12,7 @@ import torch
 
 from utnet_diag.diagnostics.runner import ForwardResult
 from utnet_diag.losses import TERMS
+from utnet_diag.report.sections import LossTableSection
 from utnet_diag.spec import TERM
 
 CROP_PIXELS = 256  # 2D errors are also shown in pixels of a 256x256 crop
@@ -37,9 +38,14 @@ class LossSummary:
     def row(self, term: str) -> dict[str, Any] | None:
         return next((r for r in self.rows if r["term"] == term), None)
 
+    def to_section(self) -> LossTableSection:
+        """The report's ``loss_table`` section."""
+        return LossTableSection(
+            terms=self.rows, total=self.total, batch_size=self.batch_size, skipped=self.skipped
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return {"terms": self.rows, "total": self.total, "batch_size": self.batch_size,
-                "skipped": self.skipped}  # fmt: skip
+        return self.to_section().to_dict()
 
 
 def _conf_sum(gt: torch.Tensor | None, dims: int) -> float | None:

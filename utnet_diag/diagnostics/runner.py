@@ -34,6 +34,7 @@ from utnet_diag.losses import LossTerms, compute_terms
 from utnet_diag.mano.layer import mano_forward_pose48
 from utnet_diag.model.checkout import mano_load_advice
 from utnet_diag.model.sources import LoadedModel, load_model
+from utnet_diag.report.sections import RunSection
 from utnet_diag.run_options import RunOptions
 
 # Fallback when the model does not say which children form the shared trunk (issue 4).
@@ -406,29 +407,26 @@ def mano_extras(loaded: Any) -> dict[str, Any]:
     }
 
 
-def run_section(inputs: RunInputs, fwd: ForwardResult | None = None) -> dict[str, Any]:
+def run_section(inputs: RunInputs, fwd: ForwardResult | None = None) -> RunSection:
     """The ``run`` section: what ran, where, on what (model source, batch, device, mode, notes)."""
     loaded = inputs.loaded
-    section: dict[str, Any] = {
-        "model": str(getattr(loaded, "source", "?")),
-        "batch": inputs.batch.source or "(in memory)",
-        "batch_size": inputs.batch.size,
-        "device": str(inputs.device),
-        "config": inputs.config.path or f"preset {inputs.config.weights.preset}",
-        "mode": "train() for the forward, then restored; dropout seeded; buffers restored",
-    }
-    build = getattr(loaded, "build", None)
-    if build is not None:  # a checkout: which config built it, and every argument with its origin
-        section["built_from"] = str(build.config_path) if build.config_path else "no config"
-        section["arguments"] = build.table()
+    build = getattr(loaded, "build", None)  # a checkout: its config and every argument's origin
     requests = getattr(loaded, "mano_requests", None)
-    if requests:
-        section["mano_requests"] = [r.to_dict() for r in requests]
-    if fwd is not None:
-        section["forward_s"] = round(fwd.forward_seconds, 4)
-        section["seed"] = fwd.seed
     notes = list(inputs.notes) + list(inputs.batch.notes)
     notes += [str(w) for w in getattr(loaded, "warnings", []) or []]
-    if notes:
-        section["notes"] = notes
-    return section
+    return RunSection(
+        model=str(getattr(loaded, "source", "?")),
+        batch=inputs.batch.source or "(in memory)",
+        batch_size=inputs.batch.size,
+        device=str(inputs.device),
+        config=str(inputs.config.path or f"preset {inputs.config.weights.preset}"),
+        mode="train() for the forward, then restored; dropout seeded; buffers restored",
+        built_from=(
+            None if build is None else str(build.config_path) if build.config_path else "no config"
+        ),
+        arguments=build.table() if build is not None else None,
+        mano_requests=[r.to_dict() for r in requests] if requests else None,
+        forward_s=round(fwd.forward_seconds, 4) if fwd is not None else None,
+        seed=fwd.seed if fwd is not None else None,
+        notes=notes or None,
+    )

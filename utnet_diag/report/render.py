@@ -15,6 +15,7 @@ from rich.text import Text
 
 from utnet_diag.report.numbers import fmt_number
 from utnet_diag.report.result import CheckResult, Report, Status, jsonable
+from utnet_diag.report.sections import Section
 
 STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
 ICON = {Status.PASS: "PASS", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.SKIP: "skip"}
@@ -67,6 +68,16 @@ def _cell_value(value: Any) -> str:
     return fmt_value(value)
 
 
+def key_value_table(title: str, data: Mapping[str, Any]) -> Table:
+    """A two-column table, one ``key value`` a row (values written by :func:`fmt_value`)."""
+    table = Table(title=title, title_justify="left", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    for key, value in data.items():
+        table.add_row(str(key), fmt_value(value))
+    return table
+
+
 def render_report(
     report: Report,
     console: Console,
@@ -79,13 +90,10 @@ def render_report(
         renderer = (renderers or {}).get(name)
         if renderer is not None:
             renderer(console, section, report)
-        elif isinstance(section, dict) and section:
-            table = Table(title=name.replace("_", " "), title_justify="left", show_header=False)
-            table.add_column("key", style="bold")
-            table.add_column("value")
-            for key, value in section.items():
-                table.add_row(str(key), fmt_value(value))
-            console.print(table)
+        else:
+            data = section.to_dict() if isinstance(section, Section) else section
+            if isinstance(data, Mapping) and data:
+                console.print(key_value_table(name.replace("_", " "), data))
     families: dict[str, list[CheckResult]] = {}
     for check in report.checks:
         families.setdefault(check.family or report.command, []).append(check)

@@ -25,6 +25,7 @@ from utnet_diag.diagnostics.grad.strategies import (
     reentrant_checkpoint_as_input_error,
     total_backward,
 )
+from utnet_diag.report.sections import GradModulesSection, GradTermsSection
 
 REFINE_PATTERN = ("gcn", "refine")
 
@@ -57,20 +58,18 @@ class GradStats:
     def term(self, name: str) -> dict[str, Any] | None:
         return next((t for t in self.terms if t["term"] == name), None)
 
-    def to_sections(self) -> dict[str, Any]:
+    def to_sections(self) -> dict[str, GradModulesSection | GradTermsSection]:
         return {
-            "grad_modules": {
-                "groups": self.groups,
-                "depth": self.depth,
-                "total_grad_norm": self.total_grad_norm,
-            },  # fmt: skip
-            "grad_terms": {
-                "terms": self.terms,
-                "conflicts": self.conflicts,
-                "boundary": self.boundary,
-                "exact": self.exact,
-                "seconds": round(self.seconds, 4),
-            },  # fmt: skip
+            "grad_modules": GradModulesSection(
+                groups=self.groups, depth=self.depth, total_grad_norm=self.total_grad_norm
+            ),
+            "grad_terms": GradTermsSection(
+                terms=self.terms,
+                conflicts=self.conflicts,
+                boundary=self.boundary,
+                exact=self.exact,
+                seconds=round(self.seconds, 4),
+            ),
         }
 
 

@@ -1,0 +1,141 @@
+"""Typed report sections: what a command reports besides its checks.
+
+Each section is a frozen dataclass whose fields are its JSON fields (``to_dict``, ``to_json``);
+``None`` fields are left out of the JSON. Sections also read like the plain mappings they were
+(``section["total"]``, ``section.get("notes")``), so code written against the JSON keeps working.
+Torch-free: producers convert tensors to numbers before building a section.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from utnet_diag.report.result import jsonable
+
+
+@dataclass(frozen=True)
+class Section:
+    """Base of the typed sections: JSON export, and read access by JSON key (``section[key]``,
+    ``key in section``, ``section.get(key)``; not a full Mapping: ``keys`` is a field name)."""
+
+    def _present(self) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as JSON-ready values (fields that are None left out)."""
+        return {name: jsonable(getattr(self, name)) for name in self._present()}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._present():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._present()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self._present() else default
+
+
+@dataclass(frozen=True)
+class BatchSection(Section):
+    """The batch a command read: ``size`` samples, ``keys`` -> shape, the ``format`` it was read
+    as, the reader's ``notes``, its ``source`` (file, or None in memory), keys it ignored."""
+
+    size: int
+    keys: dict[str, list[int]]
+    format: str
+    notes: list[str] = field(default_factory=list)
+    source: str | None = None
+    extra_keys: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunSection(Section):
+    """What ran, where, on what: model source, batch, device, config, the forward's mode.
+
+    ``built_from``/``arguments``: the config that built a checkout's model and every constructor
+    argument with its origin; ``mano_requests``: what the model's code asked smplx for;
+    ``forward_s`` seconds; ``notes`` for the user (loader warnings, defaults used)."""
+
+    model: str
+    batch: str
+    batch_size: int
+    device: str
+    config: str
+    mode: str
+    built_from: str | None = None
+    arguments: dict[str, str] | None = None
+    mano_requests: list[dict[str, Any]] | None = None
+    forward_s: float | None = None
+    seed: int | None = None
+    notes: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class MetricsSection(Section):
+    """Batch means, root-relative, mm: MPJPE, PA-MPJPE and their average (the spec's "Avg
+    Metric") over ``samples``; ``samples_left_out`` were non-finite or had no visible joint."""
+
+    mpjpe_mm: float
+    pa_mpjpe_mm: float
+    avg_metric_mm: float
+    samples: int
+    samples_left_out: int
+
+
+@dataclass(frozen=True)
+class LossTableSection(Section):
+    """One row per computed loss term (see :class:`utnet_diag.diagnostics.loss_table.LossSummary`
+    for the row keys), the weighted ``total``, the ``batch_size``, and why terms were skipped."""
+
+    terms: list[dict[str, Any]]
+    total: float
+    batch_size: int
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GradModulesSection(Section):
+    """Gradient per module group at ``depth``: rows with ``name``, ``role``, ``grad_norm``,
+    ``param_norm``, ``ratio``, ``no_grad_share``, ``dead``, ``nonfinite``, ``trainable``; the
+    ``total_grad_norm`` over all parameters."""
+
+    groups: list[dict[str, Any]]
+    depth: int
+    total_grad_norm: float
+
+
+@dataclass(frozen=True)
+class GradTermsSection(Section):
+    """Per loss term: ``weight``, ``active``, groups it ``reaches``, its weighted gradient norm at
+    the trunk/heads ``boundary`` and its ``share``; pairwise ``conflicts`` (cosines); ``exact``
+    when every term had its own backward; ``seconds`` the gradient pass took."""
+
+    terms: list[dict[str, Any]]
+    conflicts: list[dict[str, Any]]
+    boundary: dict[str, Any]
+    exact: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CompareRunSection(Section):
+    """What ``compare`` ran: checkpoints ``a`` and ``b`` (and the model sources they gave), the
+    batch both saw, its size, the device, the weight preset, the seed, the loaders' warnings."""
+
+    a: str
+    b: str
+    model_a: str
+    model_b: str
+    batch: str
+    batch_size: int
+    device: str
+    weights: str
+    seed: int
+    warnings: list[str] | None = None
