@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 
+import junitparser
 import pytest
 from rich.console import Console
 
@@ -68,17 +70,20 @@ def test_junit_one_testcase_per_check_with_failures(tmp_path):
     suite = root.find("testsuite")
     cases = suite.findall("testcase")
     assert [c.get("name") for c in cases] == ["a", "b", "c", "d"]
+    # the warning is a <skipped> with "warning:" (visible in CI pages), so 2 skipped
     assert (
-        suite.get("tests") == "4" and suite.get("failures") == "1" and suite.get("skipped") == "1"
+        suite.get("tests") == "4" and suite.get("failures") == "1" and suite.get("skipped") == "2"
     )
     by_name = {c.get("name"): c for c in cases}
     assert by_name["c"].find("failure") is not None
     assert "hint: fix it" in by_name["c"].find("failure").text
     assert by_name["b"].find("failure") is None
-    assert by_name["d"].find("skipped") is not None
-    assert by_name["c"].get("classname") == "utnet_diag.batch"
+    assert by_name["b"].find("skipped").get("message") == "warning: hmm"
+    assert by_name["d"].find("skipped").get("message") == "requires c"
+    assert by_name["a"].find("skipped") is None and by_name["a"].find("failure") is None
+    assert by_name["c"].get("classname") == "utnet_diag.check_batch.batch"
     strict = ET.fromstring(to_junit(report, "warn")).find("testsuite")
-    assert strict.get("failures") == "2"
+    assert strict.get("failures") == "2" and strict.get("skipped") == "1"
     assert {c.get("name") for c in strict.findall("testcase") if c.find("failure") is not None} == {
         "b",
         "c",
@@ -89,10 +94,33 @@ def test_junit_one_testcase_per_check_with_failures(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_junit_as_a_ci_consumer_reads_it(tmp_path):
+    """junitparser (what CI reporters build on) sees each verdict, time and property."""
+    report = sample_report()
+    report.checks[0] = CheckResult("a", Status.PASS, "fine", family="batch", seconds=0.25)
+    report.checks.append(CheckResult("e", Status.PASS, "odd family", family="model a"))
+    out = tmp_path / "r.xml"
+    write_junit(report, out)
+    xml = junitparser.JUnitXml.fromfile(str(out))
+    suite = next(iter(xml))
+    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (5, 1, 0, 2)
+    assert suite.time == pytest.approx(0.25)
+    props = {p.name: p.value for p in suite.properties()}
+    assert props["utnet_diag.version"] == report.tool_version
+    assert props["utnet_diag.verdict"] == "FAILED"
+    cases = {c.name: c for c in suite}
+    assert cases["a"].time == pytest.approx(0.25) and cases["a"].is_passed
+    assert cases["c"].result[0].message == "broken" and not cases["c"].is_passed
+    assert cases["b"].is_skipped and cases["b"].result[0].message == "warning: hmm"
+    assert cases["e"].classname == "utnet_diag.check_batch.model_a"
+    ident = r"[A-Za-z_][A-Za-z0-9_]*"
+    assert all(re.fullmatch(rf"{ident}(\.{ident})*", c.classname) for c in suite)
+
+
 def test_render_shows_tables_hints_and_verdict():
     console = Console(record=True, width=160)
     render_report(sample_report(), console)
     text = console.export_text()
     assert "batch checks" in text and "convention checks" in text
     assert "→ fix it" in text and "→ look" in text
-    assert "FAILED" in text and "1 failed, 1 warnings, 1 passed, 1 skipped" in text
+    assert "FAILED" in text and "1 failed, 1 warning, 1 passed, 1 skipped" in text

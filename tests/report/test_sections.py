@@ -66,7 +66,7 @@ def test_a_section_without_a_renderer_is_drawn_as_a_key_value_table():
     console = Console(width=80, record=True)
     render_report(Report("compare", [], {"odd_one": run}), console)
     text = console.export_text()
-    table = text.split("utnet-diag compare")[0]
+    table = text.split("utnet-diag compare")[1]  # between the verdict lines
     assert "odd one" in table and "a.pt" in table and "model_b" in table
     assert "warnings" not in table
 

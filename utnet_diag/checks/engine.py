@@ -12,8 +12,9 @@ declared check (``registry.declare``) is applied by a reader while it reads a fi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from utnet_diag.report.result import CheckResult, Status
@@ -29,6 +30,7 @@ class Outcome:
     threshold: Any = None
     hint: str | None = None  # overrides the registered hint when given
     details: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None  # set by the engine: how long the check ran
 
     @classmethod
     def ok(cls, message: str, value: Any = None, threshold: Any = None, **kw: Any) -> Outcome:
@@ -200,7 +202,9 @@ def run_checks(
         elif first:
             outcome = Outcome.skip(f"after the fix of {', '.join(first)}")
         else:
+            start = time.perf_counter()
             outcome = spec.fn(ctx)
+            outcome = replace(outcome, seconds=time.perf_counter() - start)
         result = result_of(spec, outcome)
         done[spec.id] = result
         results.append(result)
@@ -223,4 +227,5 @@ def result_of(spec: CheckSpec, outcome: Outcome, subject: str | None = None) -> 
         hint=hint,
         family=spec.family,
         details=outcome.details,
+        seconds=outcome.seconds,
     )

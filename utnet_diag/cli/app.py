@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import os
 import sys
 import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Annotated, Any, Optional, TextIO
 
 import typer
 
+import utnet_diag
 from utnet_diag.cli.renderers import section_renderers
 from utnet_diag.errors import InputError
 from utnet_diag.report.junit import write_junit
+from utnet_diag.report.markdown import append_step_summary
+from utnet_diag.selection import Selection, apply, find_pyproject, from_pyproject, parse_names
 
 app = typer.Typer(
     name="utnet-diag",
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Loss debugging and diagnostics for UTNet (3D hand pose and mesh).\n\n"
     "Exit codes: 0 no failure; 1 a check failed; 2 usage or input error; 3 internal error.",
     no_args_is_help=True,
@@ -75,8 +81,97 @@ def say(message: str, style: str | None = None) -> None:
     stderr_console().print(message, style=style, markup=False)
 
 
+@dataclass(frozen=True)
+class OutputChoices:
+    """What every report command takes besides its own options: ``quiet`` (the verdict and the
+    failing and warning checks only), the check selection, and whether --fail-on was given."""
+
+    quiet: bool = False
+    selection: Selection = Selection()
+    fail_on_given: bool = False
+
+
+_OUTPUT: ContextVar[OutputChoices | None] = ContextVar("output_choices", default=None)
+
+QuietOpt = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="Print only the verdict and the failing/warning checks."),
+]
+SelectOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--select",
+        metavar="IDS",
+        help="Only these check ids or families decide the verdict (comma-separated or repeated;"
+        " default: [tool.utnet-diag] select in pyproject.toml, else all).",
+    ),
+]
+IgnoreOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--ignore",
+        metavar="IDS",
+        help="These check ids or families never decide the verdict; they are shown as skipped"
+        " with what they found.",
+    ),
+]
+
+
+def _option_given(name: str) -> bool:
+    """True when the option ``name`` came from the command line (not its default)."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - typer that uses click itself
+        from click.globals import get_current_context  # type: ignore[no-redef]
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return True
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def with_output_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a report command ``--quiet``, ``--select`` and ``--ignore`` (read by :func:`emit`),
+    with ``[tool.utnet-diag]`` of the nearest pyproject.toml under the command line."""
+    if getattr(command, "_output_options", False):
+        return command
+    params = list(inspect.signature(command, eval_str=True).parameters.values())
+    if "json_out" not in {p.name for p in params}:
+        return command
+    extra = [
+        inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=QuietOpt),
+        inspect.Parameter("select", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=SelectOpt),
+        inspect.Parameter("ignore", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=IgnoreOpt),
+    ]  # fmt: skip
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, quiet: bool = False, select: Any = None, ignore: Any = None, **kw: Any):
+        given = Selection(
+            parse_names(select or (), "--select"), parse_names(ignore or (), "--ignore")
+        )
+        selection = given.merged_over(from_pyproject(find_pyproject()))
+        token = _OUTPUT.set(OutputChoices(quiet, selection, _option_given("fail_on")))
+        try:
+            return command(*args, **kw)
+        finally:
+            _OUTPUT.reset(token)
+
+    kinds = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params]
+    wrapper.__signature__ = inspect.Signature(kinds + extra)  # type: ignore[attr-defined]
+    wrapper._output_options = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 def emit(report, json_out: bool, junit: Path | None, fail_on: str) -> int:
-    """Print the report (rich or JSON) on stdout, write JUnit if asked; return the exit code."""
+    """Apply the check selection, print the report (rich or JSON) on stdout, write JUnit if
+    asked, append a Markdown summary where GitHub Actions reads one; return the exit code."""
+    choices = _OUTPUT.get() or OutputChoices()
+    report = apply(report, choices.selection)
+    if choices.selection.fail_on is not None and not choices.fail_on_given:
+        fail_on = choices.selection.fail_on
+    problem = append_step_summary(report, fail_on)
+    if problem:
+        say(f"utnet-diag: warning: {problem}", style="yellow")
     if junit is not None:
         write_junit(report, junit, fail_on)
     out = report_stream()
@@ -89,7 +184,8 @@ def emit(report, json_out: bool, junit: Path | None, fail_on: str) -> int:
         # deferred: rich loads only when a report is drawn for people
         from utnet_diag.report.render import render_report
 
-        render_report(report, Console(file=out, highlight=False), fail_on, section_renderers())
+        console = Console(file=out, highlight=False)
+        render_report(report, console, fail_on, section_renderers(), quiet=choices.quiet)
     return report.exit_code(fail_on)
 
 
@@ -109,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
 
     register(app)
     for info in app.registered_commands:
-        info.callback = stdout_reserved_for_the_report(info.callback)
+        info.callback = stdout_reserved_for_the_report(with_output_options(info.callback))
     try:
         result = app(args=argv, prog_name="utnet-diag", standalone_mode=False)
         return int(result or 0)
@@ -155,8 +251,25 @@ def run() -> None:
     sys.exit(main())
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"utnet-diag {utnet_diag.__version__}")
+        raise typer.Exit(0)
+
+
+VersionOpt = Annotated[
+    bool,
+    typer.Option(
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version and exit (`utnet-diag version` also lists the libraries).",
+    ),
+]
+
+
 @app.callback()
-def _root() -> None:
+def _root(version: VersionOpt = False) -> None:
     """Loss debugging and diagnostics for UTNet (3D hand pose and mesh).
 
     Exit codes: 0 no failure; 1 a check failed (--fail-on warn: warnings too); 2 usage or input

@@ -1,12 +1,31 @@
-"""JUnit XML for CI: one testcase per check; fail -> <failure>, skip -> <skipped>."""
+"""JUnit XML for CI: one testcase per check, in the layout CI servers read (Jenkins, GitLab,
+GitHub test reporters).
+
+fail -> ``<failure>``; warn -> ``<skipped message="warning: ...">`` so it shows in CI pages
+(``--fail-on warn``: a ``<failure>``); skip -> ``<skipped>``; pass -> an empty testcase. Every
+testcase has a ``time``; classnames are dotted identifiers; the suite carries the tool version,
+the report schema and the verdict as properties.
+"""
 
 from __future__ import annotations
 
+import re
+import socket
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from utnet_diag.io.files import write_text_atomic
+from utnet_diag.report.markdown import verdict
 from utnet_diag.report.result import Report, Status
+
+
+def _identifier(text: str) -> str:
+    """``text`` as a dotted identifier part: letters, digits and ``_`` only."""
+    return re.sub(r"\W+", "_", text).strip("_") or "checks"
+
+
+def _seconds(value: float | None) -> str:
+    return f"{value or 0.0:.6f}"
 
 
 def to_junit(report: Report, fail_on: str = "fail") -> str:
@@ -14,31 +33,53 @@ def to_junit(report: Report, fail_on: str = "fail") -> str:
     counts = report.counts()
     warn_fails = fail_on == "warn"
     failures = counts["fail"] + (counts["warn"] if warn_fails else 0)
+    skipped = counts["skip"] + (0 if warn_fails else counts["warn"])
+    total = sum(c.seconds or 0.0 for c in report.checks)
     suite = ET.Element(
         "testsuite",
         name=f"utnet-diag {report.command}",
         tests=str(len(report.checks)),
         failures=str(failures),
         errors="0",
-        skipped=str(counts["skip"]),
+        skipped=str(skipped),
+        time=_seconds(total),
+        timestamp=report.created.removesuffix("+00:00"),
+        hostname=socket.gethostname() or "localhost",
     )
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("utnet_diag.version", report.tool_version),
+        ("utnet_diag.schema_version", report.schema_version),
+        ("utnet_diag.command", report.command),
+        ("utnet_diag.verdict", verdict(report, fail_on)),
+    ):
+        ET.SubElement(properties, "property", name=name, value=value)
+    command = _identifier(report.command)
     for check in report.checks:
         case = ET.SubElement(
             suite,
             "testcase",
             name=check.id,
-            classname=f"utnet_diag.{check.family or report.command}",
+            classname=f"utnet_diag.{command}.{_identifier(check.family or report.command)}",
+            time=_seconds(check.seconds),
         )
         text = check.message + (f"\nhint: {check.hint}" if check.hint else "")
         if check.status is Status.FAIL or (warn_fails and check.status is Status.WARN):
             failure = ET.SubElement(case, "failure", message=check.message, type=check.status.value)
             failure.text = text
+        elif check.status is Status.WARN:
+            warning = ET.SubElement(case, "skipped", message=f"warning: {check.message}")
+            warning.text = text
         elif check.status is Status.SKIP:
             ET.SubElement(case, "skipped", message=check.message)
-        else:
-            out = ET.SubElement(case, "system-out")
-            out.text = text
-    suites = ET.Element("testsuites")
+    suites = ET.Element(
+        "testsuites",
+        name=f"utnet-diag {report.command}",
+        tests=str(len(report.checks)),
+        failures=str(failures),
+        errors="0",
+        time=_seconds(total),
+    )
     suites.append(suite)
     ET.indent(suites)
     return (

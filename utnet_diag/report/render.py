@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from utnet_diag.report.markdown import counts_text, verdict
 from utnet_diag.report.numbers import fmt_number
 from utnet_diag.report.result import CheckResult, Report, Status, jsonable
 from utnet_diag.report.sections import Section
@@ -83,9 +84,23 @@ def render_report(
     console: Console,
     fail_on: str = "fail",
     renderers: Mapping[str, SectionRenderer] | None = None,
+    quiet: bool = False,
 ) -> None:
-    """Draw a report: command sections first (each with its renderer in ``renderers``), then one
-    table of checks per family, then a summary."""
+    """Draw a report: the verdict, the command's sections (each with its renderer in
+    ``renderers``), one table of checks per family, then a short summary naming every failing
+    and warning check and the verdict again. ``quiet``: the short summary and verdict only."""
+    if not quiet:
+        console.print(_verdict_line(report, fail_on))
+        _sections_and_tables(report, console, renderers)
+    for check in report.checks:
+        if check.status in (Status.FAIL, Status.WARN):
+            console.print(_summary_line(check, console.width))
+    console.print(_verdict_line(report, fail_on))
+
+
+def _sections_and_tables(
+    report: Report, console: Console, renderers: Mapping[str, SectionRenderer] | None
+) -> None:
     for name, section in report.sections.items():
         renderer = (renderers or {}).get(name)
         if renderer is not None:
@@ -99,16 +114,28 @@ def render_report(
         families.setdefault(check.family or report.command, []).append(check)
     for family, checks in families.items():
         console.print(_checks_table(f"{family} checks", checks))
-    counts = report.counts()
-    status = report.status
+
+
+def _summary_line(check: CheckResult, width: int) -> Text:
+    """``FAIL id: message`` on one line, cut at a word boundary to fit ``width``."""
+    head = f"{ICON[check.status]} {check.id}: "
+    message = " ".join(check.message.split())
+    room = max(width - len(head), 20)
+    if len(message) > room:
+        cut = message[: room - 1].rsplit(" ", 1)[0].rstrip(",;:")
+        message = cut + "…"
+    line = Text(ICON[check.status], style=STYLE[check.status])
+    line.append(f" {check.id}: ", style="bold")
+    line.append(message)
+    return line
+
+
+def _verdict_line(report: Report, fail_on: str) -> Text:
     failed = report.failed(fail_on)
-    verdict = "FAILED" if failed else ("PASSED with warnings" if counts["warn"] else "PASSED")
+    counts = report.counts()
+    text = verdict(report, fail_on)
     style = "bold red" if failed else ("yellow" if counts["warn"] else "bold green")
-    summary = Text(f"utnet-diag {report.command}: ", style="bold")
-    summary.append(verdict, style=style)
-    summary.append(
-        f"  ({counts['fail']} failed, {counts['warn']} warnings, {counts['pass']} passed,"
-        f" {counts['skip']} skipped)"
-    )
-    console.print(summary)
-    del status
+    line = Text(f"utnet-diag {report.command}: ", style="bold")
+    line.append(text, style=style)
+    line.append(f" ({counts_text(report)})")
+    return line

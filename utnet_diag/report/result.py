@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
+
+from utnet_diag import __version__
 
 SCHEMA_VERSION = "1.0"
 
@@ -39,8 +42,10 @@ class CheckResult:
     hint: str | None = None
     family: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None  # how long the check ran, when measured
 
     def to_dict(self) -> dict[str, Any]:
+        timing = {} if self.seconds is None else {"seconds": round(self.seconds, 6)}
         return {
             "id": self.id,
             "family": self.family,
@@ -50,6 +55,7 @@ class CheckResult:
             "threshold": jsonable(self.threshold),
             "hint": self.hint,
             "details": jsonable(self.details),
+            **timing,
         }
 
 
@@ -62,6 +68,14 @@ def overall_status(checks: list[CheckResult]) -> Status:
     return worst
 
 
+def _tool_version() -> str:
+    return __version__
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 @dataclass
 class Report:
     """What a command returns: its checks and command-specific ``sections`` (JSON-ready)."""
@@ -70,6 +84,8 @@ class Report:
     checks: list[CheckResult] = field(default_factory=list)
     sections: dict[str, Any] = field(default_factory=dict)
     schema_version: str = SCHEMA_VERSION
+    tool_version: str = field(default_factory=_tool_version)
+    created: str = field(default_factory=_now)  # UTC, ISO 8601, seconds
 
     @property
     def status(self) -> Status:
@@ -99,6 +115,8 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema_version": self.schema_version,
+            "tool_version": self.tool_version,
+            "created": self.created,
             "command": self.command,
             "status": self.status.value,
             "counts": self.counts(),
