@@ -261,11 +261,18 @@ def test_compute_terms_names_each_missing_input(clean_batch):
     with_vertices = LossWeights(**{**vars(weights), "use_vertex_loss": True, "source": {}})
     without_gt = {k: v for k, v in clean_batch.items() if k != "vertices_3d"}
     out = compute_terms(outputs, without_gt, with_vertices)
-    assert out.skipped["loss_3d_vert"].startswith("no ground-truth vertices")
+    assert out.skipped["loss_3d_vert"] == "the batch has no vertices_3d (nor GT MANO to make them)"
+    assert out.off == frozenset()  # missing inputs, not a term the weights turned off
     no_pred = {k: v for k, v in outputs.items() if k != "vertices"}
     out = compute_terms(no_pred, dict(clean_batch, vertices_3d=torch.zeros(b, 778, 3)),
                         with_vertices)  # fmt: skip
-    assert out.skipped["loss_3d_vert"].startswith("no ground-truth vertices")
+    assert out.skipped["loss_3d_vert"] == "the model output has no vertices"
+    no_root = {k: v for k, v in clean_batch.items() if k != "keypoints_3d"}
+    out = compute_terms(outputs, dict(no_root, vertices_3d=torch.zeros(b, 778, 3)), with_vertices)
+    assert out.skipped["loss_3d_vert"] == "the batch has no keypoints_3d (the vertex root)"
+    off = LossWeights(**{**vars(weights), "use_vertex_loss": False, "use_aux_loss": False,
+                         "source": {}})  # fmt: skip
+    assert compute_terms(outputs, clean_batch, off).off == {"loss_3d_vert", "loss_aux"}
 
 
 def test_vertex_roots_of_another_batch_size_are_refused():

@@ -82,11 +82,25 @@ def test_aux_zero_without_ground_truth_mano_is_normal_and_vertices_zero_is_not()
     assert run("loss_vert", summary(row("loss_3d_vert", 1.0))).status is Status.PASS
 
 
-def test_missing_terms_skip_with_the_reason():
-    result = run("loss_2d", summary(skipped={"loss_2d": "no keypoints_2d in the batch"}))
-    assert result.status is Status.SKIP and "no keypoints_2d in the batch" in result.message
-    for check_id in ("loss_3d_joint", "loss_prior", "loss_aux", "loss_vert"):
-        assert run(check_id, summary()).status is Status.SKIP, check_id
+def test_a_term_turned_off_skips_and_a_term_missing_its_inputs_fails():
+    """Nothing passes by omission: a spec term with missing inputs fails and says which keys."""
+    missing = summary(skipped={"loss_2d": "the batch has no keypoints_2d"})
+    result = run("loss_2d", missing)
+    assert result.status is Status.FAIL and "the batch has no keypoints_2d" in result.message
+    assert "diag: {key_map: {keypoints_2d: <your key>}}" in result.hint
+    assert "--ignore loss_2d" in result.hint
+    prior = run("loss_prior", summary(skipped={"loss_prior": "the model output has no betas"}))
+    assert prior.status is Status.FAIL and "mano_params.betas" in prior.hint
+    assert "--output-map" in prior.hint
+    vert = run("loss_vert", summary(skipped={"loss_3d_vert": "the batch has no vertices_3d"}))
+    assert vert.status is Status.FAIL and "--ignore loss_vert" in vert.hint
+    for check_id, term in (("loss_3d_joint", "loss_3d_joint"), ("loss_prior", "loss_prior"),
+                           ("loss_aux", "loss_aux"), ("loss_vert", "loss_3d_vert")):  # fmt: skip
+        assert run(check_id, summary()).status is Status.FAIL, check_id
+        off = summary(skipped={term: "use_x is false"})
+        off.off = frozenset({term})
+        result = run(check_id, off)
+        assert result.status is Status.SKIP and "use_x is false" in result.message, check_id
 
 
 def test_non_finite_term_fails_finite_and_skips_the_rest():

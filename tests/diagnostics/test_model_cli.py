@@ -111,3 +111,23 @@ def test_cuda_on_a_cpu_machine_exit_2(capsys) -> None:
     err = capsys.readouterr().err
     _one_error_line(err)
     assert "no CUDA GPU" in err
+
+
+@pytest.mark.slow
+def test_gate_fails_a_batch_without_3d_supervision_unless_the_user_ignores_it(
+    tmp_path, capsys
+) -> None:
+    """Nothing passes by omission: no keypoints_3d means no 3D joint term, and the gate fails."""
+    from utnet_diag.synthetic.sample import default_batch
+
+    batch = {k: v for k, v in default_batch().tensors.items() if k != "keypoints_3d"}
+    path = tmp_path / "no3d.pt"
+    torch.save(batch, path)
+    assert main(["gate", "--batch", str(path), "--json"]) == 1
+    checks = {c["id"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert checks["loss_3d_joint"]["status"] == "fail"
+    assert "the batch has no keypoints_3d" in checks["loss_3d_joint"]["message"]
+    assert main(["gate", "--batch", str(path), "--json", "--ignore", "loss_3d_joint"]) == 0
+    checks = {c["id"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert checks["loss_3d_joint"]["status"] == "skip"
+    assert "deselected" in checks["loss_3d_joint"]["message"]

@@ -90,12 +90,50 @@ def _row(ctx: CheckContext, term: str) -> dict[str, Any] | None:
     return _summary(ctx).row(term)
 
 
+# what each term reads: batch keys (mapped with diag.key_map) and model outputs (--output-map)
+_TERM_INPUTS: dict[str, tuple[str, str]] = {
+    "loss_2d": ("keypoints_2d", "keypoints_2d"),
+    "loss_3d_joint": ("keypoints_3d", "keypoints_3d"),
+    "loss_prior": ("", "mano_params.betas"),
+    "loss_aux": ("mano_pose, mano_shape", "coarse_pose, coarse_shape"),
+    "loss_3d_vert": ("vertices_3d (or mano_pose, mano_shape, keypoints_3d)", "vertices"),
+}
+
+
+def _not_computed(ctx: CheckContext, term: str, label: str) -> Outcome:
+    """A spec term with no value: a skip when the weights turned it off, else a failure (its
+    inputs are missing, so training would get no signal from it: nothing passes by omission)."""
+    summary = _summary(ctx)
+    why = summary.skipped.get(term, "not computed")
+    if term in summary.off:
+        return Outcome.skip(f"no {label} term: {why}")
+    batch_keys, outputs = _TERM_INPUTS[term]
+    if "batch" in why:
+        hint = (
+            f"give the batch {batch_keys}, or map your key in the config:"
+            f" diag: {{key_map: {{{batch_keys.split(',')[0].split(' ')[0]}: <your key>}}}}"
+        )
+    else:
+        hint = (f"return {outputs} from the model (utnet-diag's output protocol), or map your"
+                " output with --output-map ours=theirs")  # fmt: skip
+    return Outcome.fail(
+        f"no {label} term: {why}; the spec's {label} loss cannot be checked (and does not train)",
+        details={"missing": why},
+        hint=f"{hint}; or --ignore {_check_id_of(term)} if you train without it",
+    )
+
+
+def _check_id_of(term: str) -> str:
+    """The check id of a loss term's magnitude check."""
+    return {"loss_3d_vert": "loss_vert"}.get(term, term)
+
+
 @LOSS_CHECKS.check("loss_2d", requires=("loss_finite",), hint=HINT_2D)
 def loss_2d(ctx: CheckContext) -> Outcome:
     """L_2D (batch sum) is below 500; 10000 is the spec's alarm."""
     row = _row(ctx, "loss_2d")
     if row is None:
-        return Outcome.skip(f"no 2D term: {_summary(ctx).skipped.get('loss_2d', 'not computed')}")
+        return _not_computed(ctx, "loss_2d", "2D")
     v, ctxt = row["logged"], _sum_context(row)
     if v >= LOSS_2D_ALARM:
         return Outcome.fail(
@@ -115,8 +153,7 @@ def loss_3d_joint(ctx: CheckContext) -> Outcome:
     """L_3D_joint (batch sum) is below 80000 and not exactly 0."""
     row = _row(ctx, "loss_3d_joint")
     if row is None:
-        why = _summary(ctx).skipped.get("loss_3d_joint", "not computed")
-        return Outcome.skip(f"no 3D term: {why}")
+        return _not_computed(ctx, "loss_3d_joint", "3D joint")
     v, ctxt = row["logged"], _sum_context(row)
     if v == 0:
         return Outcome.fail(
@@ -138,7 +175,7 @@ def loss_prior(ctx: CheckContext) -> Outcome:
     """L_prior (a mean, independent of batch size) is below 100; about 5000 is the alarm."""
     row = _row(ctx, "loss_prior")
     if row is None:
-        return Outcome.skip(f"no prior term: {_summary(ctx).skipped.get('loss_prior', '')}")
+        return _not_computed(ctx, "loss_prior", "prior")
     v = row["logged"]
     parts = ", ".join(f"{k}={_fmt(x)}" for k, x in row.get("parts", {}).items())
     text = f"L_prior = {_fmt(v)} ({parts}; a mean over the batch)"
@@ -155,8 +192,7 @@ def loss_aux(ctx: CheckContext) -> Outcome:
     summary = _summary(ctx)
     row = summary.row("loss_aux")
     if row is None:
-        why = summary.skipped.get("loss_aux", "not computed")
-        return Outcome.skip(f"no aux term: {why}")
+        return _not_computed(ctx, "loss_aux", "aux")
     v = row["logged"]
     parts = row.get("parts", {})
     mse = ", ".join(f"{k}={_fmt(x)}" for k, x in parts.items())
@@ -174,7 +210,7 @@ def loss_vert(ctx: CheckContext) -> Outcome:
     summary = _summary(ctx)
     row = summary.row("loss_3d_vert")
     if row is None:
-        return Outcome.skip(f"no vertex term: {summary.skipped.get('loss_3d_vert', '')}")
+        return _not_computed(ctx, "loss_3d_vert", "vertex")
     v = row["logged"]
     if v == 0:
         return Outcome.fail(

@@ -34,6 +34,7 @@ class LossSummary:
     total: float
     batch_size: int
     skipped: dict[str, str] = field(default_factory=dict)
+    off: frozenset[str] = frozenset()  # skipped terms the weights turned off
 
     def row(self, term: str) -> dict[str, Any] | None:
         return next((r for r in self.rows if r["term"] == term), None)
@@ -114,4 +115,4 @@ def summarize_terms(fwd: ForwardResult) -> LossSummary:
             row["weight_source"] += " (inside L_aux)"
             row["parts"] = {k: v for k, v in parts.items() if k.startswith("aux_")}
         rows.append(row)
-    return LossSummary(rows, total, b, dict(fwd.terms.skipped))
+    return LossSummary(rows, total, b, dict(fwd.terms.skipped), fwd.terms.off)

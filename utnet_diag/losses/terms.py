@@ -32,6 +32,7 @@ class LossTerms:
     parts: dict[str, torch.Tensor]
     total: torch.Tensor
     skipped: dict[str, str] = field(default_factory=dict)
+    off: frozenset[str] = frozenset()  # skipped terms the weights turned off (not missing inputs)
 
 
 def compute_terms(
@@ -85,8 +86,10 @@ def compute_terms(
     else:
         skipped["loss_prior"] = "the model output has no mano_params.betas"
 
+    off: set[str] = set()
     if not weights.use_aux_loss:
         skipped["loss_aux"] = "use_aux_loss is false"
+        off.add("loss_aux")
     elif gt("mano_pose") is None or gt("mano_shape") is None:
         skipped["loss_aux"] = "the batch has no mano_pose/mano_shape"
     elif outputs.get("coarse_pose") is None or outputs.get("coarse_shape") is None:
@@ -107,7 +110,16 @@ def compute_terms(
         gv = gt("vertices_3d")
         gv = gv if gv is not None else gt_vertices
         if gv is None or kp3d is None or outputs.get("vertices") is None:
-            skipped["loss_3d_vert"] = "no ground-truth vertices (vertices_3d or MANO on GT params)"
+            missing = [
+                *(
+                    ["the batch has no vertices_3d (nor GT MANO to make them)"]
+                    if gv is None
+                    else []
+                ),
+                *(["the batch has no keypoints_3d (the vertex root)"] if kp3d is None else []),
+                *(["the model output has no vertices"] if outputs.get("vertices") is None else []),
+            ]
+            skipped["loss_3d_vert"] = "; ".join(missing)
         else:
             pv = outputs["vertices"]
             pred_root = outputs["keypoints_3d"][:, root_id]  # type: ignore[index]
@@ -116,8 +128,9 @@ def compute_terms(
             )  # type: ignore[arg-type,union-attr]
     else:
         skipped["loss_3d_vert"] = "use_vertex_loss is false"
+        off.add("loss_3d_vert")
 
     if not terms:
         raise ValueError("no loss term could be computed from this batch and these outputs")
     total = total_loss(terms, weights)
-    return LossTerms(terms=terms, parts=parts, total=total, skipped=skipped)
+    return LossTerms(terms=terms, parts=parts, total=total, skipped=skipped, off=frozenset(off))
