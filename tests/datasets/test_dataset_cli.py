@@ -122,11 +122,34 @@ def test_check_batch_fails_on_frames_whose_files_are_bad(ho3d_tree, capsys):
     assert report["batch"]["size"] == 2  # frames 0 and 11 (annotated) are still checked
 
 
-def test_check_batch_of_only_bad_files_fails_with_exit_1(ho3d_tree, capsys):
+def test_check_batch_of_only_bad_files_fails_and_lists_every_other_check_as_skipped(
+    ho3d_tree, capsys
+):
+    from utnet_diag.diagnostics.check_batch import check_specs
+
     code, report, err = _check_batch_json(ho3d_tree.root, "8-10", capsys)
     assert code == 1 and "Traceback" not in err
-    assert [(c["id"], c["status"]) for c in report["checks"]] == [("dataset_files", "fail")]
+    assert [(c["id"], c["status"]) for c in report["checks"][:1]] == [("dataset_files", "fail")]
     assert report["checks"][0]["value"] == 3
+    rest = report["checks"][1:]
+    assert [c["id"] for c in rest] == [s.id for s in check_specs()] and len(rest) >= 16
+    assert {c["status"] for c in rest} == {"skip"}
+    assert rest[0]["message"] == "not evaluated: no selected frame is usable (see dataset_files)"
+
+
+def test_check_batch_no_images_checks_annotations_without_image_files(tmp_path, capsys):
+    from utnet_diag.synthetic.trees import write_ho3d_tree
+
+    write_ho3d_tree(tmp_path, sequences=("A",), frames_per_sequence=3, seed=4)
+    for image in [*tmp_path.rglob("*.jpg"), *tmp_path.rglob("*.png")]:
+        image.unlink()  # an annotation-only copy of the dataset
+    code, report, _ = _check_batch_json(str(tmp_path), "0-2", capsys)
+    assert code == 1 and report["checks"][0]["status"] == "fail"  # the images are missing
+    code, report, _ = _check_batch_json(str(tmp_path), "0-2", capsys, "--no-images")
+    by_id = {c["id"]: c for c in report["checks"]}
+    assert code == 0 and by_id["dataset_files"]["status"] == "pass"
+    assert by_id["kp3d_units"]["status"] == "pass" and by_id["joint_order"]["status"] == "pass"
+    assert by_id["image_range"]["status"] == "skip" and report["batch"]["size"] == 3
 
 
 def test_check_batch_unannotated_frame_is_a_warning_not_a_failure(ho3d_tree, capsys):

@@ -100,6 +100,12 @@ class CheckSpec:
     rows: RowFn | None = None
     needs_images: bool = False  # per-sample checks that read decoded images
     text: str | None = None
+    # per-sample checks: which samples of a chunk the check can judge ((N,) bool; None: all),
+    # and what the others lack (for "not evaluated: no sample has <needs>")
+    applies: Callable[[Any], Any] | None = None
+    needs: str = ""
+    # declared checks: the reader checks that stop a file before this one is tried
+    prior: tuple[str, ...] = ()
 
     @property
     def description(self) -> str:
@@ -134,24 +140,39 @@ class CheckRegistry:
         return register
 
     def per_sample(
-        self, check_id: str, *, hint: str, needs_images: bool = False
+        self,
+        check_id: str,
+        *,
+        hint: str,
+        needs_images: bool = False,
+        applies: Callable[[Any], Any] | None = None,
+        needs: str = "",
     ) -> Callable[[RowFn], RowFn]:
         """Register a vectorised per-sample check: ``fn(chunk) -> [Row, ...]``, the offending
-        samples only; its docstring's first line is its description."""
+        samples only; its docstring's first line is its description. ``applies(chunk)`` -> (N,)
+        bool: the samples it can judge (default all); ``needs``: what the others lack."""
 
         def register(fn: RowFn) -> RowFn:
             self._add(CheckSpec(check_id, self.family, None, hint=hint, rows=fn,
-                                needs_images=needs_images))  # fmt: skip
+                                needs_images=needs_images, applies=applies,
+                                needs=needs))  # fmt: skip
             return fn
 
         return register
 
     def declare(
-        self, check_id: str, description: str, hint: str, *, needs_images: bool = False
+        self,
+        check_id: str,
+        description: str,
+        hint: str,
+        *,
+        needs_images: bool = False,
+        prior: Iterable[str] = (),
     ) -> None:
-        """Register a check that is applied elsewhere (a reader, while it reads a file)."""
+        """Register a check that is applied elsewhere (a reader, while it reads a file).
+        ``prior``: reader checks that, when they flag a sample, stop it before this one."""
         self._add(CheckSpec(check_id, self.family, None, hint=hint, needs_images=needs_images,
-                            text=description))  # fmt: skip
+                            text=description, prior=tuple(prior)))  # fmt: skip
 
     def _add(self, spec: CheckSpec) -> None:
         if any(s.id == spec.id for s in self.specs):

@@ -39,6 +39,14 @@ def check_batch_command(
     root: DatasetRootOpt = None,
     split: DatasetSplitOpt = None,
     indices: IndicesOpt = None,
+    images: Annotated[
+        bool,
+        typer.Option(
+            "--images/--no-images",
+            help="With --dataset: decode RGB and depth (--no-images: annotations only; the image"
+            " checks are then skipped, and missing image files are not a failure).",
+        ),
+    ] = True,
     mano: Annotated[
         Optional[Path],
         typer.Option(
@@ -97,7 +105,15 @@ def check_batch_command(
         from utnet_diag.datasets.batch import check_dataset_batch
 
         report = check_dataset_batch(
-            batch, dataset, root, split, indices, cfg, mano=mano_layer, max_samples=max_samples
+            batch,
+            dataset,
+            root,
+            split,
+            indices,
+            cfg,
+            mano=mano_layer,
+            max_samples=max_samples,
+            images=images,
         )
     elif batch is None:
         raise InputError("give a BATCH file, or --dataset and --root")

@@ -103,6 +103,13 @@ IndicesOpt = Annotated[
     typer.Option("--indices", help="Dataset samples to use: 0,5,10-19 (default: the first 16)."),
 ]
 
+ImagesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--images/--no-images", help="Decode RGB and depth (--no-images: annotations only)."
+    ),
+]
+
 SideOpt = Annotated[
     Optional[str],
     typer.Option("--side", help="right or left (default: from the file name, else right)."),

@@ -16,6 +16,7 @@ from utnet_diag.cli.options import (
     DeviceOpt,
     FailOn,
     FailOnOpt,
+    ImagesOpt,
     JsonOpt,
     JunitOpt,
     ManoOpt,
@@ -35,12 +36,7 @@ def scan_command(
     limit: Annotated[
         Optional[int], typer.Option("--limit", min=1, help="Scan only the first N samples.")
     ] = None,
-    images: Annotated[
-        bool,
-        typer.Option(
-            "--images/--no-images", help="Decode RGB and depth (--no-images: annotations only)."
-        ),
-    ] = True,
+    images: ImagesOpt = True,
     out: Annotated[
         Optional[Path], typer.Option("--out", help="Write one JSON line per finding (JSONL).")
     ] = None,

@@ -27,7 +27,7 @@ from utnet_diag.datasets.common import (
 from utnet_diag.datasets.dexycb import DexYCBReader
 from utnet_diag.datasets.ho3d import HO3DReader
 from utnet_diag.errors import InputError, did_you_mean
-from utnet_diag.report.result import Report, Status
+from utnet_diag.report.result import CheckResult, Report, Status
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])
@@ -258,22 +258,27 @@ def check_dataset_batch(
     config: Any = None,
     mano: Any = None,
     max_samples: int | None = None,
+    images: bool = True,
 ):
     """``check-batch --dataset``: the Report of :func:`utnet_diag.diagnostics.check_batch.
     check_batch` on the selected frames, led by the ``dataset_files`` check (frames left out
     because their files are missing, unreadable or unsafe fail it, so the exit code is 1).
 
-    When no selected frame is usable: a report with ``dataset_files`` alone if files are at fault;
-    InputError (exit 2) if the frames are only unannotated (nothing to check: pick others).
+    When no selected frame is usable: ``dataset_files`` fails and every other check is listed
+    as skipped (it judged nothing) if files are at fault; InputError (exit 2) if the frames are
+    only unannotated (nothing to check: pick others). ``images=False``: annotations only (no
+    image file is read, so none is missing; the image checks skip).
     """
     # deferred: loads torch, which this module's importers do not need
-    from utnet_diag.diagnostics.check_batch import COMMAND, check_batch
+    from utnet_diag.diagnostics.check_batch import COMMAND, check_batch, check_specs
 
     reader = _dataset_reader(batch_file, dataset, root, split)
-    records = [reader.read(i, True) for i in parse_indices(indices, len(reader))]
+    records = [reader.read(i, images) for i in parse_indices(indices, len(reader))]
     files = dataset_files_result(records)
     if not any(r.annotated for r in records) and files.status is Status.FAIL:
-        return Report(COMMAND, [files], {})
+        why = "not evaluated: no selected frame is usable (see dataset_files)"
+        skipped = [CheckResult(s.id, Status.SKIP, why, family=s.family) for s in check_specs()]
+        return Report(COMMAND, [files, *skipped], {})
     report = check_batch(batch_from_records(reader, records), config, mano, max_samples)
     report.checks.insert(0, files)
     return report

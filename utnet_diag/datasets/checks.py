@@ -37,18 +37,27 @@ DEPTH_VISIBLE_QUANTILE = 0.2  # the best-agreeing fifth of the joints is assumed
 DATASET_CHECKS = CheckRegistry("dataset")
 READER_HINT = "fix or remove the file; a bad frame in training is what turns a loss into NaN"
 # applied by the readers while they read a frame
-DATASET_CHECKS.declare("meta_missing", "Annotation file exists", READER_HINT)
-DATASET_CHECKS.declare("meta_unreadable", "Meta pickle unpickles", READER_HINT)
+DATASET_CHECKS.declare(
+    "meta_missing", "Meta file exists (HO3D meta/<frame>.pkl, DexYCB <sequence>/meta.yml)",
+    READER_HINT,
+)  # fmt: skip
+DATASET_CHECKS.declare("meta_unreadable", "Meta pickle unpickles", READER_HINT,
+                       prior=("meta_missing",))  # fmt: skip
 DATASET_CHECKS.declare(
     "meta_unsafe",
     "Meta pickle names only numpy globals",
     "the file asks to run code and was refused; replace it with a clean copy",
+    prior=("meta_missing", "meta_unreadable"),
 )
-DATASET_CHECKS.declare("meta_schema", "Meta holds the expected arrays", READER_HINT)
+DATASET_CHECKS.declare("meta_schema", "Meta holds the expected arrays", READER_HINT,
+                       prior=("meta_missing", "meta_unreadable", "meta_unsafe"))  # fmt: skip
 DATASET_CHECKS.declare("labels_missing", "Labels npz exists", READER_HINT)
-DATASET_CHECKS.declare("labels_unreadable", "Labels npz decodes", READER_HINT)
-DATASET_CHECKS.declare("labels_unsafe", "Labels npz holds no Python objects", READER_HINT)
-DATASET_CHECKS.declare("labels_schema", "Labels hold joint_3d, joint_2d, pose_m", READER_HINT)
+DATASET_CHECKS.declare("labels_unreadable", "Labels npz decodes", READER_HINT,
+                       prior=("labels_missing",))  # fmt: skip
+DATASET_CHECKS.declare("labels_unsafe", "Labels npz holds no Python objects", READER_HINT,
+                       prior=("labels_missing", "labels_unreadable"))  # fmt: skip
+DATASET_CHECKS.declare("labels_schema", "Labels hold joint_3d, joint_2d, pose_m", READER_HINT,
+                       prior=("labels_missing", "labels_unreadable", "labels_unsafe"))  # fmt: skip
 DATASET_CHECKS.declare(
     "calibration_present",
     "Camera intrinsics and MANO betas found",
@@ -58,6 +67,16 @@ DATASET_CHECKS.declare(
     "annotation_present",
     "Frame has a hand annotation",
     "unannotated frames (evaluation splits, no hand in view) are skipped by the annotation checks",
+    prior=(
+        "meta_missing",
+        "meta_unreadable",
+        "meta_unsafe",
+        "meta_schema",
+        "labels_missing",
+        "labels_unreadable",
+        "labels_unsafe",
+        "labels_schema",
+    ),  # fmt: skip
 )
 DATASET_CHECKS.declare("rgb_readable", "RGB image decodes", READER_HINT, needs_images=True)
 DATASET_CHECKS.declare("depth_readable", "Depth PNG decodes", READER_HINT, needs_images=True)
@@ -90,6 +109,8 @@ def check_finite(chunk: CanonicalChunk) -> list[Row]:
 
 @DATASET_CHECKS.per_sample(
     "mano_complete",
+    applies=lambda c: np.full(len(c), c.mano_present is not None),
+    needs="a reader that tells a missing MANO pose from a missing shape",
     hint="fill in the missing half, or train this frame without MANO supervision (has_mano = 0);"
     " a loader that reads both pose and shape crashes on the None",
 )
@@ -116,7 +137,10 @@ def check_mano_complete(chunk: CanonicalChunk) -> list[Row]:
 
 
 @DATASET_CHECKS.per_sample(
-    "kp3d_units", hint="check units (mm): the spec's 3D loss expects millimetres"
+    "kp3d_units",
+    hint="check units (mm): the spec's 3D loss expects millimetres",
+    applies=lambda c: np.isfinite(hand_span(c.joints_mm)),
+    needs="two finite 3D joints",
 )
 def check_kp3d_units(chunk: CanonicalChunk) -> list[Row]:
     """3D joints are in millimetres (hand span 50-400 mm).
@@ -134,7 +158,12 @@ def check_kp3d_units(chunk: CanonicalChunk) -> list[Row]:
     return out
 
 
-@DATASET_CHECKS.per_sample("kp3d_in_front", hint="convert OpenGL to OpenCV axes (flip y and z)")
+@DATASET_CHECKS.per_sample(
+    "kp3d_in_front",
+    hint="convert OpenGL to OpenCV axes (flip y and z)",
+    applies=lambda c: np.isfinite(c.joints_mm[..., 2]).any(axis=1),
+    needs="a finite 3D joint",
+)
 def check_kp3d_in_front(chunk: CanonicalChunk) -> list[Row]:
     """3D joints are in front of the camera (z > 0)."""
     z = chunk.joints_mm[..., 2]
@@ -160,7 +189,10 @@ _CHILDREN = np.array([c for _, c in BONES])
 
 
 @DATASET_CHECKS.per_sample(
-    "bone_lengths", hint="the annotation is collapsed or a joint jumped; inspect the frame"
+    "bone_lengths",
+    hint="the annotation is collapsed or a joint jumped; inspect the frame",
+    applies=lambda c: np.isfinite(c.joints_mm).all(axis=2).sum(axis=1) >= 2,
+    needs="finite 3D joints",
 )
 def check_bone_lengths(chunk: CanonicalChunk) -> list[Row]:
     """Bone lengths are plausible."""
@@ -191,7 +223,12 @@ def _image_size(chunk: CanonicalChunk) -> np.ndarray:
 
 
 @DATASET_CHECKS.per_sample(
-    "kp2d_in_image", hint="check the camera matrix and that 3D joints are in this camera's frame"
+    "kp2d_in_image",
+    hint="check the camera matrix and that 3D joints are in this camera's frame",
+    applies=lambda c: (
+        np.isfinite(_image_size(c)).all(axis=1) & np.isfinite(c.uv_px).all(axis=2).any(axis=1)
+    ),
+    needs="a camera matrix and finite 3D joints to project",
 )
 def check_kp2d_in_image(chunk: CanonicalChunk) -> list[Row]:
     """Projected joints fall inside the image."""
@@ -217,7 +254,14 @@ def check_kp2d_in_image(chunk: CanonicalChunk) -> list[Row]:
     return out
 
 
-@DATASET_CHECKS.per_sample("kp2d_agrees", hint="check 2D normalization and the camera projection")
+@DATASET_CHECKS.per_sample(
+    "kp2d_agrees",
+    hint="check 2D normalization and the camera projection",
+    applies=lambda c: (
+        np.isfinite(c.uv_given_px).all(axis=(1, 2)) & np.isfinite(c.uv_px).any(axis=(1, 2))
+    ),
+    needs="stored 2D labels and a projection to compare them with",
+)
 def check_kp2d_agrees(chunk: CanonicalChunk) -> list[Row]:
     """Stored 2D labels match the projected 3D joints."""
     has_2d = np.isfinite(chunk.uv_given_px).all(axis=(1, 2))
@@ -243,6 +287,8 @@ def check_kp2d_agrees(chunk: CanonicalChunk) -> list[Row]:
 @DATASET_CHECKS.per_sample(
     "camera_intrinsics",
     hint="check the camera projection: use the intrinsics of this image's resolution",
+    applies=lambda c: np.isfinite(c.cam_k).all(axis=(1, 2)),
+    needs="a camera matrix",
 )
 def check_camera_intrinsics(chunk: CanonicalChunk) -> list[Row]:
     """Camera matrix is a pinhole matrix centred on the image."""
@@ -273,6 +319,8 @@ def check_camera_intrinsics(chunk: CanonicalChunk) -> list[Row]:
 
 @DATASET_CHECKS.per_sample(
     "mano_pose_range",
+    applies=lambda c: np.asarray(c.has_mano, bool),
+    needs="MANO parameters",
     hint="check the pose is axis-angle in radians, absolute (not PCA, not relative to hands_mean)",
 )
 def check_mano_pose_range(chunk: CanonicalChunk) -> list[Row]:
@@ -295,7 +343,12 @@ def check_mano_pose_range(chunk: CanonicalChunk) -> list[Row]:
     return out
 
 
-@DATASET_CHECKS.per_sample("mano_shape_range", hint="check MANO shape parameters; lower w_prior")
+@DATASET_CHECKS.per_sample(
+    "mano_shape_range",
+    hint="check MANO shape parameters; lower w_prior",
+    applies=lambda c: np.asarray(c.has_mano, bool),
+    needs="MANO parameters",
+)
 def check_mano_shape_range(chunk: CanonicalChunk) -> list[Row]:
     """MANO betas are plausible."""
     betas = chunk.mano_shape
@@ -330,6 +383,10 @@ def check_mano_shape_range(chunk: CanonicalChunk) -> list[Row]:
     " DexYCB: uint16 mm) and that the depth is registered to the colour camera; a hand almost"
     " wholly hidden by an object can also trip this",
     needs_images=True,
+    applies=lambda c: (
+        np.isfinite(c.depth_at_joints_mm - c.joints_mm[..., 2]).sum(axis=1) >= DEPTH_MIN_JOINTS
+    ),
+    needs=f"a depth image with {DEPTH_MIN_JOINTS} joints on it",
 )
 def check_depth_agrees(chunk: CanonicalChunk) -> list[Row]:
     """Depth image agrees with the 3D joints.
@@ -376,6 +433,19 @@ NOT_APPLICABLE = {
              "calibration_present", "kp2d_agrees"},
     "dexycb": {"meta_unreadable", "meta_unsafe", "meta_schema", "mano_complete"},
 }  # fmt: skip
+
+
+def evaluated_counts(chunk: CanonicalChunk, images: bool) -> dict[str, int]:
+    """Per array check, how many samples of ``chunk`` it could judge (see ``applies``)."""
+    counts: dict[str, int] = {}
+    for check in DATASET_CHECKS:
+        if check.rows is None or (check.needs_images and not images):
+            continue
+        if check.applies is None or not len(chunk):
+            counts[check.id] = len(chunk)
+        else:
+            counts[check.id] = int(np.count_nonzero(check.applies(chunk)))
+    return counts
 
 
 def run_array_checks(chunk: CanonicalChunk, images: bool) -> list[Finding]:

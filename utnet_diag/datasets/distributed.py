@@ -78,7 +78,8 @@ def gather_sinks(
     """
     import torch.distributed as dist
 
-    mine = {"counts": sink.counts, "kept": sink.kept, "done": done, "interrupted": interrupted}
+    mine = {"counts": sink.counts, "kept": sink.kept, "done": done, "interrupted": interrupted,
+            "evaluated": sink.evaluated}  # fmt: skip
     gathered: list[Any] = [None] * ctx.world_size
     dist.all_gather_object(gathered, mine)
     merged = FindingSink(sink.cap, None)
@@ -87,6 +88,7 @@ def gather_sinks(
     for part in gathered:
         total_done += part["done"]
         any_interrupted = any_interrupted or part["interrupted"]
+        merged.add_evaluated(part["evaluated"])
         for check, by_severity in part["counts"].items():
             into = merged.counts.setdefault(check, {})
             for severity, n in by_severity.items():

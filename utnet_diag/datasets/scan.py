@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from utnet_diag.checks.engine import CheckContext, run_checks
@@ -21,6 +21,7 @@ from utnet_diag.datasets.batch import chunk_to_batch
 from utnet_diag.datasets.checks import (
     DATASET_CHECKS,
     NOT_APPLICABLE,
+    evaluated_counts,
     finding_sort_key,
     run_array_checks,
 )
@@ -44,6 +45,7 @@ class ChunkResult:
 
     samples: int
     findings: list[Finding]
+    evaluated: dict[str, int] = field(default_factory=dict)  # per array check: samples judged
 
 
 class ChunkScanner:
@@ -90,10 +92,11 @@ def scan_chunk(
         findings = [p for r in records for p in r.problems]
         chunk = reader.canonical(records)
     findings += run_array_checks(chunk, images)
+    evaluated = evaluated_counts(chunk, images)
     if batch_checks and len(chunk):
         findings += registry_findings(chunk, images)
     findings.sort(key=finding_sort_key)
-    return ChunkResult(len(indices), findings)
+    return ChunkResult(len(indices), findings, evaluated)
 
 
 def registry_findings(chunk: Any, images: bool) -> list[Finding]:
@@ -360,6 +363,7 @@ def scan_dataset(
         for result in results:
             for finding in result.findings:
                 sink.add(finding)
+            sink.add_evaluated(result.evaluated)
             done += result.samples
             if progress is not None:
                 progress(done * world if world > 1 else done, total)
@@ -426,7 +430,8 @@ def _report(
                 "suppressed": max(0, n - len(kept)),
                 "first_ids": first,
             }
-        checks.append(_check_result(check.id, counts, kept, done, images))
+        evaluated = _evaluated(check, sink, done)
+        checks.append(_check_result(check.id, counts, kept, done, images, evaluated))
     unknown = sorted(set(sink.counts) - {c.id for c in DATASET_CHECKS})
     for check_id in unknown:  # findings from checks outside the table (kept, never dropped)
         counts = sink.counts[check_id]
@@ -455,19 +460,48 @@ def _report(
     return Report("scan", checks, {"scan": section})
 
 
+def _evaluated(check: Any, sink: FindingSink, done: int) -> int:
+    """How many scanned samples ``check`` judged: an array check counts the samples it could
+    use; a reader check every sample not stopped before it by a ``prior`` reader check."""
+    if check.rows is not None:
+        return sink.evaluated.get(check.id, 0)
+    stopped = sum(sum(sink.counts.get(p, {}).values()) for p in check.prior)
+    return max(done - stopped, 0)
+
+
 def _check_result(
-    check_id: str, counts: dict[str, int], kept: list[Finding], done: int, images: bool
+    check_id: str,
+    counts: dict[str, int],
+    kept: list[Finding],
+    done: int,
+    images: bool,
+    evaluated: int | None = None,
 ) -> CheckResult:
+    """The check's verdict over the scan: its findings over the samples it judged; a check that
+    judged no sample is a skip that says why, never a pass."""
     spec = DATASET_CHECKS.get(check_id)
     n = sum(counts.values())
+    evaluated = done if evaluated is None else evaluated
     if spec.needs_images and not images:
         return CheckResult(
             check_id, Status.SKIP, "images not decoded (--no-images)", family="dataset"
         )
+    if n == 0 and evaluated == 0:
+        why = f"no sample has {spec.needs}" if spec.needs else "no sample reached it"
+        if spec.prior:
+            why = f"every sample stopped before it ({', '.join(spec.prior)})"
+        return CheckResult(
+            check_id, Status.SKIP, f"not evaluated: {why} (0 of {done} samples)",
+            family="dataset", details={"evaluated": 0, "scanned": done},
+        )  # fmt: skip
+    left_out = (
+        f"; {done - evaluated} without {spec.needs or 'it'} left out" if evaluated < done else ""
+    )
     if n == 0:
         return CheckResult(
-            check_id, Status.PASS, f"{spec.description}: all {done} samples", 0, family="dataset"
-        )
+            check_id, Status.PASS, f"{spec.description}: all {evaluated} samples{left_out}", 0,
+            family="dataset", details={"evaluated": evaluated, "scanned": done},
+        )  # fmt: skip
     first = kept[0] if kept else None
     where = f"; first {first.sample_id}: {first.message}" if first is not None else ""
     if counts.get("fail"):
@@ -476,7 +510,7 @@ def _check_result(
         status = Status.WARN
     else:
         status = Status.PASS
-    message = f"{n}/{done} samples{where}"
+    message = f"{n}/{evaluated} samples{where}"
     suppressed = n - len(kept)
     if suppressed > 0:
         message += f" ({suppressed} more not listed: --max-findings-per-check)"
@@ -488,5 +522,10 @@ def _check_result(
         threshold=0,
         hint=spec.hint if status is not Status.PASS else None,
         family="dataset",
-        details={"first_ids": [f.sample_id for f in kept[:FIRST_IDS]], "by_severity": counts},
+        details={
+            "first_ids": [f.sample_id for f in kept[:FIRST_IDS]],
+            "by_severity": counts,
+            "evaluated": evaluated,
+            "scanned": done,
+        },  # fmt: skip
     )

@@ -23,6 +23,7 @@ class FindingSink:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     kept: dict[str, list[Finding]] = field(default_factory=dict)
     written: int = 0
+    evaluated: dict[str, int] = field(default_factory=dict)  # per check: samples it judged
 
     def __post_init__(self) -> None:
         self._handle = None
@@ -35,6 +36,11 @@ class FindingSink:
     @property
     def partial_path(self) -> str:
         return f"{self.out}.partial"
+
+    def add_evaluated(self, counts: dict[str, int]) -> None:
+        """Add a chunk's per-check counts of samples judged."""
+        for check, n in counts.items():
+            self.evaluated[check] = self.evaluated.get(check, 0) + n
 
     def add(self, finding: Finding) -> None:
         by_severity = self.counts.setdefault(finding.check, {})

@@ -9,7 +9,7 @@ from typing import Any
 
 from utnet_diag.checks.batch import BATCH_CHECKS
 from utnet_diag.checks.conventions import CONVENTION_CHECKS
-from utnet_diag.checks.engine import CheckContext, run_checks
+from utnet_diag.checks.engine import CheckContext, CheckSpec, run_checks
 from utnet_diag.config import DiagConfig, load_config
 from utnet_diag.io.batch import Batch, coerce_batch, load_batch
 from utnet_diag.report.result import CheckResult, Report
@@ -55,6 +55,11 @@ def batch_section(batch: Batch) -> BatchSection:
         source=batch.source,
         extra_keys=sorted(map(str, batch.extra)),
     )
+
+
+def check_specs() -> list[CheckSpec]:
+    """The checks check-batch runs, in order: the batch checks, then the convention checks."""
+    return [s for s in BATCH_CHECKS.specs + CONVENTION_CHECKS.specs if s.fn is not None]
 
 
 def batch_check_results(
