@@ -7,6 +7,8 @@ flip). Geometry lives in :mod:`utnet_diag.geometry`; this module only words the 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,7 @@ from utnet_diag.geometry.mano_conventions import (
 )
 from utnet_diag.geometry.projection import fit_crop_projection, fit_projection, rotation_of
 from utnet_diag.joints import KNOWN_ORDERS, NUM_JOINTS, ORDER_TEXT, describe_slots, invert
+from utnet_diag.report.result import Status
 
 # Checks on ground truth (run by check-batch and gate).
 CONVENTION_CHECKS = CheckRegistry("convention")
@@ -66,8 +69,10 @@ def _keypoints(ctx_source: Any, key: str, dims: int) -> tuple[np.ndarray, np.nda
         return None
     conf = arr[..., dims] if arr.shape[2] > dims else np.ones(arr.shape[:2])
     coords = arr[..., :dims]
-    conf = np.where(np.isfinite(coords).all(-1), conf, 0.0)
-    return coords, np.clip(conf, 0.0, None)
+    finite = np.isfinite(coords).all(-1) & np.isfinite(conf)
+    # a non-finite joint carries no weight and a harmless 0, so every sum over joints stays finite
+    conf = np.where(finite, conf, 0.0)
+    return np.where(finite[..., None], coords, 0.0), np.clip(conf, 0.0, None)
 
 
 def _order_text(result: Any) -> str:
@@ -105,7 +110,7 @@ def _kp2d_same_order(ctx: CheckContext) -> bool:
     return bool(usable.any() and np.median(fit.residual[usable]) < PROJ_OK)
 
 
-@CONVENTION_CHECKS.check("joint_order", requires=("finite", "kp3d_units"), hint=PERMUTATION_HINT)
+@CONVENTION_CHECKS.check("joint_order", requires=("kp3d_units",), hint=PERMUTATION_HINT)
 def joint_order(ctx: CheckContext) -> Outcome:
     """The ground-truth joints are in the spec's order (identified from hand geometry)."""
     if ctx.batch is None or "keypoints_3d" not in ctx.batch:
@@ -149,7 +154,7 @@ def joint_order(ctx: CheckContext) -> Outcome:
 
 @CONVENTION_CHECKS.check(
     "root_index",
-    requires=("finite", "kp3d_units"),
+    requires=("kp3d_units",),
     hint="the losses take index 0 as the root: move the wrist to index 0 (or set diag.root_id)",
 )
 def root_index(ctx: CheckContext) -> Outcome:
@@ -200,7 +205,7 @@ def _pose_in_joint_frame(ctx: CheckContext) -> bool | None:
 
 @CONVENTION_CHECKS.check(
     "coord_frame",
-    requires=("finite", "kp3d_units"),
+    requires=("kp3d_units",),
     hint=f"convert OpenGL-style camera coordinates with diag(1,-1,-1): keypoints_3d @ {OPENGL_FLIP}",
 )
 def coord_frame(ctx: CheckContext) -> Outcome:
@@ -265,7 +270,7 @@ FLIP_HINT = (
 )
 
 
-@CONVENTION_CHECKS.check("handedness", requires=("finite", "kp3d_units"), hint=FLIP_HINT)
+@CONVENTION_CHECKS.check("handedness", requires=("kp3d_units",), hint=FLIP_HINT)
 def handedness(ctx: CheckContext) -> Outcome:
     """Every sample is a right hand (the right-hand MANO predicts right hands; left hands are
     flipped by the loader), and the batch's is_right / hand_type flags agree with the geometry."""
@@ -370,7 +375,7 @@ KP2D_HINT = (
 
 @CONVENTION_CHECKS.check(
     "kp2d_kp3d_consistency",
-    requires=("finite", "kp3d_units"),  # a perspective fit needs 3D in mm (depth offsets)
+    requires=("kp3d_units",),  # a perspective fit needs 3D in mm (depth offsets)
     hint=KP2D_HINT,
     after=("coord_frame", "handedness"),  # their fixes move the 3D this fit compares with
 )
@@ -517,7 +522,7 @@ def _pose_fixes(pose: str) -> list[Fix]:
 
 @CONVENTION_CHECKS.check(
     "mano_consistency",
-    requires=("finite", "kp3d_units", "mano_pose", "mano_shape"),
+    requires=("kp3d_units", "mano_pose", "mano_shape"),
     hint="make mano_pose absolute axis-angle for the right MANO model, matching keypoints_3d",
     after=("joint_order", "coord_frame", "handedness"),  # their fixes change the joints
 )
@@ -825,3 +830,47 @@ def aux_target_convention(ctx: CheckContext) -> Outcome:
         f" but mano_pose is {data_space}: L_aux pulls coarse_pose toward the wrong target",
         value=space, threshold=data_space, details=details,
     )  # fmt: skip
+
+
+# ---- samples with NaN/Inf ---------------------------------------------------------------------
+
+_ANNOTATION_KEYS = ("keypoints_2d", "keypoints_3d", "mano_pose", "mano_shape")
+
+
+def nonfinite_samples(batch: Any) -> list[int]:
+    """Indices of the samples whose annotations (2D/3D keypoints, MANO) hold a NaN or Inf."""
+    bad: np.ndarray | None = None
+    for key in _ANNOTATION_KEYS:
+        if batch is None or key not in batch:
+            continue
+        arr = _array(batch[key])
+        if arr.ndim == 0 or not arr.size:
+            continue
+        rows = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
+        bad = rows if bad is None else (bad | rows if bad.shape == rows.shape else bad)
+    return [] if bad is None else np.flatnonzero(bad).tolist()
+
+
+def _leaving_out_nonfinite(spec: Any) -> Any:
+    """``spec`` whose check runs on every finite value (its non-finite joints weigh nothing) and
+    says which samples held NaN/Inf (the ``finite`` check reports them): one bad sample no longer
+    hides the rest of the batch."""
+    inner = spec.fn
+
+    @functools.wraps(inner)
+    def check(ctx: CheckContext) -> Outcome:
+        outcome = inner(ctx)
+        left = nonfinite_samples(ctx.batch)
+        if not left or outcome.status is Status.SKIP:
+            return outcome
+        shown = ", ".join(map(str, left[:6])) + (", …" if len(left) > 6 else "")
+        return dataclasses.replace(
+            outcome,
+            message=f"{outcome.message} (NaN/Inf values left out: sample {shown}; see finite)",
+            details={**outcome.details, "nonfinite_samples": left},
+        )
+
+    return dataclasses.replace(spec, fn=check)
+
+
+CONVENTION_CHECKS.specs[:] = [_leaving_out_nonfinite(s) for s in CONVENTION_CHECKS.specs]
