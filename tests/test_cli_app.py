@@ -79,3 +79,27 @@ def test_stdout_is_not_used_for_errors(capsys, tmp_path):
     assert main(["check-batch", str(tmp_path / "missing.pt")]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "missing.pt" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["gate", "--preset", "recomended"],
+            "Invalid value for '--preset': 'recomended' is not"
+            " one of config, code, recommended; did you mean 'recommended'?",
+        ),
+        (
+            ["scan", "--dataset", "ho3", "--root", "."],
+            "Invalid value for '--dataset': 'ho3' is not one of ho3d, dexycb; did you mean 'ho3d'?",
+        ),
+        (
+            ["gate", "--fail-on", "xyz"],
+            "Invalid value for '--fail-on': 'xyz' is not one of fail, warn (see",
+        ),
+    ],
+)
+def test_a_bad_choice_names_the_choices_and_the_nearest_one(argv, line, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("utnet-diag: error: ") and line in err[0], err

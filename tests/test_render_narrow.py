@@ -43,3 +43,30 @@ def test_loss_and_gradient_tables_keep_every_digit_at_80_columns():
     assert "…" not in text
     assert "weights from preset config" in text  # one source: said once, not a column
     assert "loss_prior=6.42e-09" in text  # a mapping value: one key=value a line
+
+
+def test_check_tables_at_80_columns_never_cut_a_word_or_a_number():
+    """Each token of a message, value and threshold is on one line (wrapping goes between
+    words), value and threshold under the result text; 140 columns keep their own columns."""
+    checks = [
+        CheckResult("loss_prior", Status.WARN, "L_prior = 1.234e+03 (shape_prior=0.000161, "
+                    "pose_prior=1234.5678; a mean over the batch) above the healthy < 100",
+                    value=1234.5678, threshold=100.0, hint="lower w_prior (spec 9.3)",
+                    family="loss"),
+        CheckResult("grad_balance", Status.WARN, "loss_3d_joint drowns loss_2d (1.92e+06x "
+                    "smaller) at the model's trunk/heads boundary",
+                    value={"loss_3d_joint": 0.851, "loss_prior": 6.42e-09}, family="grad"),
+    ]  # fmt: skip
+    text = _render(Report("gate", checks), 80)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    tokens = " ".join(c.message for c in checks).split() + [
+        "1235", "loss_prior=6.42e-09", "loss_3d_joint=0.851", "100"
+    ]  # fmt: skip
+    for token in tokens:
+        assert any(token in line for line in lines), token
+    assert not any("…" in line for line in lines if line.startswith("│"))  # table rows
+    assert any("value 1235, threshold 100" in line for line in lines)
+    wide = _render(Report("gate", checks), 140)
+    header = next(line for line in wide.splitlines() if "result" in line)
+    assert "value" in header and "threshold" in header

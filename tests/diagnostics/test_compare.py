@@ -71,10 +71,17 @@ def test_identical_checkpoints_give_zero_deltas(checkpoints) -> None:
     gated = [c.id for c in report.checks if c.id.startswith("compare_regression:")]
     assert sorted(gated) == sorted(
         "compare_regression:" + n
-        for n in ("total", "loss_2d", "loss_3d_joint", "loss_aux", "mpjpe_mm", "pa_mpjpe_mm",
-                  "avg_metric_mm")
-    )  # fmt: skip
-    assert "compare_regression:loss_prior" not in gated  # a regularizer: shown, not gated
+        for n in (
+            "total",
+            "loss_2d",
+            "loss_3d_joint",
+            "loss_prior",
+            "loss_aux",
+            "mpjpe_mm",
+            "pa_mpjpe_mm",
+            "avg_metric_mm",
+        )
+    )  # fmt: skip  -- every term is gated, the prior too
 
 
 def test_perturbed_checkpoint_is_a_regression(checkpoints) -> None:
@@ -117,11 +124,19 @@ def test_delta_rows_and_regression_rule_by_hand() -> None:
         delta_row("loss_3d_joint", "3D joint loss", "loss", 0.0, 0.0),
         delta_row("mpjpe_mm", "MPJPE", "metric", 20.0, float("nan"), "mm"),
         delta_row("grad_norm", "gradient norm (all)", "grad", 1.0, 100.0),  # not gated
+        delta_row("loss_prior", "prior loss", "loss", 1e-4, 0.2),  # 2000x, but healthy (< 100)
     ]
     assert rows[0]["delta"] == pytest.approx(0.4) and rows[0]["relative"] == pytest.approx(0.04)
     assert rows[2]["relative"] is None and rows[3]["relative"] == 0.0
     checks = {c.id.split(":")[1]: c for c in regression_checks(rows, 0.05)}
-    assert set(checks) == {"total", "loss_2d", "loss_aux", "loss_3d_joint", "mpjpe_mm"}
+    assert set(checks) == {"total", "loss_2d", "loss_aux", "loss_3d_joint", "mpjpe_mm",
+                           "loss_prior"}  # fmt: skip
+    prior = checks["loss_prior"]
+    assert prior.status.value == "pass" and "prior loss: A 0.0001 -> B 0.2" in prior.message
+    assert "within the spec's healthy < 100, so it does not fail" in prior.message
+    unhealthy = delta_row("loss_prior", "prior loss", "loss", 50.0, 150.0)
+    (beyond,) = regression_checks([unhealthy], 0.05)
+    assert beyond.status.value == "fail" and "over the limit +5.0%" in beyond.message
     assert checks["total"].status.value == "pass"
     assert checks["loss_2d"].status.value == "fail" and checks["loss_2d"].value == pytest.approx(
         0.06

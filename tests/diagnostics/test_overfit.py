@@ -112,3 +112,27 @@ def test_stalled_term_hint_points_at_its_gradient_path() -> None:
     drop = report.check("overfit_total_drop")
     assert drop.status.value == "fail" and drop.details["stalled"], drop.message
     assert "stalled:" in drop.message and "path to the weights is broken" in drop.hint
+
+
+def _terms_outcome(terms: dict[str, list[float]]):
+    from utnet_diag.checks.engine import CheckContext
+    from utnet_diag.diagnostics.overfit import OverfitHistory, OverfitOptions, check_terms
+
+    history = OverfitHistory(terms=terms, total=[1.0, 0.1], mpjpe_mm=[30.0, 5.0])
+    facts = {"keypoints_3d_changed": True, "keypoints_3d_all_zero": False}
+    ctx = CheckContext(extras={"history": history, "options": OverfitOptions(), "facts": facts})
+    return check_terms(ctx)
+
+
+def test_a_rising_prior_is_named_and_fails_past_the_spec_range() -> None:
+    """Every term is in the verdict: the prior is not left out of "every term falls"."""
+    data = {"loss_2d": [100.0, 10.0], "loss_3d_joint": [5000.0, 400.0]}
+    healthy = _terms_outcome({**data, "loss_prior": [1e-4, 0.2]})
+    assert healthy.status.value == "pass"
+    assert healthy.message.startswith("every data term falls (final/first: ")
+    assert "prior loss rose 2e+03x (0.0001 -> 0.2; the spec's healthy < 100)" in healthy.message
+    assert healthy.details["ratios"]["loss_prior"] == pytest.approx(2000.0)
+    unhealthy = _terms_outcome({**data, "loss_prior": [1e-4, 250.0]})
+    assert unhealthy.status.value == "fail" and "prior loss rose 2.5e+06x" in unhealthy.message
+    falling = _terms_outcome({**data, "loss_prior": [0.2, 0.1]})
+    assert falling.status.value == "pass" and falling.message.startswith("every term falls")

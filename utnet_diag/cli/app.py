@@ -6,6 +6,7 @@ import contextlib
 import functools
 import inspect
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -18,7 +19,7 @@ import typer
 
 import utnet_diag
 from utnet_diag.cli.renderers import section_renderers
-from utnet_diag.errors import InputError
+from utnet_diag.errors import InputError, did_you_mean
 from utnet_diag.report.junit import write_junit
 from utnet_diag.report.markdown import append_step_summary
 from utnet_diag.selection import Selection, apply, find_pyproject, from_pyproject, parse_names
@@ -193,6 +194,21 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+_NOT_ONE_OF = re.compile(r"(?:Value error, )?'(?P<value>[^']*)' is not one of (?P<choices>.+?)\.?$")
+
+
+def _with_suggestion(message: str) -> str:
+    """A bad choice's message with the nearest valid choice (``--preset recomended``)."""
+    found = _NOT_ONE_OF.search(message)
+    if found is None:
+        return message
+    choices = re.findall(r"'([^']*)'", found["choices"])
+    head = message[: found.start()].rstrip()
+    return f"{head} '{found['value']}' is not one of {', '.join(choices)}" + did_you_mean(
+        found["value"], choices
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and map exceptions to exit codes (2 input, 3 internal)."""
     try:  # typer >= 0.22 vendors click
@@ -222,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         _traceback_if_debug(err)
         ctx = getattr(err, "ctx", None)
         usage = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        print(f"utnet-diag: error: {_one_line(err.format_message())}{usage}", file=sys.stderr)
+        message = _with_suggestion(_one_line(err.format_message()))
+        print(f"utnet-diag: error: {message}{usage}", file=sys.stderr)
         return EXIT_INPUT
     except (typer.Abort, KeyboardInterrupt):
         print("utnet-diag: interrupted", file=sys.stderr)

@@ -36,6 +36,9 @@ from utnet_diag.io.files import write_bytes_atomic
 from utnet_diag.losses import compute_terms
 from utnet_diag.losses.functional import TERM_LABELS
 from utnet_diag.report.result import Report
+from utnet_diag.spec import TERM
+
+PRIOR_HEALTHY = TERM["loss_prior"].healthy_below  # spec 9.2: "< 100"
 
 OVERFIT_CHECKS = CheckRegistry("overfit")
 # Below this many parameters a CPU run uses one intra-op thread (see the module docstring).
@@ -267,10 +270,23 @@ def check_total_drop(ctx: CheckContext) -> Outcome:
     " produces its prediction (detached head, bypassed MANO, wrong output key)",
 )
 def check_terms(ctx: CheckContext) -> Outcome:
-    """Every loss term that starts above 0 falls (none stays above 90% of its start)."""
+    """Every data term that starts above 0 falls (none stays above 90% of its start); the prior,
+    a regulariser that may grow from about 0 while the data terms fit, is named when it rises,
+    and fails once it passes the spec's healthy < 100."""
     history, opts, facts = _h(ctx), _opts(ctx), ctx.extras["facts"]
     stalled = _stalled_terms(history, opts.stall_fraction)
     falls = {k: v[-1] / v[0] for k, v in history.terms.items() if v[0] > 0 and k != "loss_prior"}
+    prior = history.terms.get("loss_prior")
+    rose = None
+    if prior and prior[0] > 0 and math.isfinite(prior[-1]) and prior[-1] > prior[0]:
+        rose = (prior[0], prior[-1])
+        falls["loss_prior"] = prior[-1] / prior[0]
+    prior_text = (
+        ""
+        if rose is None
+        else f"; {TERM_LABELS.get('loss_prior', 'prior')} rose"
+        f" {rose[1] / rose[0]:.3g}x ({rose[0]:.3g} -> {rose[1]:.3g}; the spec's healthy < {PRIOR_HEALTHY:g})"
+    )
     notes = []
     if not facts["keypoints_3d_changed"]:
         zero = " (all zeros)" if facts["keypoints_3d_all_zero"] else ""
@@ -278,11 +294,17 @@ def check_terms(ctx: CheckContext) -> Outcome:
             f"keypoints_3d never changed during training{zero}: the MANO layer looks bypassed or"
             " its input is cut off"
         )
-    if not stalled and not notes:
-        text = ", ".join(f"{TERM_LABELS.get(k, k)} {r:.1%}" for k, r in falls.items())
-        return Outcome.ok(f"every term falls (final/first: {text})", details={"ratios": falls})
+    prior_bad = rose is not None and rose[1] >= PRIOR_HEALTHY
+    if not stalled and not notes and not prior_bad:
+        text = ", ".join(
+            f"{TERM_LABELS.get(k, k)} {r:.1%}" for k, r in falls.items() if k != "loss_prior"
+        )
+        every = "every term falls" if rose is None else "every data term falls"
+        return Outcome.ok(f"{every} (final/first: {text}){prior_text}", details={"ratios": falls})
     parts = [f"{TERM_LABELS.get(k, k)} stalled at {r:.0%} of its start" for k, r in stalled]
-    return Outcome.fail("; ".join(parts + notes), value=len(stalled), details={"ratios": falls})
+    return Outcome.fail(
+        "; ".join(parts + notes) + prior_text, value=len(stalled), details={"ratios": falls}
+    )
 
 
 @OVERFIT_CHECKS.check(

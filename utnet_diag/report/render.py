@@ -39,25 +39,35 @@ def fmt_value(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def _checks_table(title: str, checks: list[CheckResult]) -> Table:
+NARROW = 110  # below this many columns, value and threshold go under the result text
+
+
+def _checks_table(title: str, checks: list[CheckResult], width: int = 200) -> Table:
+    """One row a check. Wide terminals get value and threshold columns; narrow ones get them on
+    a line under the result, so the text column is wide enough that words and numbers are
+    wrapped between words, never cut inside one."""
+    narrow = width < NARROW
     table = Table(title=title, title_justify="left", show_lines=False, expand=False)
     table.add_column("status", no_wrap=True)
     table.add_column("check", style="bold", no_wrap=True)
     table.add_column("result", overflow="fold")
-    # numbers wrap onto a second line rather than lose digits to an ellipsis on narrow terminals
-    table.add_column("value", justify="right", no_wrap=True, overflow="fold")
-    table.add_column("threshold", justify="right", no_wrap=True, overflow="fold")
+    if not narrow:
+        # numbers wrap onto a second line rather than lose digits to an ellipsis
+        table.add_column("value", justify="right", no_wrap=True, overflow="fold")
+        table.add_column("threshold", justify="right", no_wrap=True, overflow="fold")
     for check in checks:
         message = Text(check.message)
+        value, threshold = _cell_value(check.value), _cell_value(check.threshold)
+        if narrow and (value or threshold):
+            parts = [
+                f"value {value}" if value else "",
+                f"threshold {threshold}" if threshold else "",
+            ]
+            message.append("\n" + ", ".join(p.replace("\n", ", ") for p in parts if p), style="dim")
         if check.hint and check.status in (Status.FAIL, Status.WARN):
             message.append("\n→ " + check.hint, style="cyan")
-        table.add_row(
-            Text(ICON[check.status], style=STYLE[check.status]),
-            check.id,
-            message,
-            _cell_value(check.value),
-            _cell_value(check.threshold),
-        )
+        cells = [Text(ICON[check.status], style=STYLE[check.status]), check.id, message]
+        table.add_row(*cells, *([] if narrow else [value, threshold]))
     return table
 
 
@@ -113,7 +123,7 @@ def _sections_and_tables(
     for check in report.checks:
         families.setdefault(check.family or report.command, []).append(check)
     for family, checks in families.items():
-        console.print(_checks_table(f"{family} checks", checks))
+        console.print(_checks_table(f"{family} checks", checks, console.width))
 
 
 def _summary_line(check: CheckResult, width: int) -> Text:
