@@ -14,7 +14,7 @@ from typing import Any
 
 from utnet_diag.errors import InputError, UnsafeInputError, did_you_mean, nearest
 from utnet_diag.io.files import require_file
-from utnet_diag.spec import PRESETS, RECOMMENDED_RANGES  # noqa: F401 - re-exported
+from utnet_diag.spec import DEFAULT_PRESET, PRESETS, RECOMMENDED_RANGES  # noqa: F401 - re-exported
 
 WEIGHT_KEYS = ("w_2d", "w_3d_joint", "w_3d_vert", "w_prior", "w_aux")
 FLAG_KEYS = ("use_vertex_loss", "use_aux_loss")
@@ -157,7 +157,7 @@ def load_config(path: str | Path | None = None, preset: str | None = None) -> Di
                 path=src,
                 hint=f"valid keys: {', '.join(DIAG_KEYS)}",
             )
-    base = preset or diag.get("preset") or "config"
+    base = preset or diag.get("preset") or DEFAULT_PRESET
     weights = LossWeights.from_preset(str(base))
     loss = data.get("loss")
     if loss is None and "loss" not in data:

@@ -92,6 +92,10 @@ KEYPOINT_2D_LIMIT = 0.5
 ROOT_ID = 0
 
 # Weights (spec 5.2): the shipped config/config.yaml, loss.py's code defaults, the recommendation.
+# The weights used when the config gives none: the spec's shipped config/config.yaml (what a
+# UTNet checkout trains with). `gate` without --config and make-sample's config.yaml both use it.
+DEFAULT_PRESET = "config"
+
 PRESETS: dict[str, dict[str, Any]] = {
     "config": dict(w_2d=0.01, w_3d_joint=0.05, w_3d_vert=0.0, w_prior=0.001, w_aux=0.001,
                    use_vertex_loss=False, use_aux_loss=True),

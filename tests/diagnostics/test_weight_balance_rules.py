@@ -74,16 +74,29 @@ def test_grad_balance_planted_tiny_2d_weight_warns() -> None:
     assert ratio > 1e6
 
 
-def test_make_sample_gate_passes_both_checks(tmp_path: Path) -> None:
+def test_make_sample_gate_agrees_with_the_default_and_passes_with_the_spec_weights(
+    tmp_path: Path,
+) -> None:
+    """make-sample's config holds the default weights: its gate warns where the default gate
+    warns; with the spec's recommended w_2d = w_3d_joint = 1.0 both checks pass."""
     from utnet_diag.synthetic.sample import make_sample
 
     make_sample(tmp_path)
-    report = utnet_diag.gate(
-        tmp_path / "reference.pt",
-        tmp_path / "batch.pt",
-        tmp_path / "config.yaml",
-        mano=tmp_path / "MANO_RIGHT.pkl",
-    )
+    config = tmp_path / "config.yaml"
+
+    def run():
+        return utnet_diag.gate(tmp_path / "reference.pt", tmp_path / "batch.pt", config,
+                               mano=tmp_path / "MANO_RIGHT.pkl")  # fmt: skip
+
+    shipped, default = run(), utnet_diag.gate()
+    for check_id in ("loss_weights", "grad_balance"):
+        assert shipped.check(check_id).status is Status.WARN, check_id
+        assert default.check(check_id).status is Status.WARN, check_id
+    text = config.read_text()
+    assert "  w_2d: 0.01\n" in text and "  w_3d_joint: 0.05\n" in text
+    config.write_text(text.replace("  w_2d: 0.01\n", "  w_2d: 1.0\n")
+                      .replace("  w_3d_joint: 0.05\n", "  w_3d_joint: 1.0\n"))  # fmt: skip
+    report = run()
     for check_id in ("loss_weights", "grad_balance"):
         check = report.check(check_id)
         assert check.status is Status.PASS, check.message

@@ -104,7 +104,13 @@ def test_make_sample_writes_loadable_files(tmp_path: Path) -> None:
     from utnet_diag.config import load_config
 
     cfg = load_config(tmp_path / "out" / "config.yaml")
-    assert cfg.weights.w_2d == 1.0 and cfg.model["embed_dim"] == 64
+    assert cfg.model["embed_dim"] == 64
+    # the same weights as a run without --config: the spec's shipped config.yaml (DIGEST table)
+    default = load_config(None)
+    assert (cfg.weights.w_2d, cfg.weights.w_3d_joint, cfg.weights.w_prior) == (0.01, 0.05, 0.001)
+    for key in ("w_2d", "w_3d_joint", "w_3d_vert", "w_prior", "w_aux", "use_vertex_loss",
+                "use_aux_loss"):  # fmt: skip
+        assert getattr(cfg.weights, key) == getattr(default.weights, key), key
 
 
 @pytest.mark.slow
