@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytest_plugins = ["pytester"]  # tests/test_pytest_plugin.py runs pytest on the plugin
+
 
 @pytest.fixture
 def clean_batch() -> dict[str, torch.Tensor]:

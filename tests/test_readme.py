@@ -30,3 +30,18 @@ def test_python_api_example_runs(tmp_path, monkeypatch, capsys):
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)  # the README's own example
     assert namespace["report"].command == "gate"
+
+
+def test_the_readme_lists_exactly_the_check_ids_of_the_registry():
+    """The README's table of check ids is the registry's (every id once, no stale ones)."""
+    from utnet_diag.catalog import catalog
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Checks (stable ids)") : text.index("Ids are `snake_case`")]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    listed = set()
+    for row in rows[1:]:  # the header row names the columns
+        ids_cell = row.split("|")[2]
+        listed |= {m.split(":")[0] for m in re.findall(r"`([a-z0-9_:<>]+)`", ids_cell)}
+    # nan_origin is named as a detail of a failing check, not a check of its own
+    assert listed - {"nan_origin"} == {entry.id for entry in catalog()}

@@ -21,7 +21,7 @@ FLAG_KEYS = ("use_vertex_loss", "use_aux_loss")
 # Inside the prior term (spec section 3): L_prior = shape_weight*mean(b^2) + pose_weight*mean||R-I||^2
 PRIOR_KEYS = ("shape_weight", "pose_weight")
 LOSS_KEYS = WEIGHT_KEYS + FLAG_KEYS + PRIOR_KEYS
-DIAG_KEYS = ("key_map", "preset", "root_id", "max_samples")
+DIAG_KEYS = ("key_map", "preset", "root_id", "max_samples", "select", "ignore", "fail_on")
 
 
 @dataclass(frozen=True)

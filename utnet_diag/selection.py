@@ -1,6 +1,7 @@
 """Which checks count: ``select``/``ignore`` by check id or family, and ``fail-on``, the way ruff
-and pytest take them, from ``[tool.utnet-diag]`` in the project's ``pyproject.toml`` and from the
-command line (the command line wins).
+and pytest take them, from ``[tool.utnet-diag]`` in the project's ``pyproject.toml``, from the
+``diag:`` section of the UTNet config (``select``, ``ignore``, ``fail_on``), and from the command
+line; each overrides the one before.
 
 A deselected check still appears in the report, as ``skip`` with what it found (nothing passes or
 fails unseen); it no longer decides the exit code.
@@ -118,15 +119,33 @@ def from_pyproject(path: Path | None) -> Selection:
     for key in table:
         if key not in KEYS:
             raise InputError(f"{where}: unknown key '{key}'" + did_you_mean(key, KEYS))
+    return _selection(table, where, "fail-on")
+
+
+def from_config(path: str | Path | None) -> Selection:
+    """``select``, ``ignore`` and ``fail_on`` of a UTNet config's ``diag:`` section (its other
+    keys are checked by :func:`utnet_diag.config.load_config`)."""
+    if path is None:
+        return Selection()
+    from utnet_diag.config import safe_load_yaml  # deferred: yaml loads only with a config
+
+    data = safe_load_yaml(path)
+    diag = data.get("diag") if isinstance(data, dict) else None
+    if not isinstance(diag, dict):
+        return Selection()
+    return _selection(diag, f"{path} diag:", "fail_on")
+
+
+def _selection(table: dict[str, Any], where: str, fail_on_key: str) -> Selection:
     lists = {}
     for key in ("select", "ignore"):
         value = table.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise InputError(f"{where}: '{key}' must be a list of check ids or families")
+            raise InputError(f"{where} '{key}' must be a list of check ids or families")
         lists[key] = parse_names(value, f"{where} {key}")
-    fail_on = table.get("fail-on")
+    fail_on = table.get(fail_on_key)
     if fail_on is not None and fail_on not in FAIL_ON:
-        raise InputError(f"{where}: 'fail-on' must be 'fail' or 'warn', not {fail_on!r}")
+        raise InputError(f"{where} '{fail_on_key}' must be 'fail' or 'warn', not {fail_on!r}")
     return Selection(lists["select"], lists["ignore"], fail_on, where)
 
 

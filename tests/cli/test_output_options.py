@@ -154,3 +154,26 @@ def test_version_and_short_help(capsys):
     assert main(["check-batch", "-h"]) == 0
     out = capsys.readouterr().out
     assert "--quiet" in out and "--select" in out and "--ignore" in out
+
+
+def test_the_config_diag_section_selects_between_pyproject_and_the_command_line(
+    capsys, warn_and_fail_batch, tmp_path, monkeypatch
+):
+    (tmp_path / "pyproject.toml").write_text('[tool.utnet-diag]\nignore = ["image_range"]\n')
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text("diag:\n  ignore: [mano_shape]\n  fail_on: warn\n")
+    code, out, _ = _run(capsys, warn_and_fail_batch, "--json", "--config", config)
+    # the config's ignore replaces pyproject's: image_range warns again, and fail_on warn fails
+    assert code == 1 and _ids(out, "fail") == set() and _ids(out, "warn") == {RGB_01}
+    shape = next(c for c in json.loads(out)["checks"] if c["id"] == "mano_shape")
+    assert f"deselected by {config} diag:" in shape["message"]
+    code, out, _ = _run(capsys, warn_and_fail_batch, "--json", "--config", config,
+                        "--ignore", RGB_01, "--fail-on", "fail")  # fmt: skip
+    assert code == 1 and "mano_shape" in _ids(out, "fail")  # the command line wins
+    config.write_text("diag:\n  select: [mano_shap]\n")
+    code, out, err = _run(capsys, warn_and_fail_batch, "--config", config)
+    assert code == 2 and out == "" and "did you mean 'mano_shape'?" in err
+    config.write_text("diag:\n  fail_on: sometimes\n")
+    code, _, err = _run(capsys, warn_and_fail_batch, "--config", config)
+    assert code == 2 and "'fail_on' must be 'fail' or 'warn'" in err

@@ -22,7 +22,14 @@ from utnet_diag.cli.renderers import section_renderers
 from utnet_diag.errors import InputError, did_you_mean
 from utnet_diag.report.junit import write_junit
 from utnet_diag.report.markdown import append_step_summary
-from utnet_diag.selection import Selection, apply, find_pyproject, from_pyproject, parse_names
+from utnet_diag.selection import (
+    Selection,
+    apply,
+    find_pyproject,
+    from_config,
+    from_pyproject,
+    parse_names,
+)
 
 app = typer.Typer(
     name="utnet-diag",
@@ -150,7 +157,9 @@ def with_output_options(command: Callable[..., Any]) -> Callable[..., Any]:
         given = Selection(
             parse_names(select or (), "--select"), parse_names(ignore or (), "--ignore")
         )
-        selection = given.merged_over(from_pyproject(find_pyproject()))
+        config = kw.get("config") if isinstance(kw.get("config"), (str, Path)) else None
+        files = from_config(config).merged_over(from_pyproject(find_pyproject()))
+        selection = given.merged_over(files)
         token = _OUTPUT.set(OutputChoices(quiet, selection, _option_given("fail_on")))
         try:
             return command(*args, **kw)
