@@ -103,3 +103,19 @@ def test_a_bad_choice_names_the_choices_and_the_nearest_one(argv, line, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("utnet-diag: error: ") and line in err[0], err
+
+
+def test_help_lists_every_command_once_under_its_group(capsys):
+    from utnet_diag.cli.commands import COMMANDS, GROUPS
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    headings = [line[:-1] for line in out.splitlines() if line.endswith(" commands:")]
+    assert headings == [f"{group} commands" for group in GROUPS]
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and
+              not line.lstrip().startswith("-") and line.split()[0] in {c[0] for c in COMMANDS}]  # fmt: skip
+    assert sorted(listed) == sorted(c[0] for c in COMMANDS) and len(set(listed)) == len(listed)
+    section = out[out.index("Model commands:") : out.index("Training commands:")]
+    assert [line.split()[0] for line in section.splitlines()[1:] if line.strip()] == [
+        "gate", "loss-breakdown", "grad-flow", "compare"
+    ]  # fmt: skip

@@ -31,8 +31,34 @@ from utnet_diag.selection import (
     parse_names,
 )
 
+
+class GroupedCommands(typer.core.TyperGroup):
+    """`--help` lists the commands under their groups (``commands.GROUPS``), in table order."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        from utnet_diag.cli.commands import GROUP_OF, GROUPS
+
+        rows: dict[str, list[tuple[str, str]]] = {group: [] for group in GROUPS}
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            limit = formatter.width - 6 - max(len(n) for n in self.commands)
+            rows.setdefault(GROUP_OF.get(name, "Other"), []).append(
+                (name, command.get_short_help_str(limit))
+            )
+        for group, entries in rows.items():
+            if entries:
+                with formatter.section(f"{group} commands"):
+                    formatter.write_dl(entries)
+
+
 app = typer.Typer(
     name="utnet-diag",
+    cls=GroupedCommands,
     context_settings={"help_option_names": ["-h", "--help"]},
     help="Loss debugging and diagnostics for UTNet (3D hand pose and mesh).\n\n"
     "Exit codes: 0 no failure; 1 a check failed; 2 usage or input error; 3 internal error.",
