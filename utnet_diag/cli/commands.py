@@ -31,6 +31,7 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
     ("convert-mano", "utnet_diag.cli.convert_mano", "convert_mano_command", "Assets"),
     ("mano-info", "utnet_diag.cli.mano_info", "mano_info_command", "Assets"),
     ("checks", "utnet_diag.cli.checks", "checks_command", "About"),
+    ("explain", "utnet_diag.cli.explain", "explain_command", "About"),
     ("version", "utnet_diag.cli.version", "version_command", "About"),
 )
 GROUP_OF = {name: group for name, _, _, group in COMMANDS}
