@@ -18,6 +18,7 @@ from typing import Annotated, Any, Optional, TextIO
 import typer
 
 import utnet_diag
+from utnet_diag.cli.commands import GROUP_OF, GROUPS
 from utnet_diag.cli.renderers import section_renderers
 from utnet_diag.errors import InputError, did_you_mean
 from utnet_diag.report.junit import write_junit
@@ -39,8 +40,6 @@ class GroupedCommands(typer.core.TyperGroup):
         return list(self.commands)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
-        from utnet_diag.cli.commands import GROUP_OF, GROUPS
-
         rows: dict[str, list[tuple[str, str]]] = {group: [] for group in GROUPS}
         for name in self.list_commands(ctx):
             command = self.get_command(ctx, name)
