@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from utnet_diag.config import PRESETS, LossWeights, load_config
@@ -116,3 +118,33 @@ def test_missing_empty_and_binary_configs(tmp_path):
         load_config(binary)
     with pytest.raises(InputError, match="directory"):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("ranges", "fragment"),
+    [
+        (
+            "{loss_2: {healthy_below: 1}}",
+            "unknown term 'diag.ranges.loss_2'; did you mean 'loss_2d'?",
+        ),
+        ("{loss_2d: {healthy: 1}}", "unknown key 'diag.ranges.loss_2d.healthy'; did you mean"),
+        ("{loss_2d: {healthy_below: -5}}", "must be a positive number, got -5"),
+        ("{loss_2d: {healthy_below: .inf}}", "must be a positive number, got inf"),
+        ("{loss_2d: {alarm_at: 100}}", "alarm_at 100 is below healthy_below 500"),
+        ("[1, 2]", "'diag.ranges' must map loss terms"),
+    ],
+)
+def test_bad_ranges_are_input_errors(tmp_path, ranges, fragment):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"diag:\n  ranges: {ranges}\n")
+    with pytest.raises(InputError, match=re.escape(fragment)):
+        load_config(path)
+
+
+def test_ranges_default_to_the_spec_and_the_config_sets_them_per_term(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("diag:\n  ranges:\n    loss_prior: {healthy_below: 250}\n")
+    config = load_config(path)
+    assert config.range_of("loss_prior") == (250.0, 5000.0, f"{path} diag.ranges")
+    assert config.range_of("loss_2d") == (500.0, 10000.0, "the spec")  # spec 9.2 / 9.4
+    assert load_config(None).range_of("loss_3d_joint") == (80000.0, None, "the spec")

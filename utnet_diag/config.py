@@ -14,14 +14,23 @@ from typing import Any
 
 from utnet_diag.errors import InputError, UnsafeInputError, did_you_mean, nearest
 from utnet_diag.io.files import require_file
-from utnet_diag.spec import DEFAULT_PRESET, PRESETS, RECOMMENDED_RANGES  # noqa: F401 - re-exported
+from utnet_diag.spec import (  # noqa: F401 - PRESETS, RECOMMENDED_RANGES re-exported
+    DEFAULT_PRESET,
+    PRESETS,
+    RECOMMENDED_RANGES,
+    TERM,
+)
 
 WEIGHT_KEYS = ("w_2d", "w_3d_joint", "w_3d_vert", "w_prior", "w_aux")
 FLAG_KEYS = ("use_vertex_loss", "use_aux_loss")
 # Inside the prior term (spec section 3): L_prior = shape_weight*mean(b^2) + pose_weight*mean||R-I||^2
 PRIOR_KEYS = ("shape_weight", "pose_weight")
 LOSS_KEYS = WEIGHT_KEYS + FLAG_KEYS + PRIOR_KEYS
-DIAG_KEYS = ("key_map", "preset", "root_id", "max_samples", "select", "ignore", "fail_on")
+DIAG_KEYS = ("key_map", "preset", "root_id", "max_samples", "select", "ignore", "fail_on",
+             "ranges")  # fmt: skip
+# terms whose healthy range and alarm a config may set (diag: ranges:), and their keys
+RANGE_TERMS = ("loss_2d", "loss_3d_joint", "loss_prior", "loss_aux")
+RANGE_KEYS = ("healthy_below", "alarm_at")
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,19 @@ class DiagConfig:
     training: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    ranges: dict[str, dict[str, float]] = field(default_factory=dict)  # diag: ranges: overrides
+
+    def range_of(self, term: str) -> tuple[float, float | None, str]:
+        """(healthy below, alarm at or None, where from) of a term: the config's ``diag: ranges:``
+        where it sets them, else the spec's (TERM)."""
+        spec = TERM[term]
+        given = self.ranges.get(term, {})
+        source = f"{self.path} diag.ranges" if given else "the spec"
+        return (
+            float(given.get("healthy_below", spec.healthy_below)),
+            given.get("alarm_at", spec.alarm_at),
+            source,
+        )
 
 
 def safe_load_yaml(path: str | Path) -> Any:
@@ -183,6 +205,7 @@ def load_config(path: str | Path | None = None, preset: str | None = None) -> Di
         raise InputError(
             f"'diag.max_samples' must be a positive integer, got {max_samples!r}", path=src
         )
+    ranges = _ranges(diag.get("ranges"), src)
     model = data.get("model") or {}
     training = data.get("training") or data.get("train") or {}
     if not isinstance(model, dict) or not isinstance(training, dict):
@@ -196,4 +219,46 @@ def load_config(path: str | Path | None = None, preset: str | None = None) -> Di
         training=dict(training),
         path=src,
         raw=data,
+        ranges=ranges,
     )
+
+
+def _ranges(value: Any, src: str) -> dict[str, dict[str, float]]:
+    """``diag: ranges: {loss_2d: {healthy_below: 1000, alarm_at: 20000}}``, checked."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError("'diag.ranges' must map loss terms to {healthy_below, alarm_at}", path=src)
+    out: dict[str, dict[str, float]] = {}
+    for term, limits in value.items():
+        if term not in RANGE_TERMS:
+            raise InputError(
+                f"unknown term 'diag.ranges.{term}'" + did_you_mean(str(term), RANGE_TERMS),
+                path=src, hint=f"terms with a range: {', '.join(RANGE_TERMS)}",
+            )  # fmt: skip
+        if not isinstance(limits, dict):
+            raise InputError(f"'diag.ranges.{term}' must be a mapping", path=src)
+        for key, number in limits.items():
+            if key not in RANGE_KEYS:
+                raise InputError(
+                    f"unknown key 'diag.ranges.{term}.{key}'" + did_you_mean(str(key), RANGE_KEYS),
+                    path=src,
+                )
+            if (
+                isinstance(number, bool)
+                or not isinstance(number, (int, float))
+                or not (0 < float(number) < float("inf"))
+            ):
+                raise InputError(
+                    f"'diag.ranges.{term}.{key}' must be a positive number, got {number!r}",
+                    path=src,
+                )
+        out[term] = {k: float(v) for k, v in limits.items()}
+        healthy = out[term].get("healthy_below", TERM[term].healthy_below)
+        alarm = out[term].get("alarm_at", TERM[term].alarm_at)
+        if healthy is not None and alarm is not None and alarm < healthy:
+            raise InputError(
+                f"'diag.ranges.{term}': alarm_at {alarm:g} is below healthy_below {healthy:g}",
+                path=src,
+            )
+    return out

@@ -262,3 +262,16 @@ def test_aux_target_convention_needs_coarse_pose_and_a_target():
     assert aux(coarse, None).message == "no mano_pose in batch"
     wrong = aux(coarse, {"mano_pose": torch.zeros(2, 51)})
     assert wrong.status is Status.FAIL and "(2, 48)" in wrong.message and "(2, 51)" in wrong.message
+
+
+def test_the_config_ranges_replace_the_spec_ranges_and_say_so():
+    config = DiagConfig(ranges={"loss_2d": {"healthy_below": 1000.0}}, path="cfg.yaml")
+    assert run("loss_2d", summary(row("loss_2d", 800.0))).status is Status.WARN  # spec: < 500
+    result = run("loss_2d", summary(row("loss_2d", 800.0)), config)
+    assert result.status is Status.PASS and result.threshold == 1000.0
+    assert result.message.endswith("(range from cfg.yaml diag.ranges)")
+    alarm = run("loss_2d", summary(row("loss_2d", 12000.0)), config)  # the spec's alarm stays
+    assert alarm.status is Status.FAIL and alarm.threshold == 10000.0
+    aux = DiagConfig(ranges={"loss_aux": {"healthy_below": 0.5, "alarm_at": 2.0}}, path="c")
+    assert run("loss_aux", summary(row("loss_aux", 3.0, parts={"aux_pose_mse": 1.0})),
+               aux).status is Status.FAIL  # fmt: skip

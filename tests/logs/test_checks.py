@@ -236,3 +236,13 @@ def test_report_is_json_ready() -> None:
     assert data["log_terms"]["loss_aux"]["nonfinite"] == 13
     assert "nan" in data["log_terms"]["loss_aux"]["series"]
     report.to_json()  # allow_nan=False: would raise on a raw NaN
+
+
+def test_the_config_ranges_replace_the_spec_ranges_in_the_log_checks(tmp_path) -> None:
+    """spec_abnormal.log has the spec's 2D alarm value 10000 in a block: with the alarm raised
+    above it (and the healthy bound too) the block is healthy."""
+    assert run("spec_abnormal.log").check("log_loss_2d").status.value == "fail"
+    config = tmp_path / "config.yaml"
+    config.write_text("diag:\n  ranges:\n    loss_2d: {healthy_below: 20000, alarm_at: 50000}\n")
+    check = run("spec_abnormal.log", config=load_config(config)).check("log_loss_2d")
+    assert check.status.value == "pass" and check.threshold == 20000.0

@@ -34,12 +34,6 @@ from utnet_diag.spec import HINT_NONFINITE as HINT_FINITE
 LOSS_CHECKS = CheckRegistry("loss")
 PREDICTION_CHECKS = CheckRegistry("prediction")
 
-LOSS_2D_HEALTHY = TERM["loss_2d"].healthy_below  # spec 9.2: "< 500"
-LOSS_2D_ALARM = TERM["loss_2d"].alarm_at  # spec 9.4: "2D keypoint loss: 10000.0  # too large"
-LOSS_3D_HEALTHY = TERM["loss_3d_joint"].healthy_below  # spec 9.2: "< 80000"
-PRIOR_HEALTHY = TERM["loss_prior"].healthy_below  # spec 9.2: "< 100"
-PRIOR_ALARM = TERM["loss_prior"].alarm_at  # spec 9.4: "Prior loss (shape): 5000.0  # too large"
-AUX_HEALTHY = TERM["loss_aux"].healthy_below  # spec 9.2: "< 1.0"
 DOMINANT_SHARE = 0.9  # a term above this share of the weighted total drowns the others
 KP2D_LIMIT = KEYPOINT_2D_LIMIT  # spec 1.3: normalized to [-0.5, 0.5]
 KP2D_HARD_LIMIT = 1.0  # beyond this the units are wrong (pixels, [0,1] crops scaled twice)
@@ -128,6 +122,19 @@ def _check_id_of(term: str) -> str:
     return {"loss_3d_vert": "loss_vert"}.get(term, term)
 
 
+def _limits(ctx: CheckContext, term: str) -> tuple[float, float | None, str, str]:
+    """(healthy below, alarm at, "the spec's alarm" or the config's, a note when the config set
+    the range) for ``term``: the config's ``diag: ranges:`` where given, else the spec's."""
+    config = ctx.config
+    if config is None or not hasattr(config, "range_of"):
+        spec = TERM[term]
+        return spec.healthy_below, spec.alarm_at, "the spec's alarm", ""
+    healthy, alarm, source = config.range_of(term)
+    if source == "the spec":
+        return healthy, alarm, "the spec's alarm", ""
+    return healthy, alarm, f"the alarm of {source}", f" (range from {source})"
+
+
 @LOSS_CHECKS.check("loss_2d", requires=("loss_finite",), hint=HINT_2D)
 def loss_2d(ctx: CheckContext) -> Outcome:
     """L_2D (batch sum) is below 500; 10000 is the spec's alarm."""
@@ -135,17 +142,19 @@ def loss_2d(ctx: CheckContext) -> Outcome:
     if row is None:
         return _not_computed(ctx, "loss_2d", "2D")
     v, ctxt = row["logged"], _sum_context(row)
-    if v >= LOSS_2D_ALARM:
+    healthy, alarm, alarm_text, note = _limits(ctx, "loss_2d")
+    batch_note = note if note else _SPEC_BATCH_NOTE
+    if alarm is not None and v >= alarm:
         return Outcome.fail(
-            f"L_2D = {_fmt(v)} >= {LOSS_2D_ALARM:g}, the spec's alarm ({ctxt}) {_SPEC_BATCH_NOTE}",
-            value=v, threshold=LOSS_2D_ALARM,
+            f"L_2D = {_fmt(v)} >= {alarm:g}, {alarm_text} ({ctxt}) {batch_note}",
+            value=v, threshold=alarm,
         )  # fmt: skip
-    if v >= LOSS_2D_HEALTHY:
+    if v >= healthy:
         return Outcome.warn(
-            f"L_2D = {_fmt(v)} above the healthy < {LOSS_2D_HEALTHY:g} ({ctxt}) {_SPEC_BATCH_NOTE}",
-            value=v, threshold=LOSS_2D_HEALTHY,
+            f"L_2D = {_fmt(v)} above the healthy < {healthy:g} ({ctxt}) {batch_note}",
+            value=v, threshold=healthy,
         )  # fmt: skip
-    return Outcome.ok(f"L_2D = {_fmt(v)} < {LOSS_2D_HEALTHY:g} ({ctxt})", v, LOSS_2D_HEALTHY)
+    return Outcome.ok(f"L_2D = {_fmt(v)} < {healthy:g} ({ctxt}){note}", v, healthy)
 
 
 @LOSS_CHECKS.check("loss_3d_joint", requires=("loss_finite",), hint=HINT_3D)
@@ -161,13 +170,18 @@ def loss_3d_joint(ctx: CheckContext) -> Outcome:
             " exactly (MANO bypassed, GT fed back as prediction, or all conf 0)",
             value=v, threshold=0.0,
         )  # fmt: skip
-    if v >= LOSS_3D_HEALTHY:
+    healthy, alarm, alarm_text, note = _limits(ctx, "loss_3d_joint")
+    if alarm is not None and v >= alarm:
+        return Outcome.fail(
+            f"L_3D_joint = {_fmt(v)} >= {alarm:g}, {alarm_text} ({ctxt})", value=v, threshold=alarm
+        )
+    if v >= healthy:
         return Outcome.warn(
-            f"L_3D_joint = {_fmt(v)} above the healthy < {LOSS_3D_HEALTHY:g} ({ctxt})"
-            f" {_SPEC_BATCH_NOTE}",
-            value=v, threshold=LOSS_3D_HEALTHY,
+            f"L_3D_joint = {_fmt(v)} above the healthy < {healthy:g} ({ctxt})"
+            f" {note if note else _SPEC_BATCH_NOTE}",
+            value=v, threshold=healthy,
         )  # fmt: skip
-    return Outcome.ok(f"L_3D_joint = {_fmt(v)} < {LOSS_3D_HEALTHY:g} ({ctxt})", v, LOSS_3D_HEALTHY)
+    return Outcome.ok(f"L_3D_joint = {_fmt(v)} < {healthy:g} ({ctxt}){note}", v, healthy)
 
 
 @LOSS_CHECKS.check("loss_prior", requires=("loss_finite",), hint=HINT_PRIOR)
@@ -179,11 +193,12 @@ def loss_prior(ctx: CheckContext) -> Outcome:
     v = row["logged"]
     parts = ", ".join(f"{k}={_fmt(x)}" for k, x in row.get("parts", {}).items())
     text = f"L_prior = {_fmt(v)} ({parts}; a mean over the batch)"
-    if v >= PRIOR_ALARM:
-        return Outcome.fail(f"{text} >= {PRIOR_ALARM:g}, the spec's alarm", v, PRIOR_ALARM)
-    if v >= PRIOR_HEALTHY:
-        return Outcome.warn(f"{text} above the healthy < {PRIOR_HEALTHY:g}", v, PRIOR_HEALTHY)
-    return Outcome.ok(f"{text} < {PRIOR_HEALTHY:g}", v, PRIOR_HEALTHY)
+    healthy, alarm, alarm_text, note = _limits(ctx, "loss_prior")
+    if alarm is not None and v >= alarm:
+        return Outcome.fail(f"{text} >= {alarm:g}, {alarm_text}", v, alarm)
+    if v >= healthy:
+        return Outcome.warn(f"{text} above the healthy < {healthy:g}{note}", v, healthy)
+    return Outcome.ok(f"{text} < {healthy:g}{note}", v, healthy)
 
 
 @LOSS_CHECKS.check("loss_aux", requires=("loss_finite",), hint=HINT_AUX)
@@ -199,9 +214,12 @@ def loss_aux(ctx: CheckContext) -> Outcome:
     if v == 0 and not parts:
         return Outcome.ok("L_aux = 0: no sample has ground-truth MANO (normal, spec 9.4)", v)
     text = f"L_aux = {_fmt(v)} (w_aux={_fmt(row['weight'])} included; unweighted {mse})"
-    if v >= AUX_HEALTHY:
-        return Outcome.warn(f"{text} above the healthy < {AUX_HEALTHY:g}", v, AUX_HEALTHY)
-    return Outcome.ok(f"{text} < {AUX_HEALTHY:g}", v, AUX_HEALTHY)
+    healthy, alarm, alarm_text, note = _limits(ctx, "loss_aux")
+    if alarm is not None and v >= alarm:
+        return Outcome.fail(f"{text} >= {alarm:g}, {alarm_text}", v, alarm)
+    if v >= healthy:
+        return Outcome.warn(f"{text} above the healthy < {healthy:g}{note}", v, healthy)
+    return Outcome.ok(f"{text} < {healthy:g}{note}", v, healthy)
 
 
 @LOSS_CHECKS.check("loss_vert", requires=("loss_finite",), hint=HINT_3D)

@@ -220,18 +220,27 @@ def _range_outcome(
     )
 
 
+def _range(ctx: CheckContext, term: str) -> tuple[float, float | None]:
+    """(healthy below, alarm at) of ``term``: the config's ``diag: ranges:``, else the spec's."""
+    config = ctx.config
+    if config is not None and hasattr(config, "range_of"):
+        healthy, alarm, _ = config.range_of(term)
+        return healthy, alarm
+    return TERM[term].healthy_below, TERM[term].alarm_at
+
+
 @LOG_CHECKS.check("log_loss_2d", hint=HINT_2D)
 def check_loss_2d(ctx: CheckContext) -> Outcome:
     """2D keypoint loss per block: healthy < 500, alarm >= 10000 (spec 9.2-9.4)."""
-    term = TERM["loss_2d"]
-    return _range_outcome(_log(ctx), "loss_2d", term.healthy_below, term.alarm_at)
+    healthy, alarm = _range(ctx, "loss_2d")
+    return _range_outcome(_log(ctx), "loss_2d", healthy, alarm)
 
 
 @LOG_CHECKS.check("log_loss_3d_joint", hint=HINT_3D)
 def check_loss_3d_joint(ctx: CheckContext) -> Outcome:
     """3D joint loss per block: healthy < 80000; exactly 0 is the spec's alarm (MANO not loaded)."""
     log = _log(ctx)
-    outcome = _range_outcome(log, "loss_3d_joint", TERM["loss_3d_joint"].healthy_below, None)
+    outcome = _range_outcome(log, "loss_3d_joint", *_range(ctx, "loss_3d_joint"))
     if outcome.status.value == "skip":
         return outcome
     index, values = _finite_values(log, "loss_3d_joint")
@@ -251,14 +260,14 @@ def check_loss_3d_joint(ctx: CheckContext) -> Outcome:
 @LOG_CHECKS.check("log_loss_prior", hint=HINT_PRIOR)
 def check_loss_prior(ctx: CheckContext) -> Outcome:
     """Shape prior per block: healthy < 100, alarm at about 5000 (spec 9.2-9.4)."""
-    term = TERM["loss_prior"]  # the log prints the shape prior, the spec's ranges are for it
-    return _range_outcome(_log(ctx), "shape_prior", term.healthy_below, term.alarm_at)
+    # the log prints the shape prior, the spec's ranges are for it
+    return _range_outcome(_log(ctx), "shape_prior", *_range(ctx, "loss_prior"))
 
 
 @LOG_CHECKS.check("log_loss_aux", hint=HINT_AUX)
 def check_loss_aux(ctx: CheckContext) -> Outcome:
     """Aux loss (already weighted by w_aux) per block: healthy < 1.0; NaN is left to log_finite."""
-    return _range_outcome(_log(ctx), "loss_aux", TERM["loss_aux"].healthy_below, None)
+    return _range_outcome(_log(ctx), "loss_aux", *_range(ctx, "loss_aux"))
 
 
 # --- stuck terms --------------------------------------------------------------------------
