@@ -291,6 +291,27 @@ class LoadedModel:
         )
 
 
+@contextlib.contextmanager
+def seeded_init(seed: int) -> Iterator[None]:
+    """Build a model from a fixed seed (the random initial weights of an untrained model, and
+    every draw its constructor makes), so two runs without a checkpoint see the same model; the
+    caller's random state (torch, numpy, random) is restored afterwards."""
+    import random
+
+    import numpy as np
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+
 def build_repo_model(
     repo: str | Path,
     mano_path: str | Path | None = None,
@@ -404,7 +425,8 @@ def load_model(
     extra: dict[str, Any] = {}
 
     if repo is not None:
-        model, build, imports, requests = build_repo_model(repo, mano_path, config)
+        with seeded_init(seed):
+            model, build, imports, requests = build_repo_model(repo, mano_path, config)
         model_config = build.kwargs
         image_size = _image_size_of(model_config.get("img_size"))
         source = f"repo {build.root} ({REPO_MODULE}.{REPO_CLASS})"
@@ -418,7 +440,7 @@ def load_model(
             takes_config = "config" in inspect.signature(factory).parameters
         except (TypeError, ValueError):
             takes_config = False
-        with running_user_code(f"--model-factory {model_factory}"):
+        with running_user_code(f"--model-factory {model_factory}"), seeded_init(seed):
             model = factory(config=section) if takes_config else factory()
         if not isinstance(model, nn.Module):
             raise InputError(
