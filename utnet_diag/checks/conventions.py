@@ -373,6 +373,63 @@ KP2D_HINT = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class _ProjectionFit:
+    """Both projection fits of 2D to 3D per sample and what they say: which samples are usable
+    (6 joints in both), fit the crop model, are rotated (with the angle), mirrored, projected
+    from behind the camera, or fit nothing."""
+
+    crop: Any
+    usable: np.ndarray
+    residual: np.ndarray
+    fits_crop: np.ndarray
+    rotated: np.ndarray
+    flipped: np.ndarray
+    behind: np.ndarray
+    bad: np.ndarray
+    angle: np.ndarray
+
+    @classmethod
+    def of(cls, kp3d: np.ndarray, kp2d: np.ndarray, weights: np.ndarray) -> _ProjectionFit:
+        crop = fit_crop_projection(kp3d, kp2d, weights)
+        general = fit_projection(kp3d, kp2d, weights)
+        usable = general.points >= 6
+        residual = np.where(usable, crop.residual, 0.0)
+        angle, mirrored = rotation_of(general.linear)
+        fits_crop = usable & (residual <= PROJ_FAIL)
+        fits_general = usable & (general.residual <= PROJ_OK)
+        sx, sy = crop.scale[:, 0], crop.scale[:, 1]
+        both_negative = fits_crop & (sx < 0) & (sy < 0)  # a 180-degree turn
+        rotated = (usable & ~fits_crop & fits_general & ~mirrored) | both_negative
+        flipped = (usable & ~fits_crop & fits_general & mirrored) | (
+            fits_crop & ((sx < 0) ^ (sy < 0))
+        )
+        behind = fits_crop & crop.behind & (crop.depth_offset == 0) & ~flipped & ~rotated
+        return cls(crop, usable, residual, fits_crop, rotated, flipped, behind,
+                   usable & ~fits_crop & ~fits_general,
+                   np.where(both_negative, 180.0, angle))  # fmt: skip
+
+
+def _rotation_finding(fit: _ProjectionFit, n: int) -> str:
+    listed = ", ".join(
+        f"sample {i}: {fit.angle[i]:+.0f} deg" for i in np.flatnonzero(fit.rotated)[:6]
+    )
+    return (
+        f"2D is rotated relative to 3D in {fit.rotated.sum()}/{n} samples ({listed}): a rotation"
+        " augmentation turned the image and 2D but not keypoints_3d"
+    )
+
+
+def _mirror_fix(fit: _ProjectionFit, i: int) -> Fix:
+    """Mirror sample ``i``'s 2D back: about the principal point's column (or row)."""
+    crop = fit.crop
+    axis_x = not fit.fits_crop[i] or crop.scale[i, 0] < 0
+    matrix = [[-1.0, 0.0], [0.0, 1.0]] if axis_x else [[1.0, 0.0], [0.0, -1.0]]
+    centre = np.nan_to_num(crop.centre[i]) if fit.fits_crop[i] else np.zeros(2)
+    offset = [2 * centre[0], 0.0] if axis_x else [0.0, 2 * centre[1]]
+    return Fix("keypoints_2d", "affine_2d", {"matrix": matrix, "offset": offset}, (i,))
+
+
 @CONVENTION_CHECKS.check(
     "kp2d_kp3d_consistency",
     requires=("kp3d_units",),  # a perspective fit needs 3D in mm (depth offsets)
@@ -390,21 +447,12 @@ def kp2d_kp3d_consistency(ctx: CheckContext) -> Outcome:
         return Outcome.skip(f"no {missing} in batch")
     (kp2d, w2), (kp3d, w3) = found2, found3
     weights = np.minimum(w2, w3)
-    crop = fit_crop_projection(kp3d, kp2d, weights)
-    general = fit_projection(kp3d, kp2d, weights)
-    usable = general.points >= 6
-    if not usable.any():
+    fit = _ProjectionFit.of(kp3d, kp2d, weights)
+    if not fit.usable.any():
         return Outcome.skip("no sample has 6 joints annotated in both 2D and 3D")
-    residual = np.where(usable, crop.residual, 0.0)
-    angle, mirrored = rotation_of(general.linear)
-    fits_crop = usable & (residual <= PROJ_FAIL)
-    fits_general = usable & (general.residual <= PROJ_OK)
+    crop, residual, fits_crop = fit.crop, fit.residual, fit.fits_crop
+    rotated, flipped, behind, bad, angle = fit.rotated, fit.flipped, fit.behind, fit.bad, fit.angle
     sx, sy = crop.scale[:, 0], crop.scale[:, 1]
-    rotated = (usable & ~fits_crop & fits_general & ~mirrored) | (fits_crop & (sx < 0) & (sy < 0))
-    angle = np.where(fits_crop & (sx < 0) & (sy < 0), 180.0, angle)
-    flipped = (usable & ~fits_crop & fits_general & mirrored) | (fits_crop & ((sx < 0) ^ (sy < 0)))
-    behind = fits_crop & crop.behind & (crop.depth_offset == 0) & ~flipped & ~rotated
-    bad = usable & ~fits_crop & ~fits_general
     models = sorted(set(crop.model[fits_crop].tolist()))
     details: dict[str, Any] = {
         "residual_per_sample": np.round(residual, 4).tolist(),
@@ -417,11 +465,7 @@ def kp2d_kp3d_consistency(ctx: CheckContext) -> Outcome:
     findings: list[str] = []
     fixes: list[Fix] = []
     if rotated.any():
-        listed = ", ".join(f"sample {i}: {angle[i]:+.0f} deg" for i in np.flatnonzero(rotated)[:6])
-        findings.append(
-            f"2D is rotated relative to 3D in {rotated.sum()}/{n} samples ({listed}): a rotation"
-            " augmentation turned the image and 2D but not keypoints_3d"
-        )
+        findings.append(_rotation_finding(fit, n))
         for i in np.flatnonzero(rotated):
             matrix = rotation_z(float(angle[i]))
             fixes.append(Fix("keypoints_3d", "rotate_3d", {"matrix": matrix}, (int(i),)))
@@ -432,14 +476,7 @@ def kp2d_kp3d_consistency(ctx: CheckContext) -> Outcome:
             f"2D is mirrored relative to 3D in {len(rows)}/{n} samples ({_sample_list(rows)}):"
             " the 2D was flipped without the 3D, or projected from the wrong side of the camera"
         )
-        for i in rows:
-            axis_x = not fits_crop[i] or sx[i] < 0  # mirror about the principal point's column
-            matrix = [[-1.0, 0.0], [0.0, 1.0]] if axis_x else [[1.0, 0.0], [0.0, -1.0]]
-            centre = np.nan_to_num(crop.centre[i]) if fits_crop[i] else np.zeros(2)
-            offset = [2 * centre[0], 0.0] if axis_x else [0.0, 2 * centre[1]]
-            fixes.append(
-                Fix("keypoints_2d", "affine_2d", {"matrix": matrix, "offset": offset}, (int(i),))
-            )
+        fixes += [_mirror_fix(fit, int(i)) for i in rows]
     if behind.any():
         findings.append(
             f"2D was projected from points behind the camera (z < 0) in {behind.sum()}/{n}"
