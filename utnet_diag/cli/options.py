@@ -110,6 +110,42 @@ ImagesOpt = Annotated[
     ),
 ]
 
+DatasetImagesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--images/--no-images",
+        help="With --dataset: decode RGB and depth (--no-images: annotations only; the image"
+        " checks are then skipped, and missing image files are not a failure).",
+    ),
+]
+LabelsManoOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--mano",
+        help="MANO_RIGHT.pkl the labels were made with: checks mano_pose/mano_shape"
+        " against keypoints_3d (mano_consistency).",
+    ),
+]
+LoaderOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--loader",
+        help="module:callable: your Dataset (or a function returning one); the checks run on"
+        " its first items, with and without its augmentation switch. Run from your checkout.",
+    ),
+]
+LoaderArgsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--loader-args",
+        help="key=value for the --loader callable (value read as YAML), repeatable; or one"
+        " {...} mapping.",
+    ),
+]
+LoaderSamplesOpt = Annotated[
+    int, typer.Option("--loader-samples", help="Items read from --loader.")
+]
+
 SideOpt = Annotated[
     Optional[str],
     typer.Option("--side", help="right or left (default: from the file name, else right)."),

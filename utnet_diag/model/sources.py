@@ -419,57 +419,13 @@ def load_model(
     torch_device = resolve_device(device)
     mapping = parse_output_map(output_map)
     ckpt = load_checkpoint(checkpoint, unsafe=unsafe_load) if checkpoint is not None else None
-    warnings = list(ckpt.warnings) if ckpt else []
-    mano = None
-    image_size: tuple[int, int] | None = None
-    extra: dict[str, Any] = {}
-
     if repo is not None:
-        with seeded_init(seed):
-            model, build, imports, requests = build_repo_model(repo, mano_path, config)
-        model_config = build.kwargs
-        image_size = _image_size_of(model_config.get("img_size"))
-        source = f"repo {build.root} ({REPO_MODULE}.{REPO_CLASS})"
-        mano, mano_note = _labels_mano(mano_path or model_config.get("mano_path"))
-        warnings += build.notes + ([mano_note] if mano_note else [])
-        extra = dict(user_code=True, imports=imports, build=build, mano_requests=requests)
+        built = _from_repo(repo, mano_path, config, seed)
     elif model_factory is not None:
-        factory = resolve_factory(model_factory)
-        section = dict(config.model) if config is not None else {}
-        try:
-            takes_config = "config" in inspect.signature(factory).parameters
-        except (TypeError, ValueError):
-            takes_config = False
-        with running_user_code(f"--model-factory {model_factory}"), seeded_init(seed):
-            model = factory(config=section) if takes_config else factory()
-        if not isinstance(model, nn.Module):
-            raise InputError(
-                f"--model-factory {model_factory} returned a {type(model).__name__}, not an nn.Module"
-            )
-        model_config = section
-        image_size = _image_size_of(getattr(model, "img_size", None)) or _image_size_of(
-            getattr(model, "image_size", None)
-        )
-        source = f"factory {model_factory}"
-        if mano_path is not None:
-            mano, _ = _labels_mano(mano_path)
-        extra = dict(user_code=True)
+        built = _from_factory(model_factory, mano_path, config, seed)
     else:
-        # No checkpoint: always the embedded tiny default (a config's model: section may
-        # describe a 600M-parameter ViT-H; random weights of that size diagnose nothing more).
-        if ckpt is not None and ckpt.config is not None:
-            ref_config = reference_config_from(ckpt.config)
-        elif ckpt is not None and config is not None and config.model:
-            ref_config = ReferenceConfig.from_dict(config.model, strict=False)
-        else:
-            ref_config = ReferenceConfig.preset("tiny")
-        mano = ManoLayer(path=mano_path)
-        model = build_reference(ref_config, mano=mano, seed=seed)
-        model_config = ref_config.to_dict()
-        image_size = tuple(ref_config.img_size)  # type: ignore[assignment]
-        init = f"checkpoint {ckpt.path}" if ckpt else f"random init, seed {seed}"
-        source = f"reference UTNet ({ref_config.name}, {init})"
-
+        built = _reference(ckpt, mano_path, config, seed)
+    model, source = built.model, built.source
     checks: list[CheckResult] = []
     if ckpt is not None:
         checks.append(key_report(model, ckpt.state_dict))
@@ -482,14 +438,87 @@ def load_model(
         device=torch_device,
         source=source,
         checks=checks,
-        warnings=warnings,
-        mano=mano,
-        config=dict(model_config),
-        image_size=image_size,
+        warnings=(list(ckpt.warnings) if ckpt else []) + built.warnings,
+        mano=built.mano,
+        config=dict(built.config),
+        image_size=built.image_size,
         output_map=mapping,
         strict_outputs=strict_outputs,
-        **extra,
+        **built.extra,
     )
+
+
+@dataclass
+class _Built:
+    """A model built from one source, before its checkpoint: what LoadedModel reports of it."""
+
+    model: nn.Module
+    config: Mapping[str, Any]
+    image_size: tuple[int, int] | None
+    source: str
+    mano: Any = None
+    warnings: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _from_repo(
+    repo: str | Path, mano_path: str | Path | None, config: DiagConfig | None, seed: int
+) -> _Built:
+    """The checkout's UTNet, built as its train.py does (from a fixed seed)."""
+    with seeded_init(seed):
+        model, build, imports, requests = build_repo_model(repo, mano_path, config)
+    mano, mano_note = _labels_mano(mano_path or build.kwargs.get("mano_path"))
+    return _Built(
+        model, build.kwargs, _image_size_of(build.kwargs.get("img_size")),
+        f"repo {build.root} ({REPO_MODULE}.{REPO_CLASS})", mano,
+        build.notes + ([mano_note] if mano_note else []),
+        dict(user_code=True, imports=imports, build=build, mano_requests=requests),
+    )  # fmt: skip
+
+
+def _from_factory(
+    spec: str, mano_path: str | Path | None, config: DiagConfig | None, seed: int
+) -> _Built:
+    """The model ``module:callable`` returns (called with ``config=`` the config's model: section
+    when it takes one), from a fixed seed."""
+    factory = resolve_factory(spec)
+    section = dict(config.model) if config is not None else {}
+    try:
+        takes_config = "config" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        takes_config = False
+    with running_user_code(f"--model-factory {spec}"), seeded_init(seed):
+        model = factory(config=section) if takes_config else factory()
+    if not isinstance(model, nn.Module):
+        raise InputError(
+            f"--model-factory {spec} returned a {type(model).__name__}, not an nn.Module"
+        )
+    image_size = _image_size_of(getattr(model, "img_size", None)) or _image_size_of(
+        getattr(model, "image_size", None)
+    )
+    mano = _labels_mano(mano_path)[0] if mano_path is not None else None
+    return _Built(model, section, image_size, f"factory {spec}", mano, extra=dict(user_code=True))
+
+
+def _reference(
+    ckpt: Any, mano_path: str | Path | None, config: DiagConfig | None, seed: int
+) -> _Built:
+    """The reference UTNet: the checkpoint's stored size, else the config's model: section (with
+    a checkpoint), else the embedded tiny default.
+
+    Without a checkpoint it is always the tiny default: a config's model: section may describe a
+    600M-parameter ViT-H, and random weights of that size diagnose nothing more."""
+    if ckpt is not None and ckpt.config is not None:
+        ref_config = reference_config_from(ckpt.config)
+    elif ckpt is not None and config is not None and config.model:
+        ref_config = ReferenceConfig.from_dict(config.model, strict=False)
+    else:
+        ref_config = ReferenceConfig.preset("tiny")
+    mano = ManoLayer(path=mano_path)
+    model = build_reference(ref_config, mano=mano, seed=seed)
+    init = f"checkpoint {ckpt.path}" if ckpt else f"random init, seed {seed}"
+    return _Built(model, ref_config.to_dict(), tuple(ref_config.img_size),  # type: ignore[arg-type]
+                  f"reference UTNet ({ref_config.name}, {init})", mano)  # fmt: skip
 
 
 def _labels_mano(path: str | Path | None) -> tuple[Any, str | None]:
