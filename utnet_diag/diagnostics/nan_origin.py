@@ -159,57 +159,85 @@ def _next_sequence_nr() -> int:
     return probe.grad_fn._sequence_nr() + 1  # type: ignore[union-attr]
 
 
+class _ModuleSpans:
+    """While active, which module created which autograd nodes: each forward call spans a range
+    of sequence numbers; a node belongs to the innermost module whose span holds it."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.spans: list[tuple[int, int, str]] = []
+        self.forward_end: int | None = None
+        self._opened: dict[int, list[int]] = {}
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> _ModuleSpans:
+        for path, module in _module_paths(self.model):
+            self._handles.append(module.register_forward_pre_hook(self._pre))
+            self._handles.append(module.register_forward_hook(self._post(path)))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+    def _pre(self, module: nn.Module, _args: Any) -> None:
+        self._opened.setdefault(id(module), []).append(_next_sequence_nr())
+
+    def _post(self, path: str):
+        def hook(module: nn.Module, _args: Any, _output: Any) -> None:
+            start = self._opened[id(module)].pop()
+            self.spans.append((start, _next_sequence_nr(), path))
+
+        return hook
+
+    def owner(self, seq: int) -> str:
+        """The module path that created node ``seq`` (or the loss code, or code outside)."""
+        best: tuple[int, str] | None = None
+        for start, end, path in self.spans:
+            if start <= seq < end and (best is None or start > best[0]):
+                best = (start, path)
+        if best is not None:
+            return best[1]
+        after_forward = self.forward_end is not None and seq >= self.forward_end
+        return "loss computation" if after_forward else "model code outside modules"
+
+
 def locate_backward(inputs: RunInputs, seed: int = 0) -> NanOrigin | None:
     """Re-run forward and backward under hooks; name the first backward node (and the module
     that created it) whose output gradients are non-finite while its incoming ones are finite.
 
     Parameters' ``.grad`` are not touched (``torch.autograd.grad``)."""
     model = inputs.model
-    spans: list[tuple[int, int, str]] = []
-    opened: dict[int, list[int]] = {}
-    handles = []
-
-    def pre_hook(path: str):
-        def hook(module: nn.Module, _args: Any) -> None:
-            opened.setdefault(id(module), []).append(_next_sequence_nr())
-
-        return hook
-
-    def post_hook(path: str):
-        def hook(module: nn.Module, _args: Any, _output: Any) -> None:
-            start = opened[id(module)].pop()
-            spans.append((start, _next_sequence_nr(), path))
-
-        return hook
-
-    for path, module in _module_paths(model):
-        handles.append(module.register_forward_pre_hook(pre_hook(path)))
-        handles.append(module.register_forward_hook(post_hook(path)))
-    try:
-        with torch.random.fork_rng(devices=_cuda_devices(model)), torch.enable_grad():
-            torch.manual_seed(seed)
-            outputs = inputs.loaded.forward(inputs.batch)
-            forward_end = _next_sequence_nr()
-            terms = compute_terms(
-                outputs, inputs.batch, inputs.config.weights, root_id=inputs.config.root_id
-            )
-    finally:
-        for handle in handles:
-            handle.remove()
+    with (
+        _ModuleSpans(model) as spans,
+        torch.random.fork_rng(devices=_cuda_devices(model)),
+        torch.enable_grad(),
+    ):
+        torch.manual_seed(seed)
+        outputs = inputs.loaded.forward(inputs.batch)
+        spans.forward_end = _next_sequence_nr()
+        terms = compute_terms(
+            outputs, inputs.batch, inputs.config.weights, root_id=inputs.config.root_id
+        )
     total = terms.total
     params = [p for p in model.parameters() if p.requires_grad]
     if total.grad_fn is None or not params:
         return None
+    found = _first_nonfinite_node(total, params, spans.owner)
+    if not found:
+        return None
+    return NanOrigin(
+        "backward",
+        found["module"],
+        f"the backward of {found['node']} in '{found['module']}' turns finite gradients into"
+        f" {found['kind']}",
+        node=found["node"],
+    )
 
-    def owner(seq: int) -> str:
-        best: tuple[int, str] | None = None
-        for start, end, path in spans:
-            if start <= seq < end and (best is None or start > best[0]):
-                best = (start, path)
-        if best is not None:
-            return best[1]
-        return "loss computation" if seq >= forward_end else "model code outside modules"
 
+def _first_nonfinite_node(total: torch.Tensor, params: list[Any], owner: Any) -> dict[str, Any]:
+    """Backward of ``total`` with a hook on every graph node: the first node whose produced
+    gradients are non-finite while the ones it received are finite (name, kind, owner)."""
     found: dict[str, Any] = {}
 
     def node_hook(node: Any):
@@ -242,12 +270,4 @@ def locate_backward(inputs: RunInputs, seed: int = 0) -> NanOrigin | None:
     finally:
         for handle in node_handles:
             handle.remove()
-    if not found:
-        return None
-    return NanOrigin(
-        "backward",
-        found["module"],
-        f"the backward of {found['node']} in '{found['module']}' turns finite gradients into"
-        f" {found['kind']}",
-        node=found["node"],
-    )
+    return found

@@ -97,6 +97,53 @@ def _absolute_layer(mano_layer: Any) -> Any:
     return layer
 
 
+def _hand_pose_readings(layer: Any, hand: Any) -> dict[str, Any]:
+    """The (B, 45) hand pose read as absolute axis-angle, relative to ``hands_mean``, and (with 45
+    PCA components) as PCA coefficients, plain or relative: reading -> absolute axis-angle."""
+    readings = {"absolute": hand, "relative": hand + layer.hands_mean}
+    comps = layer.hands_components
+    if comps.shape[0] == 45:
+        readings["pca"] = hand @ comps
+        readings["pca_relative"] = hand @ comps + layer.hands_mean
+    return readings
+
+
+def _gt_readings(
+    gt: Any, w: Any, orders: dict[str, tuple[int, ...]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The root-relative ground truth (and its weights) in every joint order, each also read in
+    the OpenGL camera frame (``<order>+opengl``)."""
+    import torch
+
+    opengl = torch.tensor([1.0, -1.0, -1.0], device=gt.device)
+    gt_orders, w_orders = {}, {}
+    for name, perm in orders.items():
+        rel = gt[:, list(perm)] - gt[:, list(perm)][:, :1]
+        gt_orders[name] = rel
+        gt_orders[f"{name}+opengl"] = rel * opengl
+        w_orders[name] = w_orders[f"{name}+opengl"] = w[:, list(perm)]
+    return gt_orders, w_orders
+
+
+def _hand_joints(layer: Any, full: Any, betas: Any, hand_name: str) -> Any:
+    """Root-relative (B, 21, 3) MANO joints of the (B, 48) pose read as ``hand_name``: the right
+    hand, a left hand (pose flipped, joints mirrored), mirrored joints, or a pose that was not
+    flipped with its sample."""
+    import torch
+
+    mirror = torch.tensor([-1.0, 1.0, 1.0], device=full.device)
+    if hand_name in ("left", "unflipped"):
+        flipped = flip_pose(full)
+        joints = layer(flipped[:, :3], flipped[:, 3:], betas).joints
+        if hand_name == "left":
+            joints = joints * mirror
+    else:
+        joints = layer(full[:, :3], full[:, 3:], betas).joints
+        if hand_name == "mirrored":
+            joints = joints * mirror
+    return joints - joints[:, :1]
+
+
 def mano_convention(
     mano_layer: Any,
     mano_pose: Any,
@@ -121,22 +168,9 @@ def mano_convention(
         if weights is None
         else torch.as_tensor(weights, dtype=torch.float32, device=dev)
     )
-    mean = layer.hands_mean
-    comps = layer.hands_components
-    hand = pose[:, 3:]
-    hand_by_variant = {"absolute": hand, "relative": hand + mean}
-    if comps.shape[0] == 45:
-        hand_by_variant["pca"] = hand @ comps
-        hand_by_variant["pca_relative"] = hand @ comps + mean
+    hand_by_variant = _hand_pose_readings(layer, pose[:, 3:])
     orders = {**KNOWN_ORDERS, **(extra_orders or {})}
-    opengl = torch.tensor([1.0, -1.0, -1.0], device=dev)
-    gt_orders, w_orders = {}, {}
-    for name, perm in orders.items():
-        rel = gt[:, list(perm)] - gt[:, list(perm)][:, :1]
-        gt_orders[name] = rel
-        gt_orders[f"{name}+opengl"] = rel * opengl
-        w_orders[name] = w_orders[f"{name}+opengl"] = w[:, list(perm)]
-    mirror = torch.tensor([-1.0, 1.0, 1.0], device=dev)
+    gt_orders, w_orders = _gt_readings(gt, w, orders)
     canonical = ("absolute", "right", "spec")
     errors: dict[tuple[str, str, str], float] = {}
     per_sample: dict[tuple[str, str, str], torch.Tensor] = {}
@@ -148,16 +182,7 @@ def mano_convention(
         for pose_name, hand_pose in hand_by_variant.items():
             full = torch.cat([pose[:, :3], hand_pose], 1)
             for hand_name in HAND_VARIANTS:
-                if hand_name in ("left", "unflipped"):
-                    flipped = flip_pose(full)
-                    joints = layer(flipped[:, :3], flipped[:, 3:], betas).joints
-                    if hand_name == "left":
-                        joints = joints * mirror
-                else:
-                    joints = layer(full[:, :3], full[:, 3:], betas).joints
-                    if hand_name == "mirrored":
-                        joints = joints * mirror
-                joints = joints - joints[:, :1]
+                joints = _hand_joints(layer, full, betas, hand_name)
                 for order, target in gt_orders.items():
                     dist = (joints - target).norm(dim=-1)
                     ww = w_orders[order]
