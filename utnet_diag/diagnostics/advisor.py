@@ -151,6 +151,46 @@ def _explain_mm(
     return text + "; lower w_3d_joint (or raise w_2d) as recommended"
 
 
+def _normalised(target_shares: dict[str, float]) -> dict[str, float]:
+    """The target shares scaled to sum to 1 (InputError when they are all 0)."""
+    total = sum(target_shares.values())
+    if total <= 0:
+        raise InputError("target shares are all 0: at least one share must be > 0")
+    return {t: s / total for t, s in target_shares.items()}
+
+
+def _scale_factors(
+    targets: dict[str, float],
+    shares: dict[str, float | None],
+    finite: dict[str, float],
+    weights: LossWeights,
+    unreached: set[str],
+    notes: list[str],
+) -> dict[str, float]:
+    """Raw factors w'_t / w_t (up to one common factor) that give each targeted term its share;
+    a term that cannot be scaled gets a note in ``notes`` instead."""
+    raw: dict[str, float] = {}
+    for term, target in targets.items():
+        weight = float(getattr(weights, WEIGHT_NAME[term]))
+        share = shares.get(term)
+        label = TERM_LABELS[term]
+        if term not in finite and term in unreached:
+            notes.append(
+                f"{label}: computed, but its gradient does not reach the trunk (nothing it"
+                " depends on is computed from the trunk's features: see grad_reach)"
+            )
+        elif term not in finite:
+            notes.append(f"{label}: no gradient at the trunk was measured (term not computed)")
+        elif weight == 0 or not share:
+            notes.append(
+                f"{label}: its gradient at the trunk is 0 (weight {weight:g}), so no weight"
+                " can be derived from it: enable it with a small weight and run again"
+            )
+        else:
+            raw[term] = target / share
+    return raw
+
+
 def advise_weights(
     contributions: dict[str, float],
     weights: LossWeights,
@@ -170,11 +210,7 @@ def advise_weights(
             explanation of mm units (optional).
         unreached: terms that were computed but whose gradient does not reach the trunk.
     """
-    targets = dict(DEFAULT_TARGET_SHARES if target_shares is None else target_shares)
-    target_sum = sum(targets.values())
-    if target_sum <= 0:
-        raise InputError("target shares are all 0: at least one share must be > 0")
-    targets = {t: s / target_sum for t, s in targets.items()}
+    targets = _normalised(DEFAULT_TARGET_SHARES if target_shares is None else target_shares)
     notes: list[str] = []
     finite = {}
     for term, value in contributions.items():
@@ -184,27 +220,7 @@ def advise_weights(
             finite[term] = float(value)
     total = sum(finite.values())
     shares = {t: (c / total if total > 0 else None) for t, c in finite.items()}
-
-    # Raw scale factors w'_t / w_t (up to k) for the targeted terms that can be scaled.
-    raw: dict[str, float] = {}
-    for term, target in targets.items():
-        weight = float(getattr(weights, WEIGHT_NAME[term]))
-        share = shares.get(term)
-        label = TERM_LABELS[term]
-        if term not in finite and term in (unreached or ()):
-            notes.append(
-                f"{label}: computed, but its gradient does not reach the trunk (nothing it"
-                " depends on is computed from the trunk's features: see grad_reach)"
-            )
-        elif term not in finite:
-            notes.append(f"{label}: no gradient at the trunk was measured (term not computed)")
-        elif weight == 0 or not share:
-            notes.append(
-                f"{label}: its gradient at the trunk is 0 (weight {weight:g}), so no weight"
-                " can be derived from it: enable it with a small weight and run again"
-            )
-        else:
-            raw[term] = target / share
+    raw = _scale_factors(targets, shares, finite, weights, unreached or set(), notes)
     k = 0.0
     if raw:
         now = sum(finite[t] for t in raw)
