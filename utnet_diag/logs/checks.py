@@ -676,14 +676,29 @@ def check_total_consistency(ctx: CheckContext) -> Outcome:
     )
     explanation, search = _explain(blocks, weights, opts)
     details["search"] = search
+    details["explanation"] = explanation
+    return _mismatch_outcome(head, explanation, search, gap[bad], float(gap[worst]),
+                             dropped_note, opts.weights_given, details)  # fmt: skip
+
+
+def _mismatch_outcome(
+    head: str,
+    explanation: dict[str, Any] | None,
+    search: dict[str, Any],
+    gaps: np.ndarray,
+    worst_gap: float,
+    dropped_note: str,
+    weights_given: bool,
+    details: dict[str, Any],
+) -> Outcome:
+    """The verdict on a total that is not the weighted sum: the explanation found (a term, a
+    weight) with its severity; else the weights that would close the gap, failing only when
+    the weights were given (assumed weights only warn)."""
     if explanation is not None:
-        details["explanation"] = explanation
         text = f"{head}; {explanation['text']}{dropped_note}"
-        if explanation["severity"] == "fail":
-            return Outcome.fail(text, value=float(gap[worst]), threshold=0.0, details=details)
-        return Outcome.warn(text, value=float(gap[worst]), threshold=0.0, details=details)
+        status = Outcome.fail if explanation["severity"] == "fail" else Outcome.warn
+        return status(text, value=worst_gap, threshold=0.0, details=details)
     solved = ", ".join(f"{k}={_fmt(v)}" for k, v in search["solved_weights"].items())
-    gaps = gap[bad]
     unlogged = ""
     if (gaps > 0).all():
         unlogged = (
@@ -694,15 +709,12 @@ def check_total_consistency(ctx: CheckContext) -> Outcome:
         f"{head}; no single term or weight explains it (weights that would: {solved}; none is a"
         f" preset or round value){unlogged}{dropped_note}"
     )
-    details["explanation"] = None
-    if opts.weights_given:
-        return Outcome.fail(text, value=float(gap[worst]), threshold=0.0, details=details)
+    if weights_given:
+        return Outcome.fail(text, value=worst_gap, threshold=0.0, details=details)
     return Outcome.warn(
         text + "; the weights were assumed (no --config/--preset)",
-        value=float(gap[worst]),
-        threshold=0.0,
-        details=details,
-    )
+        value=worst_gap, threshold=0.0, details=details,
+    )  # fmt: skip
 
 
 # --- the report ---------------------------------------------------------------------------
