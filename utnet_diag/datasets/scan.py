@@ -191,12 +191,10 @@ def fork_chunks(scanner: ChunkScanner, workers: int) -> Iterator[ChunkResult]:
     a torch-sized process takes milliseconds). Workers ignore Ctrl-C; on interruption or failure
     they are killed and waited for. A worker that fails raises RuntimeError here.
     """
-    import gc
     import multiprocessing
     import pickle
     import selectors
     import signal
-    import warnings
 
     count = len(scanner)
     workers = max(1, min(workers, count))
@@ -206,22 +204,7 @@ def fork_chunks(scanner: ChunkScanner, workers: int) -> Iterator[ChunkResult]:
     selector = selectors.DefaultSelector()
     try:
         for _ in range(workers):
-            read_fd, write_fd = os.pipe()
-            with warnings.catch_warnings():  # Python >= 3.12 warns when threads exist
-                warnings.simplefilter("ignore", DeprecationWarning)
-                pid = os.fork()
-            if pid == 0:  # the worker: never returns
-                code = 1
-                try:
-                    signal.signal(signal.SIGINT, signal.SIG_IGN)
-                    gc.freeze()  # collections here never walk (and so copy) the parent's objects
-                    for fd in [read_fd] + [fd for _, fd in procs]:
-                        os.close(fd)
-                    _worker(scanner, next_chunk, count, write_fd)
-                    code = 0
-                finally:
-                    os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
-            os.close(write_fd)
+            pid, read_fd = _start_worker(scanner, next_chunk, count, [fd for _, fd in procs])
             procs.append((pid, read_fd))
             selector.register(read_fd, selectors.EVENT_READ)
         arrived: dict[int, ChunkResult] = {}
@@ -260,6 +243,35 @@ def fork_chunks(scanner: ChunkScanner, workers: int) -> Iterator[ChunkResult]:
                 exiting.append(pid)
         if exiting:  # done, but still exiting (unmapping a large heap takes milliseconds)
             _reap_later(exiting)
+
+
+def _start_worker(
+    scanner: ChunkScanner, next_chunk: Any, count: int, parent_fds: list[int]
+) -> tuple[int, int]:
+    """Fork one worker (it scans until the shared counter passes ``count`` and never returns);
+    the parent gets (its pid, the read end of its pipe). The worker closes ``parent_fds``, the
+    pipes of the workers started before it."""
+    import gc
+    import signal
+    import warnings
+
+    read_fd, write_fd = os.pipe()
+    with warnings.catch_warnings():  # Python >= 3.12 warns when threads exist
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the worker: never returns
+        code = 1
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            gc.freeze()  # collections here never walk (and so copy) the parent's objects
+            for fd in [read_fd, *parent_fds]:
+                os.close(fd)
+            _worker(scanner, next_chunk, count, write_fd)
+            code = 0
+        finally:
+            os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
+    os.close(write_fd)
+    return pid, read_fd
 
 
 def _reap_later(pids: list[int]) -> None:
