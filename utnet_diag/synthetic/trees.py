@@ -474,6 +474,40 @@ def _write_ho3d_frame(
 # DexYCB
 
 
+def _write_dexycb_intrinsics(root: str, serials: Sequence[str]) -> None:
+    """``calibration/intrinsics/<serial>_640x480.yml`` for each camera."""
+    import yaml
+
+    intr_dir = os.path.join(root, "calibration", "intrinsics")
+    os.makedirs(intr_dir, exist_ok=True)
+    for serial in serials:
+        fx, fy, ppx, ppy = DEXYCB_INTRINSICS.get(serial, (615.0, 615.0, 320.0, 240.0))
+        intr = {
+            "color": {"fx": fx, "fy": fy, "ppx": ppx, "ppy": ppy},
+            "depth": {"fx": 385.1, "fy": 385.1, "ppx": 321.2, "ppy": 237.3},
+        }
+        with open(os.path.join(intr_dir, f"{serial}_640x480.yml"), "w") as handle:
+            yaml.safe_dump(intr, handle)
+
+
+def _write_dexycb_meta(
+    root: str, subject: str, sequence: str, serials: Sequence[str], num_frames: int, calib: str
+) -> str:
+    """``<subject>/<sequence>/meta.yml``; returns the sequence folder."""
+    import yaml
+
+    seq_dir = os.path.join(root, subject, sequence)
+    os.makedirs(seq_dir, exist_ok=True)
+    meta = {
+        "serials": list(serials), "num_frames": num_frames, "object_ids": [1, 12],
+        "mano_sides": ["right"], "mano_calib": [calib], "ycb_ids": [2, 12], "ycb_grasp_ind": 1,
+        "pcd_serials": list(serials),
+    }  # fmt: skip
+    with open(os.path.join(seq_dir, "meta.yml"), "w") as handle:
+        yaml.safe_dump(meta, handle)
+    return seq_dir
+
+
 def write_dexycb_tree(
     root: str | os.PathLike,
     *,
@@ -504,16 +538,7 @@ def write_dexycb_tree(
     rng = np.random.default_rng(seed)
     faces = _mano_faces(mano)
     manifest = TreeManifest(root, "dexycb")
-    intr_dir = os.path.join(root, "calibration", "intrinsics")
-    os.makedirs(intr_dir, exist_ok=True)
-    for serial in serials:
-        fx, fy, ppx, ppy = DEXYCB_INTRINSICS.get(serial, (615.0, 615.0, 320.0, 240.0))
-        intr = {
-            "color": {"fx": fx, "fy": fy, "ppx": ppx, "ppy": ppy},
-            "depth": {"fx": 385.1, "fy": 385.1, "ppx": 321.2, "ppy": 237.3},
-        }
-        with open(os.path.join(intr_dir, f"{serial}_640x480.yml"), "w") as handle:
-            yaml.safe_dump(intr, handle)
+    _write_dexycb_intrinsics(root, serials)
     n = 0
     for s, subject in enumerate(subjects):
         calib = f"20200709_{s:02d}_subject-{s + 1:02d}_right"
@@ -527,20 +552,7 @@ def write_dexycb_tree(
         with open(os.path.join(calib_dir, "mano.yml"), "w") as handle:
             yaml.safe_dump({"betas": [float(b) for b in betas]}, handle)
         for q, sequence in enumerate(sequences):
-            seq_dir = os.path.join(root, subject, sequence)
-            os.makedirs(seq_dir, exist_ok=True)
-            meta = {
-                "serials": list(serials),
-                "num_frames": num_frames,
-                "object_ids": [1, 12],
-                "mano_sides": ["right"],
-                "mano_calib": [calib],
-                "ycb_ids": [2, 12],
-                "ycb_grasp_ind": 1,
-                "pcd_serials": list(serials),
-            }
-            with open(os.path.join(seq_dir, "meta.yml"), "w") as handle:
-                yaml.safe_dump(meta, handle)
+            seq_dir = _write_dexycb_meta(root, subject, sequence, serials, num_frames, calib)
             for serial in serials:
                 os.makedirs(os.path.join(seq_dir, serial), exist_ok=True)
                 fx, fy, ppx, ppy = DEXYCB_INTRINSICS.get(serial, (615.0, 615.0, 320.0, 240.0))
