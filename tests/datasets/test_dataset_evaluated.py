@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from utnet_diag.datasets.checks import DATASET_CHECKS, evaluated_counts
+from utnet_diag.datasets.checks import ANNOTATED, DATASET_CHECKS, evaluated_counts
 from utnet_diag.datasets.ho3d import HO3DReader
 from utnet_diag.datasets.scan import _check_result, scan_dataset
 from utnet_diag.report.result import Status
@@ -28,6 +28,7 @@ def test_each_array_check_counts_the_samples_it_can_judge(clean_chunk):
     n = len(clean_chunk)
     assert n == 6
     counts = evaluated_counts(clean_chunk, images=False)
+    assert counts.pop(ANNOTATED) == 6
     array_checks = {c.id for c in DATASET_CHECKS if c.rows is not None and not c.needs_images}
     assert set(counts) == array_checks  # depth_agrees needs decoded images
     # HO3D stores no 2D labels: kp2d_agrees judges nothing; everything else every sample
@@ -85,3 +86,6 @@ def test_a_tree_whose_meta_files_are_all_missing_passes_nothing(tmp_path):
     for check_id in ("meta_unreadable", "meta_schema", "finite", "camera_intrinsics"):
         assert by_id[check_id].status is Status.SKIP, check_id
         assert by_id[check_id].message.startswith("not evaluated:"), by_id[check_id].message
+    assert by_id["camera_intrinsics"].message == (
+        "not evaluated: no annotated sample was read (see the file checks above) (0 of 4 samples)"
+    )

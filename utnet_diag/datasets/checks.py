@@ -435,9 +435,13 @@ NOT_APPLICABLE = {
 }  # fmt: skip
 
 
+ANNOTATED = "<annotated>"  # evaluated_counts' key for the annotated samples read
+
+
 def evaluated_counts(chunk: CanonicalChunk, images: bool) -> dict[str, int]:
-    """Per array check, how many samples of ``chunk`` it could judge (see ``applies``)."""
-    counts: dict[str, int] = {}
+    """Per array check, how many samples of ``chunk`` it could judge (see ``applies``); under
+    :data:`ANNOTATED`, how many annotated samples the chunk holds at all."""
+    counts: dict[str, int] = {ANNOTATED: len(chunk)}
     for check in DATASET_CHECKS:
         if check.rows is None or (check.needs_images and not images):
             continue

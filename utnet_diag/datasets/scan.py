@@ -19,6 +19,7 @@ from typing import Any
 from utnet_diag.checks.engine import CheckContext, run_checks
 from utnet_diag.datasets.batch import chunk_to_batch
 from utnet_diag.datasets.checks import (
+    ANNOTATED,
     DATASET_CHECKS,
     NOT_APPLICABLE,
     evaluated_counts,
@@ -443,7 +444,8 @@ def _report(
                 "first_ids": first,
             }
         evaluated = _evaluated(check, sink, done)
-        checks.append(_check_result(check.id, counts, kept, done, images, evaluated))
+        read = sink.evaluated.get(ANNOTATED, 0) if check.rows is not None else None
+        checks.append(_check_result(check.id, counts, kept, done, images, evaluated, read))
     unknown = sorted(set(sink.counts) - {c.id for c in DATASET_CHECKS})
     for check_id in unknown:  # findings from checks outside the table (kept, never dropped)
         counts = sink.counts[check_id]
@@ -488,6 +490,7 @@ def _check_result(
     done: int,
     images: bool,
     evaluated: int | None = None,
+    annotated: int | None = None,
 ) -> CheckResult:
     """The check's verdict over the scan: its findings over the samples it judged; a check that
     judged no sample is a skip that says why, never a pass."""
@@ -500,6 +503,8 @@ def _check_result(
         )
     if n == 0 and evaluated == 0:
         why = f"no sample has {spec.needs}" if spec.needs else "no sample reached it"
+        if annotated == 0:
+            why = "no annotated sample was read (see the file checks above)"
         if spec.prior:
             why = f"every sample stopped before it ({', '.join(spec.prior)})"
         return CheckResult(
