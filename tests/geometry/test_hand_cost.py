@@ -1,0 +1,58 @@
+"""hand_cost and batch_cost on hands bent by hand: the flex limits per finger, and the spread of
+bone lengths across samples from three samples on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from utnet_diag.geometry.joint_order import batch_cost, hand_cost, template_hand
+
+THUMB_IP, INDEX_PIP = 3, 6  # spec order: thumb 1-4, index 5-8 (wrist 0)
+
+
+def _rotate_about(points: np.ndarray, centre: np.ndarray, axis: np.ndarray, angle: float):
+    """Rodrigues rotation of ``points`` about the line through ``centre`` along ``axis``."""
+    k = axis / np.linalg.norm(axis)
+    p = points - centre
+    rotated = (p * np.cos(angle) + np.cross(k, p) * np.sin(angle)
+               + k * (p @ k)[:, None] * (1 - np.cos(angle)))  # fmt: skip
+    return rotated + centre
+
+
+def _bent(joint: int, degrees: float) -> np.ndarray:
+    """The flat template hand with the finger bent at ``joint`` by ``degrees``, toward the palm
+    (about the hinge axis in the palm's plane), the joints after it carried along."""
+    hand = template_hand()
+    direction = hand[joint] - hand[joint - 1]
+    axis = np.cross(direction, [0.0, 0.0, -1.0])  # palm faces -z: the hinge lies in the palm
+    tail = [joint + 1] if joint in (THUMB_IP,) else [joint + 1, joint + 2]
+    hand[tail] = _rotate_about(hand[tail], hand[joint], axis, np.deg2rad(degrees))
+    return hand
+
+
+def test_the_flat_template_costs_no_bend():
+    assert hand_cost(template_hand()).bends == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("degrees", [110.0, 130.0, 150.0])
+def test_flex_beyond_the_finger_limit_125_and_the_thumb_limit_140_degrees_costs(degrees):
+    index = hand_cost(_bent(INDEX_PIP, degrees)).bends
+    thumb = hand_cost(_bent(THUMB_IP, degrees)).bends
+    assert index == pytest.approx(np.deg2rad(max(degrees - 125.0, 0.0)), abs=1e-6)
+    assert thumb == pytest.approx(np.deg2rad(max(degrees - 140.0, 0.0)), abs=1e-6)
+
+
+def test_bone_length_spread_across_samples_counts_from_three_samples_on():
+    hands = np.stack([template_hand(), template_hand(), template_hand()])
+    longer = hands.copy()
+    # sample 2's index finger bones 1.5x longer (its palm unchanged)
+    base = longer[2, 5]
+    longer[2, 6:9] = base + (longer[2, 6:9] - base) * 1.5
+    identity = np.arange(21)[None]
+    cost, per_sample = batch_cost(longer, identity)
+    assert cost[0] > np.median(per_sample[0]) + 1e-3  # the spread of bone lengths is added
+    two_cost, two_per_sample = batch_cost(longer[1:], identity)
+    assert two_cost[0] == pytest.approx(np.median(two_per_sample[0]))  # two samples: no spread
+    same_cost, same_per_sample = batch_cost(hands, identity)
+    assert same_cost[0] == pytest.approx(np.median(same_per_sample[0]), abs=1e-12)
