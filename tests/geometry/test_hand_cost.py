@@ -56,3 +56,25 @@ def test_bone_length_spread_across_samples_counts_from_three_samples_on():
     assert two_cost[0] == pytest.approx(np.median(two_per_sample[0]))  # two samples: no spread
     same_cost, same_per_sample = batch_cost(hands, identity)
     assert same_cost[0] == pytest.approx(np.median(same_per_sample[0]), abs=1e-12)
+
+
+def test_a_sideways_bend_costs_what_exceeds_the_hinge_slack():
+    """PIP and DIP are hinges in the palm's plane: a 60-degree sideways bend (about the palm's
+    normal) costs sin(60 deg) - 0.3 (the slack); one toward the palm costs nothing."""
+    hand = template_hand()
+    hand[[7, 8]] = _rotate_about(hand[[7, 8]], hand[INDEX_PIP], np.array([0.0, 0.0, 1.0]),
+                                 np.deg2rad(60.0))  # fmt: skip
+    assert hand_cost(hand).bends == pytest.approx(np.sin(np.deg2rad(60.0)) - 0.3, abs=1e-6)
+    assert hand_cost(_bent(INDEX_PIP, 60.0)).bends == pytest.approx(0.0, abs=1e-9)
+
+
+def test_pip_and_dip_bent_opposite_ways_cost_a_zigzag():
+    """A finger's PIP toward the palm and its DIP away from it: the cosine between the two bend
+    normals is -1, and the zig-zag cost is its negative, 1 (per finger)."""
+    hand = _bent(INDEX_PIP, 40.0)
+    direction = hand[8] - hand[7]
+    axis = np.cross(direction, [0.0, 0.0, -1.0])
+    hand[[8]] = _rotate_about(hand[[8]], hand[7], axis, np.deg2rad(-40.0))
+    sin40 = np.sin(np.deg2rad(40.0))
+    # the normals' lengths are the sines of the bends: -(n1 . n2) = sin(40)^2
+    assert hand_cost(hand).bends == pytest.approx(sin40**2, abs=1e-6)
