@@ -78,3 +78,15 @@ def test_pip_and_dip_bent_opposite_ways_cost_a_zigzag():
     sin40 = np.sin(np.deg2rad(40.0))
     # the normals' lengths are the sines of the bends: -(n1 . n2) = sin(40)^2
     assert hand_cost(hand).bends == pytest.approx(sin40**2, abs=1e-6)
+
+
+def test_spread_fans_index_and_pinky_apart_by_twice_the_spread():
+    """``spread`` turns each finger about the palm normal by spread x (its offset from the hand's
+    centre line) / 1.5: index by +spread, pinky by -spread, so their first bones part by 2x."""
+
+    def angle(hand: np.ndarray) -> float:
+        a, b = hand[6] - hand[5], hand[18] - hand[17]
+        return float(np.arccos(a @ b / np.linalg.norm(a) / np.linalg.norm(b)))
+
+    flat, fanned = template_hand(), template_hand(spread=0.1)
+    assert angle(fanned) - angle(flat) == pytest.approx(0.2, abs=1e-9)

@@ -153,3 +153,26 @@ def test_rotation_of_a_reflection_gives_its_mirror_axis(a: float):
     # the axis is what the reflection keeps: the direction at a/2 from +y
     axis = np.array([-math.sin(t / 2.0), math.cos(t / 2.0)])
     np.testing.assert_allclose(rot @ np.diag([-1.0, 1.0]) @ axis, axis, atol=1e-12)
+
+
+def test_weak_perspective_linear_part_names_an_in_plane_rotation():
+    """2D = s R(30 deg) (X, Y) + c: the weak fit's image-plane linear part is s R, so
+    rotation_of reads +30 degrees (its transpose would read -30)."""
+    pts = hand_points()
+    uv = rotate2d(pts[..., :2] * 0.003, 30.0, np.zeros(2)) + np.array([0.05, -0.02])
+    fit = fit_projection(pts, uv, models=("weak_perspective",))
+    assert fit.residual.max() < 1e-6
+    angle, mirrored = rotation_of(fit.linear)
+    np.testing.assert_allclose(angle, 30.0, atol=1e-6)
+    assert not mirrored.any()
+
+
+def test_crop_fit_recovers_an_orthographic_projection_per_axis():
+    """x = s_x X + c_x and y = s_y Y + c_y with different scales and shifts: the crop fit's
+    weak-perspective model gives them back exactly."""
+    pts = hand_points()
+    uv = pts[..., :2] * np.array([0.004, -0.0025]) + np.array([0.1, -0.05])
+    fit = fit_crop_projection(pts, uv, np.ones(pts.shape[:2]))
+    assert (fit.model == "weak_perspective").all() and fit.residual.max() < 1e-6
+    np.testing.assert_allclose(fit.scale, np.tile([0.004, -0.0025], (3, 1)), rtol=1e-9)
+    np.testing.assert_allclose(fit.centre, np.tile([0.1, -0.05], (3, 1)), atol=1e-9)

@@ -103,7 +103,7 @@ def template_hand(
         direction = np.array(_DIRECTIONS[finger], dtype=float)
         direction /= np.linalg.norm(direction)
         if finger != "thumb":
-            direction = _rotate(direction, palm_side, -spread * (f - 2.5) / 1.5)
+            direction = _rotate(direction, palm_side, spread * (f - 2.5) / 1.5)
         bend_to = (
             palm_side if finger != "thumb" else np.array([0.7, 0.0, -0.7])
         )  # thumb folds across the palm
