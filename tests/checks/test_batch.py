@@ -73,3 +73,17 @@ def test_flags_must_be_zero_or_one():
     assert "'has_mano' holds 1 value(s) other than 0/1 (first 0.5 at sample 1" in bad.message
     n_i = run("schema", keypoints_2d=kp, n_i=torch.tensor([2.0, 1.0]))
     assert "'n_i' holds 1 value(s)" in n_i.message
+
+
+def test_finite_names_where_the_first_nan_sits_in_each_kind_of_tensor():
+    kp = torch.zeros(3, 21, 4)
+    kp[1, 5, 2] = float("nan")
+    verts = torch.zeros(3, 778, 3)
+    verts[2, 100, 0] = float("inf")
+    rgb = torch.zeros(3, 3, 4, 5)
+    rgb[0, 1, 2, 3] = float("nan")
+    result = run("finite", keypoints_3d=kp, vertices_3d=verts, rgb=rgb)
+    assert result.status is Status.FAIL
+    assert "sample 1, joint 5 (index1), column 2" in result.message
+    assert "sample 2, vertex 100" in result.message
+    assert "sample 0, channel 1, pixel y=2 x=3" in result.message
