@@ -140,4 +140,25 @@ def test_resample_and_compact() -> None:
 def test_one_block_is_singular(capsys: pytest.CaptureFixture[str]) -> None:
     main(["parse-log", str(FIXTURES / "spec_normal.log")])
     out = capsys.readouterr().out
-    assert "1 loss block," in out and "1 loss blocks" not in out
+    assert "1 loss block from" in out and "1 loss blocks" not in out
+
+
+def test_the_summary_states_where_the_log_starts_and_ends_and_the_iteration_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Iterations restart each epoch: 'iters 10..280' for a log that runs 10..5000 in every
+    epoch was wrong; the summary names the first and last block and the range within an epoch."""
+    block = "[Epoch {e}, Iter {i}] Loss breakdown:\n  2D keypoint loss: 100.0\n"
+    text = "".join(block.format(e=e, i=i) for e in range(3) for i in (10, 5000, 280))
+    log = tmp_path / "train.log"
+    log.write_text(text)
+    main(["parse-log", str(log), "--json"])
+    section = json.loads(capsys.readouterr().out)["log"]
+    assert (section["first_epoch"], section["first_iter"]) == (0, 10)
+    assert (section["last_epoch"], section["last_iter"]) == (2, 280)
+    assert section["iter_range"] == [10, 5000]
+    main(["parse-log", str(log)])
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        "9 loss blocks from epoch 0 iter 10 to epoch 2 iter 280 (epochs 0-2, iters 10..5000" in out
+    )

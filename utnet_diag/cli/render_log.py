@@ -43,11 +43,13 @@ def sparkline(series: list[Any], log_scale: bool | None = None) -> Text:
 def render_log_summary(console: Console, section: dict[str, Any], report: Report) -> None:
     del report
     epochs = section.get("epochs") or [0, 0]
+    iters = section.get("iter_range") or [section.get("first_iter"), section.get("last_iter")]
     line = Text(f"{section.get('path')}: ", style="bold")
     line.append(
-        f"{section.get('blocks')} loss block{'' if section.get('blocks') == 1 else 's'},"
-        f" epochs {epochs[0]}-{epochs[1]},"
-        f" iters {section.get('first_iter')}..{section.get('last_iter')};"
+        f"{section.get('blocks')} loss block{'' if section.get('blocks') == 1 else 's'}"
+        f" from epoch {section.get('first_epoch', epochs[0])} iter {section.get('first_iter')}"
+        f" to epoch {section.get('last_epoch', epochs[1])} iter {section.get('last_iter')}"
+        f" (epochs {epochs[0]}-{epochs[1]}, iters {iters[0]}..{iters[1]} within an epoch);"
         f" {section.get('lines_read')} lines read, {section.get('lines_skipped')} skipped"
     )
     if section.get("plot"):
