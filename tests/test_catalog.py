@@ -68,3 +68,27 @@ def test_cli_lists_explains_and_refuses(capsys):
         assert main(argv) == 2
         captured = capsys.readouterr()
         assert captured.out == "" and text in captured.err and captured.err.count("\n") == 1
+
+
+def test_every_check_lists_its_default_threshold_with_the_specs_numbers():
+    from utnet_diag.catalog import catalog
+
+    entries = {e.id: e for e in catalog()}
+    assert all(e.threshold for e in entries.values()), [i for i, e in entries.items()
+                                                        if not e.threshold]  # fmt: skip
+    # spec 9.2-9.4: L_2D < 500 (alarm 10000), L_3D_joint < 80000, prior < 100 (alarm 5000)
+    assert entries["loss_2d"].threshold.startswith("healthy < 500, alarm >= 10000")
+    assert entries["log_loss_3d_joint"].threshold.startswith("healthy < 80000")
+    assert entries["loss_prior"].threshold.startswith("healthy < 100, alarm >= 5000")
+    assert entries["kp2d_range"].threshold == "|x|, |y| <= 0.5 (crop units)"  # spec 1.3
+    assert entries["kp3d_units"].threshold == "hand span 50-400 mm"
+
+
+def test_checks_prints_the_threshold_column_and_json(capsys):
+    from utnet_diag.cli.app import main
+
+    assert main(["checks", "--family", "loss", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {d["id"]: d["threshold"] for d in data}["loss_aux"].startswith("healthy < 1 ")
+    assert main(["checks", "grad_exploding"]) == 0
+    assert "default threshold: gradient norm < 1e+06 (fail at 1e+09)" in capsys.readouterr().out

@@ -35,11 +35,12 @@ class CatalogEntry:
     requires: tuple[str, ...]
     after: tuple[str, ...]
     aliases: tuple[str, ...]
+    threshold: str = ""  # the default threshold, in words
 
     def to_dict(self) -> dict[str, object]:
         return {"id": self.id, "families": list(self.families), "description": self.description,
                 "hint": self.hint, "requires": list(self.requires), "after": list(self.after),
-                "aliases": list(self.aliases)}  # fmt: skip
+                "aliases": list(self.aliases), "threshold": self.threshold}  # fmt: skip
 
 
 def registries() -> list[CheckRegistry]:
@@ -71,6 +72,10 @@ def catalog() -> list[CatalogEntry]:
     aliases: dict[str, list[str]] = {}
     for old, new in ID_ALIASES.items():
         aliases.setdefault(new, []).append(old)
+    # deferred: loads the check modules (torch), which this module's importers do not need
+    from utnet_diag.default_thresholds import default_thresholds
+
+    thresholds = default_thresholds()
     entries = []
     for check_id, specs in by_id.items():
         first = specs[0]
@@ -80,6 +85,7 @@ def catalog() -> list[CatalogEntry]:
             tuple(dict.fromkeys(r for s in specs for r in s.requires)),
             tuple(dict.fromkeys(r for s in specs for r in s.after)),
             tuple(aliases.get(check_id, ())),
+            thresholds.get(check_id, ""),
         ))  # fmt: skip
     return entries
 

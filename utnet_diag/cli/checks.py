@@ -49,6 +49,8 @@ def checks_command(
         entry = entries[0]
         console.print(Text(entry.id, style="bold") + Text(f"  ({', '.join(entry.families)})"))
         console.print(entry.description)
+        if entry.threshold:
+            console.print(Text(f"default threshold: {entry.threshold}"))
         if entry.hint:
             console.print(Text("→ " + entry.hint, style="cyan"))
         for label, ids in (("requires", entry.requires), ("after the fix of", entry.after),
@@ -59,8 +61,9 @@ def checks_command(
     table = Table(title=f"{len(entries)} checks", title_justify="left")
     table.add_column("check", style="bold", no_wrap=True)
     table.add_column("family", no_wrap=True)
-    table.add_column("what it checks", overflow="fold")
+    table.add_column("what it checks", overflow="fold", ratio=3)
+    table.add_column("default threshold", overflow="fold", ratio=2)
     for entry in entries:
-        table.add_row(entry.id, ", ".join(entry.families), entry.description)
+        table.add_row(entry.id, ", ".join(entry.families), entry.description, entry.threshold)
     console.print(table)
     console.print(Text("utnet-diag checks ID: its hint and prerequisites", style="dim"))

@@ -33,6 +33,8 @@ def explain_command(
     console.print(Text(entry.id, style="bold") + Text(f"  ({', '.join(entry.families)})"))
     console.print(explanation.doc)
     console.print(Text(f"reads: {explanation.reads}", style="dim"))
+    if entry.threshold:
+        console.print(Text(f"default threshold: {entry.threshold}"))
     if entry.hint:
         console.print(Text("→ " + entry.hint, style="cyan"))
     for label, ids in (("requires", entry.requires), ("after the fix of", entry.after),

@@ -29,6 +29,7 @@ from utnet_diag.report.result import Report
 
 MANO_CHECKS = CheckRegistry("mano")
 ROUNDTRIP_TOLERANCE_MM = 1e-3
+REST_SIZE_MM = (60.0, 130.0)  # wrist to middle-finger base at rest (adult: about 80-100 mm)
 _SIDE_HINT = "smplx.MANO(model_path=<file>) sets is_rhand from 'RIGHT' in the file name"
 
 
@@ -201,9 +202,10 @@ def check_rest_size(ctx: CheckContext) -> Outcome:
     joints = np.asarray(data["J_regressor"]) @ np.asarray(data["v_template"])
     size = float(np.linalg.norm(joints[4] - joints[0]) * 1000.0)
     message = f"wrist to middle1 {size:.1f} mm at rest (units: metres in the file)"
-    if not 60.0 <= size <= 130.0:
-        return Outcome.warn(message + "; outside 60-130 mm", size, [60.0, 130.0])
-    return Outcome.ok(message, size, [60.0, 130.0])
+    lo, hi = REST_SIZE_MM
+    if not lo <= size <= hi:
+        return Outcome.warn(message + f"; outside {lo:g}-{hi:g} mm", size, [lo, hi])
+    return Outcome.ok(message, size, [lo, hi])
 
 
 def _summary(data: dict[str, Any], info: dict[str, Any], side: str) -> dict[str, Any]:
