@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from utnet_diag.catalog import catalog, lookup
+from utnet_diag.catalog import CatalogEntry, catalog, lookup
 from utnet_diag.cli.app import report_stream
 from utnet_diag.cli.options import JsonOpt
 from utnet_diag.errors import InputError, did_you_mean
+
+
+def print_entry(console: Any, entry: CatalogEntry, text: str, reads: str | None = None) -> None:
+    """One check for people: id and families, ``text`` (its description or full doc), what it
+    reads, its default threshold, its hint, and the checks it depends on."""
+    from rich.text import Text
+
+    console.print(Text(entry.id, style="bold") + Text(f"  ({', '.join(entry.families)})"))
+    console.print(text)
+    if reads:
+        console.print(Text(f"reads: {reads}", style="dim"))
+    if entry.threshold:
+        console.print(Text(f"default threshold: {entry.threshold}"))
+    if entry.hint:
+        console.print(Text("→ " + entry.hint, style="cyan"))
+    for label, ids in (("requires", entry.requires), ("after the fix of", entry.after),
+                       ("formerly", entry.aliases)):  # fmt: skip
+        if ids:
+            console.print(Text(f"{label}: {', '.join(ids)}", style="dim"))
 
 
 def checks_command(
@@ -46,17 +65,7 @@ def checks_command(
         return
     console = Console(file=out, highlight=False)
     if check_id is not None:
-        entry = entries[0]
-        console.print(Text(entry.id, style="bold") + Text(f"  ({', '.join(entry.families)})"))
-        console.print(entry.description)
-        if entry.threshold:
-            console.print(Text(f"default threshold: {entry.threshold}"))
-        if entry.hint:
-            console.print(Text("→ " + entry.hint, style="cyan"))
-        for label, ids in (("requires", entry.requires), ("after the fix of", entry.after),
-                           ("formerly", entry.aliases)):  # fmt: skip
-            if ids:
-                console.print(Text(f"{label}: {', '.join(ids)}", style="dim"))
+        print_entry(console, entries[0], entries[0].description)
         return
     table = Table(title=f"{len(entries)} checks", title_justify="left")
     table.add_column("check", style="bold", no_wrap=True)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from utnet_diag.cli.app import report_stream
+from utnet_diag.cli.checks import print_entry
 from utnet_diag.cli.options import JsonOpt
 
 
@@ -28,19 +29,8 @@ def explain_command(
     if json_out:
         out.write(json.dumps(explanation.to_dict(), indent=2) + "\n")
         return
-    entry = explanation.entry
     console = Console(file=out, highlight=False)
-    console.print(Text(entry.id, style="bold") + Text(f"  ({', '.join(entry.families)})"))
-    console.print(explanation.doc)
-    console.print(Text(f"reads: {explanation.reads}", style="dim"))
-    if entry.threshold:
-        console.print(Text(f"default threshold: {entry.threshold}"))
-    if entry.hint:
-        console.print(Text("→ " + entry.hint, style="cyan"))
-    for label, ids in (("requires", entry.requires), ("after the fix of", entry.after),
-                       ("formerly", entry.aliases)):  # fmt: skip
-        if ids:
-            console.print(Text(f"{label}: {', '.join(ids)}", style="dim"))
+    print_entry(console, explanation.entry, explanation.doc, explanation.reads)
     result = explanation.example
     if result is None:
         console.print(Text("no built-in example: run the command that reads it", style="dim"))
