@@ -115,14 +115,8 @@ def _file_checks() -> dict[str, str]:
     return {
         **dict.fromkeys(
             (
-                "meta_missing",
-                "meta_unreadable",
-                "meta_unsafe",
-                "meta_schema",
-                "labels_missing",
-                "labels_unreadable",
-                "labels_unsafe",
-                "labels_schema",
+                *ds.META_FILE_CHECKS,
+                *ds.LABELS_FILE_CHECKS,
                 "calibration_present",
                 "annotation_present",
                 "rgb_readable",

@@ -37,27 +37,31 @@ DEPTH_VISIBLE_QUANTILE = 0.2  # the best-agreeing fifth of the joints is assumed
 DATASET_CHECKS = CheckRegistry("dataset")
 READER_HINT = "fix or remove the file; a bad frame in training is what turns a loss into NaN"
 # applied by the readers while they read a frame
+# The reader's checks of one annotation file, in the order it applies them: a file a check flags
+# is not read further, so each check's ``prior`` is the checks before it in its chain.
+META_FILE_CHECKS = ("meta_missing", "meta_unreadable", "meta_unsafe", "meta_schema")
+LABELS_FILE_CHECKS = ("labels_missing", "labels_unreadable", "labels_unsafe", "labels_schema")
 DATASET_CHECKS.declare(
     "meta_missing", "Meta file exists (HO3D meta/<frame>.pkl, DexYCB <sequence>/meta.yml)",
     READER_HINT,
 )  # fmt: skip
 DATASET_CHECKS.declare("meta_unreadable", "Meta pickle unpickles", READER_HINT,
-                       prior=("meta_missing",))  # fmt: skip
+                       prior=META_FILE_CHECKS[:1])  # fmt: skip
 DATASET_CHECKS.declare(
     "meta_unsafe",
     "Meta pickle names only numpy globals",
     "the file asks to run code and was refused; replace it with a clean copy",
-    prior=("meta_missing", "meta_unreadable"),
+    prior=META_FILE_CHECKS[:2],
 )
 DATASET_CHECKS.declare("meta_schema", "Meta holds the expected arrays", READER_HINT,
-                       prior=("meta_missing", "meta_unreadable", "meta_unsafe"))  # fmt: skip
+                       prior=META_FILE_CHECKS[:3])  # fmt: skip
 DATASET_CHECKS.declare("labels_missing", "Labels npz exists", READER_HINT)
 DATASET_CHECKS.declare("labels_unreadable", "Labels npz decodes", READER_HINT,
-                       prior=("labels_missing",))  # fmt: skip
+                       prior=LABELS_FILE_CHECKS[:1])  # fmt: skip
 DATASET_CHECKS.declare("labels_unsafe", "Labels npz holds no Python objects", READER_HINT,
-                       prior=("labels_missing", "labels_unreadable"))  # fmt: skip
+                       prior=LABELS_FILE_CHECKS[:2])  # fmt: skip
 DATASET_CHECKS.declare("labels_schema", "Labels hold joint_3d, joint_2d, pose_m", READER_HINT,
-                       prior=("labels_missing", "labels_unreadable", "labels_unsafe"))  # fmt: skip
+                       prior=LABELS_FILE_CHECKS[:3])  # fmt: skip
 DATASET_CHECKS.declare(
     "calibration_present",
     "Camera intrinsics and MANO betas found",
@@ -67,16 +71,7 @@ DATASET_CHECKS.declare(
     "annotation_present",
     "Frame has a hand annotation",
     "unannotated frames (evaluation splits, no hand in view) are skipped by the annotation checks",
-    prior=(
-        "meta_missing",
-        "meta_unreadable",
-        "meta_unsafe",
-        "meta_schema",
-        "labels_missing",
-        "labels_unreadable",
-        "labels_unsafe",
-        "labels_schema",
-    ),  # fmt: skip
+    prior=META_FILE_CHECKS + LABELS_FILE_CHECKS,
 )
 DATASET_CHECKS.declare("rgb_readable", "RGB image decodes", READER_HINT, needs_images=True)
 DATASET_CHECKS.declare("depth_readable", "Depth PNG decodes", READER_HINT, needs_images=True)
