@@ -135,6 +135,15 @@ class DiagConfig:
         )
 
 
+def term_range(config: DiagConfig | None, term: str) -> tuple[float, float | None, str]:
+    """(healthy below, alarm at or None, where from) of ``term`` under ``config`` (None: the
+    spec's); see :meth:`DiagConfig.range_of`."""
+    if config is None:
+        spec = TERM[term]
+        return spec.healthy_below, spec.alarm_at, "the spec"
+    return config.range_of(term)
+
+
 def safe_load_yaml(path: str | Path) -> Any:
     """Parse YAML with ``yaml.safe_load`` only; tags that build Python objects are refused."""
     import yaml

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome
+from utnet_diag.config import term_range
 from utnet_diag.mano import DEGENERATE_OUTPUT_HINT
 from utnet_diag.measures import HAND_SPAN_MM, UNIT_FACTORS, hand_span, unit_of
 from utnet_diag.report.numbers import fmt_number
@@ -27,7 +28,6 @@ from utnet_diag.spec import (
     HINT_WEIGHTS,
     KEYPOINT_2D_LIMIT,
     RECOMMENDED_RANGES,
-    TERM,
 )
 from utnet_diag.spec import HINT_NONFINITE as HINT_FINITE
 
@@ -125,14 +125,21 @@ def _check_id_of(term: str) -> str:
 def _limits(ctx: CheckContext, term: str) -> tuple[float, float | None, str, str]:
     """(healthy below, alarm at, "the spec's alarm" or the config's, a note when the config set
     the range) for ``term``: the config's ``diag: ranges:`` where given, else the spec's."""
-    config = ctx.config
-    if config is None or not hasattr(config, "range_of"):
-        spec = TERM[term]
-        return spec.healthy_below, spec.alarm_at, "the spec's alarm", ""
-    healthy, alarm, source = config.range_of(term)
+    healthy, alarm, source = term_range(ctx.config, term)
     if source == "the spec":
         return healthy, alarm, "the spec's alarm", ""
     return healthy, alarm, f"the alarm of {source}", f" (range from {source})"
+
+
+def _judged(ctx: CheckContext, term: str, v: float, text: str) -> Outcome:
+    """``text`` (the value in words) held to ``term``'s range: fail at the alarm, warn at or
+    above the healthy bound, pass below it."""
+    healthy, alarm, alarm_text, note = _limits(ctx, term)
+    if alarm is not None and v >= alarm:
+        return Outcome.fail(f"{text} >= {alarm:g}, {alarm_text}", v, alarm)
+    if v >= healthy:
+        return Outcome.warn(f"{text} above the healthy < {healthy:g}{note}", v, healthy)
+    return Outcome.ok(f"{text} < {healthy:g}{note}", v, healthy)
 
 
 @LOSS_CHECKS.check("loss_2d", requires=("loss_finite",), hint=HINT_2D)
@@ -193,12 +200,7 @@ def loss_prior(ctx: CheckContext) -> Outcome:
     v = row["logged"]
     parts = ", ".join(f"{k}={_fmt(x)}" for k, x in row.get("parts", {}).items())
     text = f"L_prior = {_fmt(v)} ({parts}; a mean over the batch)"
-    healthy, alarm, alarm_text, note = _limits(ctx, "loss_prior")
-    if alarm is not None and v >= alarm:
-        return Outcome.fail(f"{text} >= {alarm:g}, {alarm_text}", v, alarm)
-    if v >= healthy:
-        return Outcome.warn(f"{text} above the healthy < {healthy:g}{note}", v, healthy)
-    return Outcome.ok(f"{text} < {healthy:g}{note}", v, healthy)
+    return _judged(ctx, "loss_prior", v, text)
 
 
 @LOSS_CHECKS.check("loss_aux", requires=("loss_finite",), hint=HINT_AUX)
@@ -214,12 +216,7 @@ def loss_aux(ctx: CheckContext) -> Outcome:
     if v == 0 and not parts:
         return Outcome.ok("L_aux = 0: no sample has ground-truth MANO (normal, spec 9.4)", v)
     text = f"L_aux = {_fmt(v)} (w_aux={_fmt(row['weight'])} included; unweighted {mse})"
-    healthy, alarm, alarm_text, note = _limits(ctx, "loss_aux")
-    if alarm is not None and v >= alarm:
-        return Outcome.fail(f"{text} >= {alarm:g}, {alarm_text}", v, alarm)
-    if v >= healthy:
-        return Outcome.warn(f"{text} above the healthy < {healthy:g}{note}", v, healthy)
-    return Outcome.ok(f"{text} < {healthy:g}{note}", v, healthy)
+    return _judged(ctx, "loss_aux", v, text)
 
 
 @LOSS_CHECKS.check("loss_vert", requires=("loss_finite",), hint=HINT_3D)

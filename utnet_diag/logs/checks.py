@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome, run_checks
-from utnet_diag.config import PRESETS, DiagConfig, LossWeights
+from utnet_diag.config import PRESETS, DiagConfig, LossWeights, term_range
 from utnet_diag.logs.parse import TERM_LABELS, TERMS, TrainingLog, downsample, parse_log
 from utnet_diag.logs.plot import check_plot_path, plot_log
 from utnet_diag.report.numbers import fmt_number
 from utnet_diag.report.result import Report
-from utnet_diag.spec import HINT_2D, HINT_3D, HINT_AUX, HINT_NONFINITE, HINT_PRIOR, TERM
+from utnet_diag.spec import HINT_2D, HINT_3D, HINT_AUX, HINT_NONFINITE, HINT_PRIOR
 
 LOG_CHECKS = CheckRegistry("log")
 
@@ -222,11 +222,8 @@ def _range_outcome(
 
 def _range(ctx: CheckContext, term: str) -> tuple[float, float | None]:
     """(healthy below, alarm at) of ``term``: the config's ``diag: ranges:``, else the spec's."""
-    config = ctx.config
-    if config is not None and hasattr(config, "range_of"):
-        healthy, alarm, _ = config.range_of(term)
-        return healthy, alarm
-    return TERM[term].healthy_below, TERM[term].alarm_at
+    healthy, alarm, _ = term_range(ctx.config, term)
+    return healthy, alarm
 
 
 @LOG_CHECKS.check("log_loss_2d", hint=HINT_2D)
