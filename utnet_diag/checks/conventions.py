@@ -903,7 +903,7 @@ def _leaving_out_nonfinite(spec: Any) -> Any:
     @functools.wraps(inner)
     def check(ctx: CheckContext) -> Outcome:
         outcome = inner(ctx)
-        left = nonfinite_samples(ctx.batch)
+        left = ctx.cached("nonfinite_samples", lambda: nonfinite_samples(ctx.batch))
         if not left or outcome.status is Status.SKIP:
             return outcome
         shown = ", ".join(map(str, left[:6])) + (", …" if len(left) > 6 else "")
