@@ -54,13 +54,14 @@ def registries() -> list[CheckRegistry]:
     from utnet_diag.datasets.user_loader import LOADER_CHECKS
     from utnet_diag.diagnostics.compare import COMPARE_CHECKS
     from utnet_diag.diagnostics.overfit import OVERFIT_CHECKS
+    from utnet_diag.evaluation.checks import EVAL_CHECKS
     from utnet_diag.logs.checks import LOG_CHECKS
     from utnet_diag.mano.convert import MANO_CHECKS
     from utnet_diag.model.checkpoint import MODEL_CHECKS
 
     return [BATCH_CHECKS, CONVENTION_CHECKS, LOADER_CHECKS, DATASET_FILES_CHECKS, MODEL_CHECKS,
             LOSS_CHECKS, PREDICTION_CHECKS, PREDICTION_CONVENTION_CHECKS, GRAD_CHECKS,
-            OVERFIT_CHECKS, COMPARE_CHECKS, LOG_CHECKS, DATASET_CHECKS, MANO_CHECKS]  # fmt: skip
+            OVERFIT_CHECKS, COMPARE_CHECKS, LOG_CHECKS, EVAL_CHECKS, DATASET_CHECKS, MANO_CHECKS]  # fmt: skip
 
 
 def catalog() -> list[CatalogEntry]:

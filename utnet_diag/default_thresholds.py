@@ -14,6 +14,7 @@ from utnet_diag.checks import loss as loss_checks
 from utnet_diag.checks.batch import THRESHOLDS as TH
 from utnet_diag.datasets import checks as ds
 from utnet_diag.diagnostics.overfit import OverfitOptions
+from utnet_diag.evaluation import checks as ev
 from utnet_diag.geometry.mano_conventions import AGREE_MM
 from utnet_diag.logs.checks import LogCheckOptions
 from utnet_diag.mano.convert import REST_SIZE_MM, ROUNDTRIP_TOLERANCE_MM
@@ -31,7 +32,23 @@ def _range(term: str) -> str:
 
 def default_thresholds() -> dict[str, str]:
     """Check id -> its default threshold in words."""
-    return {**_data_checks(), **_model_checks(), **_run_checks(), **_file_checks()}
+    return {**_data_checks(), **_model_checks(), **_run_checks(), **_file_checks(),
+            **_eval_checks()}  # fmt: skip
+
+
+def _eval_checks() -> dict[str, str]:
+    lo, hi = HAND_SPAN_MM
+    better = f"the corrected prediction's error {ev.BETTER_BY:g}x lower or less"
+    return {
+        "eval_units": f"joint and mesh span {lo:g}-{hi:g} mm in the protocol's unit",
+        "eval_joint_order": f"no known order; {better}",
+        "eval_frame": f"y and z negated; {better}",
+        "eval_mirrored": f"no sample whose x-mirror fits; {better} (errors over"
+        f" {ev.MIRROR_FLOOR:g} x the hand span)",
+        "eval_mesh": "the ground truth's vertex count (778)",
+        "eval_root_relative": f"wrist at the origin in < {ev.ROOT_AT_ORIGIN:.0%} of samples",
+        "eval_ids": "each image id once",
+    }
 
 
 def _data_checks() -> dict[str, str]:

@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 # The groups of `utnet-diag --help`, in order.
-GROUPS = ("Data", "Model", "Training", "Dataset", "Assets", "About")
+GROUPS = ("Data", "Model", "Training", "Evaluation", "Dataset", "Assets", "About")
 
 COMMANDS: tuple[tuple[str, str, str, str], ...] = (
     ("check-batch", "utnet_diag.cli.check_batch", "check_batch_command", "Data"),
@@ -20,6 +20,7 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
     ("compare", "utnet_diag.cli.compare", "compare_command", "Model"),
     ("overfit", "utnet_diag.cli.overfit", "overfit_command", "Training"),
     ("parse-log", "utnet_diag.cli.parse_log", "parse_log_command", "Training"),
+    ("eval", "utnet_diag.cli.eval", "eval_command", "Evaluation"),
     ("scan", "utnet_diag.cli.scan", "scan_command", "Dataset"),
     ("make-sample", "utnet_diag.cli.make_sample", "make_sample_command", "Assets"),
     (

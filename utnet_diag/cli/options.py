@@ -150,3 +150,11 @@ SideOpt = Annotated[
     Optional[str],
     typer.Option("--side", help="right or left (default: from the file name, else right)."),
 ]
+
+
+class MetricProtocol(str, Enum):
+    """The benchmarks whose official evaluators ``eval`` and ``--metric-protocol`` reproduce."""
+
+    freihand = "freihand"
+    ho3d = "ho3d"
+    dexycb = "dexycb"

@@ -16,6 +16,7 @@ SECTION_RENDERERS: dict[str, tuple[str, str]] = {
     "log_terms": ("utnet_diag.cli.render_log", "render_log_terms"),
     "checkpoint": ("utnet_diag.cli.render_model", "render_checkpoint"),
     "sample": ("utnet_diag.cli.render_model", "render_sample"),
+    "evaluation": ("utnet_diag.cli.render_eval", "render_evaluation"),
     "grad_modules": ("utnet_diag.cli.render_run", "render_grad_modules"),
     "grad_terms": ("utnet_diag.cli.render_run", "render_grad_terms"),
     "loss_table": ("utnet_diag.cli.render_run", "render_loss_table"),

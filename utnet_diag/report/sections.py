@@ -139,3 +139,30 @@ class CompareRunSection(Section):
     weights: str
     seed: int
     warnings: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class EvaluationSection(Section):
+    """``eval``: the ``protocol`` (``title``), its file ``unit``, ``report_unit``, ``alignment``,
+    ``frame`` and ``joint_order``; the files; ``samples`` scored, ``left_out`` (ground-truth
+    frames without a hand), ``ignored`` (results with no ground truth); ``metrics`` rows
+    (``metric``, ``label``, ``unit``, ``value``, and ``fixed``: the value once the ``fixes`` are
+    applied); ``worst`` samples first; where the ``per_sample`` rows went."""
+
+    protocol: str
+    title: str
+    unit: str
+    report_unit: str
+    alignment: str
+    frame: str
+    joint_order: str
+    prediction: str
+    ground_truth: str
+    samples: int
+    left_out: int
+    ignored: int
+    metrics: list[dict[str, Any]]
+    fixes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    worst: list[dict[str, Any]] = field(default_factory=list)
+    per_sample: str | None = None
