@@ -24,7 +24,7 @@ def hands(n: int, seed: int = 0) -> np.ndarray:
     """(n, 21, 3) metres, spec order, OpenCV camera frame."""
     rng = np.random.default_rng(seed)
     out = []
-    for i in range(n):
+    for _ in range(n):
         hand = template_hand(curl=tuple(rng.uniform(0.1, 0.7, 5)), spread=rng.uniform(0, 0.3))
         rot = Rotation.from_rotvec(rng.normal(0, 0.6, 3))
         out.append(

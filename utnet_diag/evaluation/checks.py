@@ -222,13 +222,11 @@ def check_mirrored(ctx: CheckContext) -> Outcome:
     if len(bad):
         ids = ctx.extras["ids"][bad]
         xyz, verts = fixed.xyz.copy(), fixed.verts.copy()
-        # mirror about each sample's own wrist x, so an absolute position stays in place
-        for arr in (xyz, verts):
-            if arr.shape[1]:
-                wrist_x = fixed.xyz[bad, :1, 0:1]
-                arr[bad, :, 0:1] = 2 * wrist_x - arr[bad, :, 0:1]
+        xyz[bad] *= mirror
+        if verts.shape[1]:
+            verts[bad] *= mirror
         listed = ", ".join(str(int(i)) for i in ids[:8]) + (" ..." if len(ids) > 8 else "")
-        text = f"mirror {len(bad)} hand(s) back in x about their wrist: samples {listed}"
+        text = f"negate x (x -> -x, camera frame) of {len(bad)} sample(s): {listed}"
         _fix(ctx, Matched(xyz, verts), text)
         return Outcome.fail(
             f"{len(bad)} of {len(gt)} predicted hands are mirror images of their ground truth"

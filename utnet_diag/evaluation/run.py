@@ -50,7 +50,7 @@ def _match(proto: Protocol, gt: PoseFile, pred: PoseFile) -> tuple[np.ndarray, n
             hint="the official evaluator stops at the first missing id; predict every image",
         )
     pred_rows = np.array([where[int(gt.ids[k])] for k in keep], dtype=np.int64)
-    extra = len(pred.ids) - len(pred_rows)
+    extra = len(set(pred.ids.tolist()) - set(gt.ids.tolist()))
     return keep, pred_rows, {"left_out": len(gt.xyz) - len(keep), "ignored": extra}
 
 
