@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+
+import pytest
 
 from utnet_diag.cli.app import main
 
@@ -45,3 +48,28 @@ def test_the_readme_lists_exactly_the_check_ids_of_the_registry():
         listed |= {m.split(":")[0] for m in re.findall(r"`([a-z0-9_:<>]+)`", ids_cell)}
     # nan_origin is named as a detail of a failing check, not a check of its own
     assert listed - {"nan_origin"} == {entry.id for entry in catalog()}
+
+
+@pytest.mark.slow
+def test_the_eval_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    """The worked example of ``eval``: its files, exit codes and the numbers the text quotes."""
+    import runpy
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    block = README.split("## Benchmark numbers", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    lines = [line.split("#")[0].strip() for line in block.strip().splitlines()]
+    make, *commands = lines
+    monkeypatch.setattr("sys.argv", shlex.split(make)[1:])
+    runpy.run_path(str(ROOT / shlex.split(make)[1]), run_name="__main__")
+    codes = []
+    for command in commands:
+        capsys.readouterr()
+        codes.append(main(shlex.split(command)[1:] + ["--json"]))
+        if "pred_mm_mano" in command:
+            report = json.loads(capsys.readouterr().out)
+    assert codes == [0, 1, 0]
+    rows = {r["metric"]: r for r in report["evaluation"]["metrics"]}
+    text = README.split("## Benchmark numbers", 1)[1]
+    assert f"{rows['xyz_al_mean3d']['value']:.2f} cm as submitted" in text
+    assert f"{rows['xyz_al_mean3d']['fixed']:.2f} cm once" in text

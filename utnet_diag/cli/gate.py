@@ -6,7 +6,7 @@ import typer
 
 from utnet_diag.cli.app import emit
 from utnet_diag.cli.model_opts import DepthOpt, ExactOpt, SeedOpt, warn_loaded, with_model_options
-from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
+from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt, MetricProtocolOpt
 from utnet_diag.run_options import RunOptions
 
 
@@ -16,6 +16,7 @@ def gate_command(
     exact: ExactOpt = False,
     depth: DepthOpt = 1,
     seed: SeedOpt = 0,
+    metric_protocol: MetricProtocolOpt = None,
     json_out: JsonOpt = False,
     junit: JunitOpt = None,
     fail_on: FailOnOpt = FailOn.fail,
@@ -28,6 +29,12 @@ def gate_command(
     # deferred: loads torch, which this module's importers do not need
     from utnet_diag.diagnostics.gate import gate
 
-    report = gate(exact=exact, depth=depth, seed=seed, options=run_options)
+    report = gate(
+        exact=exact,
+        depth=depth,
+        seed=seed,
+        options=run_options,
+        metric_protocol=metric_protocol.value if metric_protocol else None,
+    )
     warn_loaded(report)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

@@ -6,7 +6,7 @@ import typer
 
 from utnet_diag.cli.app import emit
 from utnet_diag.cli.model_opts import SeedOpt, warn_loaded, with_model_options
-from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
+from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt, MetricProtocolOpt
 from utnet_diag.cli.render_advice import TargetSharesOpt
 from utnet_diag.run_options import RunOptions
 
@@ -16,6 +16,7 @@ def loss_breakdown_command(
     run_options: RunOptions,
     seed: SeedOpt = 0,
     target_shares: TargetSharesOpt = None,
+    metric_protocol: MetricProtocolOpt = None,
     json_out: JsonOpt = False,
     junit: JunitOpt = None,
     fail_on: FailOnOpt = FailOn.fail,
@@ -28,6 +29,11 @@ def loss_breakdown_command(
     shares = parse_target_shares(target_shares)  # exit 2 on a malformed value, before loading
     from utnet_diag.diagnostics.loss_breakdown import loss_breakdown
 
-    report = loss_breakdown(seed=seed, target_shares=shares, options=run_options)
+    report = loss_breakdown(
+        seed=seed,
+        target_shares=shares,
+        options=run_options,
+        metric_protocol=metric_protocol.value if metric_protocol else None,
+    )
     warn_loaded(report)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

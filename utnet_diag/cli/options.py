@@ -158,3 +158,12 @@ class MetricProtocol(str, Enum):
     freihand = "freihand"
     ho3d = "ho3d"
     dexycb = "dexycb"
+
+
+MetricProtocolOpt = Annotated[
+    Optional[MetricProtocol],
+    typer.Option(
+        "--metric-protocol",
+        help="Also report this benchmark's official joint metrics (its units, order, alignment).",
+    ),
+]

@@ -128,6 +128,23 @@ def render_metrics(console: Console, section: MetricsSection, report: Report) ->
         f" (root-relative, {section.samples} samples)"
     )
     console.print(line)
+    if section.get("convention"):
+        console.print(Text(f"  {section['convention']}", style="dim"))
+    protocol = section.get("protocol")
+    if protocol:
+        values = ", ".join(
+            f"{row['label']} {'n/a' if row['value'] is None else _num(row['value'])}"
+            + (f" {row['unit']}" if row["unit"] else "")
+            for row in protocol["metrics"]
+        )
+        head = Text(f"{protocol['title']} protocol: ", style="bold")
+        left = protocol["samples_left_out"]
+        head.append(
+            f"{values} ({protocol['samples']} samples"
+            + (f", {left} with an unannotated or non-finite joint left out" if left else "")
+            + ")"
+        )
+        console.print(head)
 
 
 def _bar(value: float | None, low: float, high: float, bar_width: int = BAR_WIDTH) -> Text:

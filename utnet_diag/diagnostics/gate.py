@@ -40,6 +40,7 @@ def gate(
     exact: bool = False,
     depth: int = 1,
     seed: int = DEFAULT_SEED,
+    metric_protocol: str | None = None,
     **fields: Any,
 ) -> Report:
     """Every check utnet-diag has for a model and a batch, from one load and one forward.
@@ -48,6 +49,8 @@ def gate(
     are used, so ``gate()`` works on a fresh install. ``model`` may be an already loaded model.
     ``options``: which model, batch and config (:class:`utnet_diag.run_options.RunOptions`);
     ``fields`` (``repo=``, ``mano=``, ``device=``, ...) replace some of them.
+    ``metric_protocol`` ('freihand', 'ho3d', 'dexycb') adds that benchmark's official joint
+    metrics to the metrics section.
     Returns Report ``gate``; ``report.exit_code(fail_on)`` is the CLI's exit code.
     """
 
@@ -67,7 +70,7 @@ def gate(
     checks += list(getattr(inputs.loaded, "checks", []) or [])
     with training_step(inputs.model, seed), running(inputs.loaded):
         fwd = forward_pass(inputs, grad=True, seed=seed)
-        loss_checks, loss_sections = breakdown_from_forward(fwd)
+        loss_checks, loss_sections = breakdown_from_forward(fwd, metric_protocol=metric_protocol)
         origin = loss_sections.get("nan_origin")
         grad_checks, grad_sections, _ = grad_from_forward(
             fwd, exact=exact, depth=depth, nan_origin=_origin_object(origin)

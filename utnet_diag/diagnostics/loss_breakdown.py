@@ -32,6 +32,7 @@ from utnet_diag.diagnostics.runner import (
     running,
     training_step,
 )
+from utnet_diag.evaluation.batch_metrics import protocol_metrics
 from utnet_diag.report.result import CheckResult, Report
 from utnet_diag.report.sections import MetricsSection
 from utnet_diag.run_options import RunOptions, given
@@ -39,13 +40,35 @@ from utnet_diag.run_options import RunOptions, given
 __all__ = ["LossSummary", "breakdown_from_forward", "loss_breakdown", "summarize_terms"]
 
 
+def metrics_section(
+    pred3d: torch.Tensor, gt3d: torch.Tensor, root_id: int, metric_protocol: str | None = None
+) -> MetricsSection:
+    """MPJPE / PA-MPJPE of predicted joints (B, 21, 3) mm against ground truth (B, 21, 3|4), with
+    the convention they follow, and ``metric_protocol``'s official joint metrics beside them."""
+    gt3d = gt3d.to(pred3d.device)
+    protocol = None
+    if metric_protocol is not None:
+        coords = gt3d[..., :3].detach().cpu().double().numpy()
+        visible = gt3d[..., 3].detach().cpu().numpy() > 0 if gt3d.shape[-1] == 4 else None
+        pred = pred3d.detach().cpu().double().numpy()
+        protocol = protocol_metrics(metric_protocol, pred, coords, visible)
+    return MetricsSection(
+        **pose_metrics(pred3d, gt3d, root_id),
+        convention=f"MPJPE: each side minus its joint {root_id} (wrist), mm; PA-MPJPE: similarity"
+        " Procrustes (rotation, scale, translation; no reflections) on the visible joints, mm;"
+        " the mean over samples of the per-sample mean over visible joints",
+        protocol=protocol,
+    )
+
+
 def breakdown_from_forward(
-    fwd: ForwardResult, nan_origin: Any = None
+    fwd: ForwardResult, nan_origin: Any = None, metric_protocol: str | None = None
 ) -> tuple[list[CheckResult], dict[str, Any]]:
     """The loss-breakdown checks and sections for a forward pass that already ran.
 
     ``nan_origin`` is searched for (a hooked re-run) only when a term is non-finite and none is
-    given. Returns (checks, sections) so ``gate`` can merge them.
+    given. ``metric_protocol`` ('freihand', 'ho3d', 'dexycb') adds that benchmark's official
+    joint metrics to the metrics section. Returns (checks, sections) so ``gate`` can merge them.
     """
     summary = summarize_terms(fwd)
     outputs = detach_outputs(fwd.outputs)
@@ -72,9 +95,7 @@ def breakdown_from_forward(
     gt3d = fwd.batch.get("keypoints_3d")
     pred3d = outputs.get("keypoints_3d")
     if isinstance(gt3d, torch.Tensor) and isinstance(pred3d, torch.Tensor):
-        sections["metrics"] = MetricsSection(
-            **pose_metrics(pred3d, gt3d.to(pred3d.device), fwd.config.root_id)
-        )
+        sections["metrics"] = metrics_section(pred3d, gt3d, fwd.config.root_id, metric_protocol)
     if nan_origin is not None:
         sections["nan_origin"] = nan_origin.to_dict()
     return checks, sections
@@ -87,6 +108,7 @@ def loss_breakdown(
     options: RunOptions | None = None,
     seed: int = DEFAULT_SEED,
     target_shares: dict[str, float] | None = None,
+    metric_protocol: str | None = None,
     **fields: Any,
 ) -> Report:
     """Run the model once on ``batch`` and report every loss term against the spec.
@@ -100,6 +122,8 @@ def loss_breakdown(
             ``fields`` (``config=``, ``preset=``, ``device=``, ...) replace some of them.
         target_shares: gradient shares the ``weight_advice`` section advises weights for
             (one gradient pass, weights unchanged; default equal 2D and 3D joint).
+        metric_protocol: 'freihand', 'ho3d' or 'dexycb': that benchmark's official joint
+            metrics beside MPJPE and PA-MPJPE.
     Returns:
         Report ``loss-breakdown`` with sections ``run``, ``loss_table``, ``metrics``,
         ``weight_advice``.
@@ -107,7 +131,7 @@ def loss_breakdown(
     inputs = load_inputs(RunOptions.of(options, **given(batch=batch), **fields), model=model)
     with training_step(inputs.model, seed), running(inputs.loaded):
         fwd = forward_pass(inputs, grad=True, seed=seed)  # grad for the weight advice
-        checks, sections = breakdown_from_forward(fwd)
+        checks, sections = breakdown_from_forward(fwd, metric_protocol=metric_protocol)
         sections["weight_advice"] = advice_for_forward(fwd, target_shares)
     model_checks = list(getattr(inputs.loaded, "checks", []) or [])
     return Report(

@@ -153,7 +153,7 @@ def check_joint_order(ctx: CheckContext) -> Outcome:
         return Outcome.fail(
             f"the joints are in {ORDER_TEXT[best]}, {proto.title} expects {ORDER_TEXT[proto.order]}:"
             f" aligned error {as_is * factor:.3g} {proto.report_unit} as is,"
-            f" {error * factor:.3g} reordered; {text}",
+            f" {error * factor:.3g} {proto.report_unit} reordered; {text}",
             value=as_is * factor,
             threshold=f"a known order {BETTER_BY:g}x lower",
             details={"aligned_error_by_order": details, "permutation": perm},

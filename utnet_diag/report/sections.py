@@ -80,13 +80,18 @@ class RunSection(Section):
 @dataclass(frozen=True)
 class MetricsSection(Section):
     """Batch means, root-relative, mm: MPJPE, PA-MPJPE and their average (the spec's "Avg
-    Metric") over ``samples``; ``samples_left_out`` were non-finite or had no visible joint."""
+    Metric") over ``samples``; ``samples_left_out`` were non-finite or had no visible joint;
+    ``convention``: how they are computed; ``protocol``: a benchmark's official joint metrics
+    for the same joints (``--metric-protocol``; see
+    :func:`utnet_diag.evaluation.batch_metrics.protocol_metrics`)."""
 
     mpjpe_mm: float
     pa_mpjpe_mm: float
     avg_metric_mm: float
     samples: int
     samples_left_out: int
+    convention: str | None = None
+    protocol: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
