@@ -33,8 +33,11 @@ _LAZY = {
     "gate": "utnet_diag.diagnostics.gate",
     "compare": "utnet_diag.diagnostics.compare",
     "RunOptions": "utnet_diag.run_options",
+    "evaluate": "utnet_diag.evaluation.run",
 }
-_SUBMODULES = ("losses", "joints", "checks", "report", "io", "mano", "model", "diagnostics")
+_SUBMODULES = (
+    "losses", "joints", "checks", "report", "io", "mano", "model", "diagnostics", "evaluation",
+)  # fmt: skip
 
 __all__ = sorted(_LAZY) + list(_SUBMODULES)
 
