@@ -160,3 +160,19 @@ def test_metres_for_dexycb_fail_with_the_factor(tmp_path, truth, clean):
     pred = write_lines(tmp_path / "res.txt", ids, clean[0])
     units = evaluate(pred, gt, "dexycb").check("eval_units")
     assert units.status is Status.FAIL and "1000" in units.message
+
+
+def test_an_order_of_no_convention_is_found_by_matching_joints_to_the_ground_truth(
+    tmp_path, gt_dir, clean
+):
+    # thumb (1-4) and pinky (17-20) exchanged, and the index tip with the middle tip
+    swap = list(range(21))
+    swap[1:5], swap[17:21] = list(range(17, 21)), list(range(1, 5))
+    swap[8], swap[12] = 12, 8
+    report = evaluate(
+        write_pred(tmp_path / "p.json", clean[0][:, swap], clean[1]), gt_dir, "freihand"
+    )
+    order = report.check("eval_joint_order")
+    assert order.status is Status.FAIL and "no known convention" in order.message
+    perm = order.details["permutation"]
+    assert np.allclose(clean[0][:, swap][:, perm], clean[0])

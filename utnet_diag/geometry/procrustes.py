@@ -29,11 +29,13 @@ def similarity_align(
     weights: np.ndarray | None = None,
     allow_reflection: bool = False,
     with_scale: bool = True,
+    with_rotation: bool = True,
 ) -> SimilarityFit:
     """Align ``source`` (..., N, 3) onto ``target`` (..., N, 3) (Umeyama).
 
     ``weights`` (..., N) >= 0 weight the points (e.g. confidences). Without ``allow_reflection``
     the rotation is proper (det +1), so a mirrored hand does not fit a right-hand template.
+    ``with_rotation=False`` fits scale and translation only (rotation the identity).
     """
     src = np.asarray(source, dtype=np.float64)
     tgt = np.asarray(target, dtype=np.float64)
@@ -56,6 +58,9 @@ def similarity_align(
         d[..., -1][d[..., -1] == 0] = 1.0
     rot = np.einsum("...ij,...j,...jk->...ik", u, d, vt)
     var_s = (wn[..., 0] * (s0**2).sum(-1)).sum(-1)
+    if not with_rotation:
+        rot = np.broadcast_to(np.eye(3), cov.shape).copy()
+        sig, d = np.einsum("...ii->...i", cov), np.ones(sig.shape)
     if with_scale:
         scale = (sig * d).sum(-1) / np.maximum(var_s, 1e-12)
     else:
