@@ -38,13 +38,14 @@ def default_thresholds() -> dict[str, str]:
 
 def _eval_checks() -> dict[str, str]:
     lo, hi = HAND_SPAN_MM
-    better = f"the corrected prediction's error {ev.BETTER_BY:g}x lower or less"
+    half = f"at most {ev.BETTER_BY:g}x"
     return {
         "eval_units": f"joint and mesh span {lo:g}-{hi:g} mm in the protocol's unit",
-        "eval_joint_order": f"no known order; {better}",
-        "eval_frame": f"y and z negated; {better}",
-        "eval_mirrored": f"no sample whose x-mirror fits; {better} (errors over"
-        f" {ev.MIRROR_FLOOR:g} x the hand span)",
+        "eval_joint_order": f"fails when another order (known, or matched to the GT) has {half}"
+        " the aligned error",
+        "eval_frame": f"fails when y and z negated give {half} the root-relative error",
+        "eval_mirrored": f"fails when a sample's x-mirror has {half} its fit error (samples with"
+        f" an error over {ev.MIRROR_FLOOR:g} x the hand span)",
         "eval_mesh": "the ground truth's vertex count (778)",
         "eval_root_relative": f"wrist at the origin in < {ev.ROOT_AT_ORIGIN:.0%} of samples",
         "eval_ids": "each image id once",
