@@ -35,6 +35,8 @@ def convert_mano_command(
 
     report = convert_mano(source, output, _check_side(side) if side else None)
     section = report.sections["mano"]
+    for key, why in section.get("dropped_keys", {}).items():
+        say(f"not copied: key '{key}' ({why}); smplx does not use it")
     if section.get("written"):
         say(f"wrote {section['output']}; {section['smplx_create']}")
     else:

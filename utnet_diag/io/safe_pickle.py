@@ -40,11 +40,72 @@ def _numpy_scalar() -> Callable[..., Any]:
     return scalar
 
 
+# A pickle that names an array shape (``numpy.ndarray(shape)``, ``_reconstruct``) or a dtype makes
+# numpy allocate what it claims before any data is read: the claim is checked first.
+MAX_ARRAY_BYTES = 1 << 30  # no input of this tool pickles a larger array
+MAX_ITEMSIZE = 1024  # bytes per element: numbers and short strings, not V2000000000
+
+
+def _claimed_shape(shape: Any) -> tuple[int, ...]:
+    dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if not all(isinstance(n, (int, np.integer)) and n >= 0 for n in dims) or len(dims) > 32:
+        raise InputError(f"array shape {dims!r} is not a list of sizes")
+    return tuple(int(n) for n in dims)
+
+
+def _bounded(dims: tuple[int, ...], dtype: Any) -> None:
+    """InputError when an array of ``dims`` and ``dtype`` would hold over MAX_ARRAY_BYTES."""
+    kind = _bounded_dtype(dtype)
+    count = 1
+    for n in dims:
+        count *= n
+    if count * max(kind.itemsize, 1) > MAX_ARRAY_BYTES:
+        raise InputError(
+            f"pickle asks for an array of shape {dims} ({count * kind.itemsize / 2**30:.1f} GiB),"
+            f" over the {MAX_ARRAY_BYTES / 2**30:.0f} GiB an input may claim; not allocated"
+        )
+
+
+def _bounded_dtype(spec: Any, *args: Any, **kwargs: Any) -> np.dtype:
+    """``numpy.dtype`` for numbers, booleans and short strings only (no objects, no huge voids)."""
+    try:
+        kind = spec if isinstance(spec, np.dtype) else np.dtype(spec, *args, **kwargs)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"pickle names an invalid dtype {spec!r} ({err})") from None
+    if kind.hasobject:
+        raise UnsafeInputError("an array of Python objects is not allowed here")
+    if kind.itemsize > MAX_ITEMSIZE:
+        raise InputError(
+            f"pickle names dtype {kind.str} of {kind.itemsize} bytes per element; at most"
+            f" {MAX_ITEMSIZE} are allowed"
+        )
+    return kind
+
+
+class BoundedNdarray(np.ndarray):
+    """What a pickle's ``numpy.ndarray`` global resolves to: called (``numpy.ndarray(shape,
+    dtype)``), it checks the claimed size before allocating and returns a plain ndarray; passed
+    to numpy's C ``_reconstruct`` as the array type, it is a plain ndarray subclass."""
+
+    def __new__(cls, shape: Any, dtype: Any = float, *args: Any, **kwargs: Any) -> np.ndarray:
+        dims = _claimed_shape(shape)
+        _bounded(dims, dtype)
+        return np.ndarray(dims, _bounded_dtype(dtype), *args, **kwargs)
+
+
+_bounded_ndarray = BoundedNdarray
+
+
 def _reconstruct_ndarray(subtype, shape, dtype):
-    """``_reconstruct`` restricted to plain ndarrays (no arbitrary subclass construction)."""
+    """``_reconstruct`` restricted to plain ndarrays (no arbitrary subclass construction) of a
+    bounded size."""
+    if subtype is _bounded_ndarray:  # the file's numpy.ndarray global, resolved to our guard
+        subtype = np.ndarray
     if subtype is not np.ndarray:
         raise UnsafeInputError(f"array subtype {subtype!r} is not allowed")
-    return _numpy_reconstruct()(subtype, shape, dtype)
+    dims = _claimed_shape(shape)
+    _bounded(dims, np.uint8)  # numpy pickles claim (0,) here; the data comes with its bytes
+    return _numpy_reconstruct()(subtype, dims, dtype)
 
 
 def _frombuffer_ndarray(
@@ -68,8 +129,8 @@ def _frombuffer_ndarray(
 
 # numpy arrays, as numpy 1.x (numpy.core) and numpy 2 (numpy._core) write them (protocol 2-5).
 NUMPY_GLOBALS: dict[tuple[str, str], Any] = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
+    ("numpy", "ndarray"): _bounded_ndarray,
+    ("numpy", "dtype"): _bounded_dtype,
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct_ndarray,
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct_ndarray,
     ("numpy.core.multiarray", "scalar"): _numpy_scalar(),

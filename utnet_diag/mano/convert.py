@@ -217,6 +217,7 @@ def _summary(data: dict[str, Any], info: dict[str, Any], side: str) -> dict[str,
         "keys": sorted(data),
         "shapes": shapes,
         "converted_objects": info["converted"],
+        "dropped_keys": info.get("dropped", {}),
         "tip_vertices": {"thumb": 744, "index": 320, "middle": 443, "ring": 554, "pinky": 671},
         "tip_positions_mm": (v[list(MANO_TIP_VERTICES)] * 1000.0).round(1).tolist(),
     }

@@ -26,7 +26,9 @@ from utnet_diag.errors import InputError
 from utnet_diag.io.files import require_file
 from utnet_diag.io.safe_pickle import BYTES_GLOBALS, NUMPY_GLOBALS, restricted_load
 
-MAX_DENSE_ELEMENTS = 50_000_000  # a sparse matrix in a MANO file: J_regressor is 16 x 778
+MAX_DENSE_ELEMENTS = 1_000_000  # a sparse matrix in a MANO file: J_regressor is 16 x 778
+MAX_EXTRA_BYTES = 1 << 20  # keys smplx does not use are kept only when numeric and this small
+MAX_EXTRA_TEXT = 4096
 
 # The keys smplx's MANO needs, and the shapes they must have (None: any size on that axis).
 REQUIRED_SHAPES: dict[str, tuple[int | None, ...]] = {
@@ -55,7 +57,7 @@ class _PickledState:
         self.state = state
 
     def field(self, name: str) -> Any:
-        state = self.state[0] if isinstance(self.state, tuple) else self.state
+        state = self.state[0] if isinstance(self.state, tuple) and self.state else self.state
         if not isinstance(state, dict) or name not in state:
             raise InputError(f"a pickled {self.kind} has no '{name}' in its state")
         return state[name]
@@ -112,7 +114,7 @@ def _as_array(value: Any, key: str, depth: int = 0) -> Any:
         shape = tuple(int(n) for n in np.asarray(value.field("preferred_shape")).ravel())
         if idxs.size and (idxs.min() < 0 or idxs.max() >= source.size):
             raise InputError(f"'{key}' selects indices outside its {source.size} values")
-        if int(np.prod(shape)) != idxs.size:
+        if any(n < 0 for n in shape) or int(np.prod(shape)) != idxs.size:
             raise InputError(f"'{key}' selects {idxs.size} values but its shape is {shape}")
         return source[idxs].reshape(shape)
     if isinstance(value, SparseMatrix):
@@ -131,7 +133,13 @@ def _dense_from_sparse(matrix: SparseMatrix, key: str) -> np.ndarray:
     state = matrix.state[0] if isinstance(matrix.state, tuple) else matrix.state
     # scipy >= 0.14 pickles the shape as '_shape'; older files as 'shape'
     shape_key = "shape" if isinstance(state, dict) and "_shape" not in state else "_shape"
-    rows, cols = (int(n) for n in matrix.field(shape_key))
+    try:
+        rows, cols = (int(n) for n in matrix.field(shape_key))
+    except (TypeError, ValueError):
+        raise InputError(f"'{key}' is a sparse matrix without a (rows, cols) shape") from None
+    expected = REQUIRED_SHAPES.get(key)
+    if expected is not None and (rows, cols) != expected:
+        raise InputError(f"'{key}' is a sparse matrix of {rows}x{cols}; expected {expected}")
     if rows < 0 or cols < 0 or rows * cols > MAX_DENSE_ELEMENTS:
         raise InputError(f"'{key}' is a sparse matrix of {rows}x{cols}, too large for MANO")
     data = np.asarray(matrix.field("data"), dtype=np.float64).ravel()
@@ -172,16 +180,26 @@ def validate_mano_data(data: dict[str, Any], path: str | None = None) -> None:
             hint="expected the official MANO_RIGHT.pkl/MANO_LEFT.pkl (v1.2) or a converted copy",
         )
     for key, expected in REQUIRED_SHAPES.items():
-        shape = np.shape(data[key])
+        try:
+            shape = np.shape(data[key])
+            kind = np.asarray(data[key]).dtype
+        except (ValueError, TypeError, RecursionError):
+            raise InputError(f"MANO key '{key}' is not an array of numbers", path=path) from None
         ok = len(shape) == len(expected) and all(
             e is None or s == e for s, e in zip(shape, expected)
         )
         if not ok:
             want = "(" + ", ".join("N" if e is None else str(e) for e in expected) + ")"
             raise InputError(f"MANO key '{key}' has shape {shape}; expected {want}", path=path)
-        if not np.issubdtype(np.asarray(data[key]).dtype, np.number):
-            raise InputError(f"MANO key '{key}' is not numeric", path=path)
+        if kind.kind not in "biuf":
+            what = "complex" if kind.kind == "c" else "not real numbers"
+            raise InputError(f"MANO key '{key}' is {what} ({kind})", path=path)
     faces = np.asarray(data["f"])
+    if faces.dtype.kind == "f" and not (
+        np.isfinite(faces).all() and (faces == np.round(faces)).all()
+    ):
+        raise InputError("MANO faces hold NaN, Inf or fractions; expected vertex indices",
+                         path=path)  # fmt: skip
     if faces.min() < 0 or faces.max() >= 778:
         raise InputError(f"MANO faces index vertices {faces.min()}..{faces.max()}; expected 0..777",
                          path=path)  # fmt: skip
@@ -216,16 +234,63 @@ def load_mano_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
         )
     converted: dict[str, str] = {}
     data: dict[str, Any] = {}
+    dropped: dict[str, str] = {}
     for key, value in raw.items():
         key = key.decode("latin1") if isinstance(key, bytes) else str(key)
+        if key not in REQUIRED_SHAPES:
+            reason = _extra_refused(value)
+            if reason:
+                dropped[key] = reason
+                continue
         if isinstance(value, (ChumpyCh, ChumpySelect, SparseMatrix)):
             converted[key] = value.kind
         try:
             data[key] = _as_array(value, key)
         except InputError as err:
+            if key not in REQUIRED_SHAPES:
+                dropped[key] = str(err)
+                continue
             raise InputError(str(err), path=str(p)) from None
+        if key not in REQUIRED_SHAPES and _extra_refused(data[key]):
+            dropped[key] = _extra_refused(data[key])
+            del data[key]
     validate_mano_data(data, str(p))
     for key in REQUIRED_SHAPES:
         data[key] = np.array(data[key], dtype=np.uint32 if key == "f" else None)
-    info = {"path": str(p), "converted": converted, "keys": sorted(data)}
+    info = {"path": str(p), "converted": converted, "keys": sorted(data), "dropped": dropped}
     return data, info
+
+
+def _extra_refused(value: Any) -> str | None:
+    """Why a key smplx does not use is not kept (None: kept): only numbers, small arrays of
+    numbers and short text are; chumpy and sparse objects are kept when they are small."""
+    if isinstance(value, SparseMatrix):
+        state = value.state[0] if isinstance(value.state, tuple) and value.state else value.state
+        shape = state.get("_shape", state.get("shape")) if isinstance(state, dict) else None
+        try:
+            rows, cols = (int(n) for n in shape)
+        except (TypeError, ValueError):
+            return "a sparse matrix without a shape"
+        if rows * cols * 8 > MAX_EXTRA_BYTES:
+            return f"a {rows}x{cols} sparse matrix, over {MAX_EXTRA_BYTES >> 20} MiB dense"
+        return None
+    if isinstance(value, (ChumpyCh, ChumpySelect)):
+        return None  # judged once converted
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            return f"an array of {value.dtype}, not real numbers"
+        if value.nbytes > MAX_EXTRA_BYTES:
+            return f"an array of {value.nbytes >> 20} MiB, over {MAX_EXTRA_BYTES >> 20} MiB"
+        return None
+    if isinstance(value, (str, bytes)):
+        return None if len(value) <= MAX_EXTRA_TEXT else f"text of {len(value)} characters"
+    if value is None or isinstance(value, (bool, float)):
+        return None
+    if isinstance(value, int):
+        return None if abs(value) < 2**63 else "an integer too large for any array"
+    if isinstance(value, (list, tuple)):
+        try:
+            return _extra_refused(np.asarray(value))
+        except (ValueError, TypeError, RecursionError, OverflowError):
+            return f"a {type(value).__name__} that is not an array of numbers"
+    return f"a {type(value).__name__}, not an array"
