@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from utnet_diag.errors import InputError, UnsafeInputError, did_you_mean, nearest
-from utnet_diag.io.files import require_file
+from utnet_diag.io.files import regular_file, require_file
 from utnet_diag.spec import (  # noqa: F401 - PRESETS, RECOMMENDED_RANGES re-exported
     DEFAULT_PRESET,
     PRESETS,
@@ -84,9 +84,12 @@ class LossWeights:
                     )
             elif isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise InputError(f"'loss.{key}' must be a number, got {value!r}", path=source)
-            elif not (value >= 0 and value < float("inf")):
+            elif not (value >= 0 and value < 1e300):
+                shown = (
+                    repr(value) if len(repr(value)) <= 40 else f"a {len(repr(value))}-digit number"
+                )
                 raise InputError(
-                    f"'loss.{key}' must be a finite number >= 0, got {value!r}", path=source
+                    f"'loss.{key}' must be a finite number >= 0, got {shown}", path=source
                 )
             clean[key] = float(value) if key not in FLAG_KEYS else value
             src[key] = source
@@ -144,17 +147,29 @@ def term_range(config: DiagConfig | None, term: str) -> tuple[float, float | Non
     return config.range_of(term)
 
 
+MAX_YAML_BYTES = 16 << 20
+
+
 def safe_load_yaml(path: str | Path) -> Any:
     """Parse YAML with ``yaml.safe_load`` only; tags that build Python objects are refused."""
     import yaml
 
-    p = require_file(path, "config file")
+    p = require_file(regular_file(path, "config file"), "config file")
+    if p.stat().st_size > MAX_YAML_BYTES:
+        raise InputError(
+            f"YAML file is {p.stat().st_size >> 20} MiB; a config is a few KB", path=str(p)
+        )
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise InputError("config file is not UTF-8 text", path=str(p)) from None
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise InputError("YAML is nested too deeply to be a config", path=str(p)) from None
+    except ValueError as err:  # e.g. an integer of more digits than Python converts
+        raise InputError(f"YAML holds a value that cannot be read: {str(err)[:120]}",
+                         path=str(p)) from None  # fmt: skip
     except yaml.constructor.ConstructorError as err:
         raise UnsafeInputError(
             f"refused a YAML tag that would build a Python object ({err.problem})",
@@ -256,10 +271,11 @@ def _ranges(value: Any, src: str) -> dict[str, dict[str, float]]:
             if (
                 isinstance(number, bool)
                 or not isinstance(number, (int, float))
-                or not (0 < float(number) < float("inf"))
+                or not (0 < number < 1e300)
             ):
+                shown = repr(number) if len(repr(number)) <= 40 else "a huge number"
                 raise InputError(
-                    f"'diag.ranges.{term}.{key}' must be a positive number, got {number!r}",
+                    f"'diag.ranges.{term}.{key}' must be a positive number, got {shown}",
                     path=src,
                 )
         out[term] = {k: float(v) for k, v in limits.items()}

@@ -769,16 +769,14 @@ def pred_projection(ctx: CheckContext) -> Outcome:
             value=ratio, threshold=f"1 +- {ANISO_TOL}", details=details,
         )  # fmt: skip
     gt = _keypoints(ctx.batch, "keypoints_2d", 2)
-    if gt is not None and len(gt[0]) == len(kp2d):
-        gt2d, gw = gt
-        keep = gw > 0
+    seen = (gt[1] > 0).sum(1) > 1 if gt is not None and len(gt[0]) == len(kp2d) else None
+    if seen is not None and seen.any():  # samples with two or more annotated 2D joints
+        gt2d, keep, pred2d = gt[0][seen], gt[1][seen] > 0, kp2d[seen]
         gt_centre = np.array([np.median(g[k], 0) for g, k in zip(gt2d, keep)])
-        pred_centre = np.median(kp2d, axis=1)
+        pred_centre = np.median(pred2d, axis=1)
         offset = np.median(pred_centre - gt_centre, axis=0)
-        gt_spread = np.median(
-            [np.ptp(g[k], 0).max() if k.sum() > 1 else np.nan for g, k in zip(gt2d, keep)]
-        )
-        pred_spread = float(np.median(np.ptp(kp2d, axis=1).max(-1)))
+        gt_spread = np.median([np.ptp(g[k], 0).max() for g, k in zip(gt2d, keep)])
+        pred_spread = float(np.median(np.ptp(pred2d, axis=1).max(-1)))
         scale = pred_spread / gt_spread if gt_spread > 0 else float("nan")
         details.update(offset=offset.tolist(), spread_ratio=scale)
         if np.linalg.norm(offset) > FRAME_OFFSET_TOL or not (

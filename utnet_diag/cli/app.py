@@ -110,8 +110,8 @@ def stderr_console():
 
 
 def say(message: str, style: str | None = None) -> None:
-    """A progress line or hint on stderr (never stdout)."""
-    stderr_console().print(message, style=style, markup=False)
+    """A progress line or hint on stderr (never stdout); control characters escaped."""
+    stderr_console().print(printable(message), style=style, markup=False)
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,42 @@ def _option_given(name: str) -> bool:
     return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
+# Options that name a file the command writes (a folder output, like convert-mano's, is not one).
+OUTPUT_OPTIONS = {
+    "junit": "--junit",
+    "out": "--out",
+    "plot": "--plot",
+    "per_sample": "--per-sample",
+}
+
+
+def check_output_paths(options: dict[str, Any]) -> None:
+    """Before any work: each output file is not a folder, not an input of this run (nor another
+    output), and its folder exists and is writable. InputError otherwise."""
+    outputs = {n: Path(v) for n, v in options.items() if n in OUTPUT_OPTIONS and v is not None}
+    inputs = [Path(v) for n, v in options.items()
+              if n not in OUTPUT_OPTIONS and isinstance(v, (str, Path)) and Path(v).exists()]  # fmt: skip
+    seen: dict[Path, str] = {}
+    for name, path in outputs.items():
+        flag = OUTPUT_OPTIONS[name]
+        if path.is_dir():
+            raise InputError(f"{flag} is a directory; give a file name", path=str(path))
+        for given in inputs:
+            with contextlib.suppress(OSError):
+                if path.exists() and os.path.samefile(path, given):
+                    raise InputError(f"{flag} would overwrite an input of this run",
+                                     path=str(path), hint="choose another file name")  # fmt: skip
+        key = path.resolve()
+        if key in seen:
+            raise InputError(f"{flag} and {seen[key]} name the same file", path=str(path))
+        seen[key] = flag
+        parent = path.parent if str(path.parent) else Path(".")
+        if not parent.is_dir():
+            raise InputError(f"{flag}: output directory does not exist", path=str(parent))
+        if not os.access(parent, os.W_OK):
+            raise InputError(f"{flag}: output directory is not writable", path=str(parent))
+
+
 def with_output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Give a report command ``--quiet``, ``--select`` and ``--ignore`` (read by :func:`emit`),
     with ``[tool.utnet-diag]`` of the nearest pyproject.toml under the command line."""
@@ -179,6 +215,7 @@ def with_output_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, quiet: bool = False, select: Any = None, ignore: Any = None, **kw: Any):
+        check_output_paths(kw)
         given = Selection(
             parse_names(select or (), "--select"), parse_names(ignore or (), "--ignore")
         )
@@ -224,8 +261,16 @@ def emit(report, json_out: bool, junit: Path | None, fail_on: str) -> int:
     return report.exit_code(fail_on)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escapes in a file name) written as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    return printable(" ".join(str(text).split()))
 
 
 _NOT_ONE_OF = re.compile(r"(?:Value error, )?'(?P<value>[^']*)' is not one of (?P<choices>.+?)\.?$")
@@ -243,8 +288,19 @@ def _with_suggestion(message: str) -> str:
     )
 
 
+def _never_fail_to_print() -> None:
+    """Under an ASCII (or other non-UTF) locale, characters the stream cannot encode (bars,
+    arrows, box lines) are replaced instead of raising UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding != "utf8" and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(ValueError, OSError):  # a closed or detached stream
+                stream.reconfigure(errors="replace")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and map exceptions to exit codes (2 input, 3 internal)."""
+    _never_fail_to_print()
     try:  # typer >= 0.22 vendors click
         from typer._click.exceptions import ClickException, NoArgsIsHelpError
     except ImportError:  # pragma: no cover
@@ -280,14 +336,28 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
-    except Exception as err:  # the tool itself broke
+    except OSError as err:
+        if getattr(err, "filename", None) is None:
+            return _internal_error(err)
+        # the system refused a file the user named (input or output): too long a name, a
+        # read-only or full disk, a folder where a file was expected, no permission
         _traceback_if_debug(err)
-        print(
-            f"utnet-diag: internal error: {type(err).__name__}: {_one_line(err)[:300]}"
-            " (set UTNET_DIAG_DEBUG=1 for the traceback and report it)",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+        print(f"utnet-diag: error: {printable(str(err.filename))}: {err.strerror or err}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_INPUT
+    except Exception as err:  # the tool itself broke
+        return _internal_error(err)
+
+
+def _internal_error(err: BaseException) -> int:
+    """Exit 3: the tool itself broke; one line, the traceback with UTNET_DIAG_DEBUG."""
+    _traceback_if_debug(err)
+    print(
+        f"utnet-diag: internal error: {type(err).__name__}: {_one_line(err)[:300]}"
+        " (set UTNET_DIAG_DEBUG=1 for the traceback and report it)",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
 
 
 def _traceback_if_debug(err: BaseException) -> None:

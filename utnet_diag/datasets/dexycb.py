@@ -14,7 +14,6 @@ joints and a zero pose. Depth is uint16 millimetres.
 from __future__ import annotations
 
 import os
-import zipfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,11 +31,13 @@ from utnet_diag.datasets.common import (
     stack_rows,
 )
 from utnet_diag.datasets.images import read_depth_png, read_rgb
-from utnet_diag.errors import InputError
+from utnet_diag.errors import InputError, UnsafeInputError
 from utnet_diag.io.files import require_dir
+from utnet_diag.io.npz import load_npz
 from utnet_diag.mano import load_mano_data
 
 LABEL_KEYS = ("joint_3d", "joint_2d", "pose_m")
+LABELS_MAX_BYTES = 1 << 20  # the three label arrays of a frame hold about 1 KB
 NOT_SUBJECTS = ("calibration", "models", "bop")
 
 
@@ -98,6 +99,13 @@ class DexYCBReader(DatasetReader):
                 if not os.path.isdir(seq_dir) or not _matches(rel, prefix):
                     continue
                 self._add_sequence(subject, sequence, seq_dir, prefix)
+        if not self.frames and self.index_findings:
+            first = self.index_findings[0]
+            raise InputError(
+                f"no DexYCB frames: all {len(self.index_findings)} sequence(s) were skipped; the"
+                f" first, {first.path}: {first.message.removeprefix('sequence skipped: ')}",
+                path=self.root,
+            )
         if not self.frames:
             raise InputError(
                 f"no DexYCB frames found{'' if not prefix else f' under {prefix!r}'}",
@@ -120,8 +128,10 @@ class DexYCBReader(DatasetReader):
             calib = str(meta["mano_calib"][0])
         except (InputError, KeyError, TypeError, ValueError, IndexError) as err:
             text = str(err) if isinstance(err, InputError) else f"missing or bad key {err}"
+            check = "meta_unsafe" if isinstance(err, UnsafeInputError) else "meta_missing"
+            text = text.removeprefix(f"{meta_path}: ")
             self.index_findings.append(
-                Finding(-1, rel, meta_path, "meta_missing", "fail", f"sequence skipped: {text}")
+                Finding(-1, rel, meta_path, check, "fail", f"sequence skipped: {text}")
             )
             return
         if calib not in self.betas:
@@ -241,32 +251,18 @@ def _matches(rel: str, prefix: str) -> bool:
 def _read_labels_into(record: SampleRecord) -> None:
     path = record.paths["labels"]
     try:
-        archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        record.problem("labels_missing", "fail", "labels npz not found")
-        return
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-        record.problem("labels_unreadable", "fail", f"not a readable npz: {str(err)[:160]}")
-        return
-    raw: dict[str, Any] = {}
-    try:
-        with archive:
-            if not hasattr(archive, "files"):
-                record.problem("labels_unreadable", "fail", "expected an npz of named arrays")
-                return
-            missing = [k for k in LABEL_KEYS if k not in archive.files]
-            if missing:
-                record.problem(
-                    "labels_schema", "fail", f"labels lack {', '.join(missing)}", value=missing
-                )
-                return
-            for key in LABEL_KEYS:
-                raw[key] = archive[key]
-    except ValueError as err:
+        raw = load_npz(path, "labels npz", max_bytes=LABELS_MAX_BYTES, keys=LABEL_KEYS)
+    except UnsafeInputError as err:
         record.problem("labels_unsafe", "fail", f"refused: {str(err)[:160]}")
         return
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
-        record.problem("labels_unreadable", "fail", f"truncated or corrupt npz: {str(err)[:160]}")
+    except InputError as err:
+        missing = "not found" in str(err)
+        record.problem("labels_missing" if missing else "labels_unreadable", "fail",
+                       "labels npz not found" if missing else str(err)[:200])  # fmt: skip
+        return
+    absent = [k for k in LABEL_KEYS if k not in raw]
+    if absent:
+        record.problem("labels_schema", "fail", f"labels lack {', '.join(absent)}", value=absent)
         return
     shapes = {"joint_3d": (1, 21, 3), "joint_2d": (1, 21, 2), "pose_m": (1, 51)}
     bad = [

@@ -34,7 +34,7 @@ from utnet_diag.datasets.common import (
 )
 from utnet_diag.datasets.images import read_depth_png, read_rgb
 from utnet_diag.errors import InputError, UnsafeInputError
-from utnet_diag.io.files import require_dir
+from utnet_diag.io.files import open_regular, require_dir
 from utnet_diag.io.safe_pickle import BYTES_GLOBALS, NUMPY_GLOBALS, restricted_load
 from utnet_diag.joints import MANO_TO_SPEC
 
@@ -48,6 +48,7 @@ SPLITS = ("train", "evaluation")
 OPENGL_TO_OPENCV = np.array([1.0, -1.0, -1.0])
 _MANO_TO_SPEC = np.array(MANO_TO_SPEC)
 IMAGE_SUFFIXES = (".jpg", ".png")
+MAX_SPLIT_LINE = 256  # 'SEQ/FRAME' ids are a few dozen characters
 
 
 def meta_allow_list() -> dict[tuple[str, str], Any]:
@@ -73,7 +74,7 @@ def read_meta(path: str) -> Any:
 
     Raises FileNotFoundError, UnsafeInputError (a forbidden global), InputError (corrupt).
     """
-    with open(path, "rb") as handle:
+    with os.fdopen(open_regular(path), "rb") as handle:
         return restricted_load(handle, _ALLOWED, encoding="latin1")
 
 
@@ -134,7 +135,7 @@ _READ_SIZE = 1 << 16
 
 def _read_bytes(path: str) -> bytes:
     """The whole file, with os-level calls (no io stack: half the cost of ``open().read()``)."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = open_regular(path)
     try:
         data = os.read(fd, _READ_SIZE)
         if len(data) == _READ_SIZE:
@@ -178,10 +179,17 @@ def read_split_file(root: str, split: str) -> list[tuple[str, str]]:
     """``(SEQ, FRAME)`` pairs from ``<root>/<split>.txt``; InputError for a bad line."""
     path = os.path.join(root, f"{split}.txt")
     try:
-        with open(path, encoding="utf-8") as handle:
+        with os.fdopen(open_regular(path), encoding="utf-8") as handle:
             lines = handle.read().splitlines()
     except UnicodeDecodeError:
         raise InputError("split list is not UTF-8 text", path=path) from None
+    for number, line in enumerate(lines, start=1):
+        if len(line) > MAX_SPLIT_LINE:
+            raise InputError(
+                f"line {number} is {len(line)} characters long; a split line is 'SEQ/FRAME' like"
+                " 'ABF10/0000'",
+                path=path,
+            )
     pairs = [line.partition("/")[::2] for line in map(str.strip, lines) if line]
     if all(seq and frame and "/" not in frame for seq, frame in pairs):
         return pairs  # type: ignore[return-value]

@@ -7,14 +7,42 @@ from collections.abc import Callable
 import numpy as np
 
 from utnet_diag.datasets.common import SampleRecord
+from utnet_diag.errors import InputError
+from utnet_diag.io.files import regular_file
+
+MAX_PIXELS = 4096 * 4096  # a dataset frame (HO3D 640x480, DexYCB 640x480) is far smaller
+
+
+class ImageTooLarge(ValueError):
+    """An image header claims more pixels than a dataset frame has."""
 
 
 def _open_fully(path: str):
+    """Open and decode an image; only a regular file, and only after its header's size is
+    checked against MAX_PIXELS (Pillow's own bomb check would only warn at this size)."""
+    import warnings
+
     from PIL import Image
 
-    image = Image.open(path)
-    image.load()  # decode now: a truncated file fails here, not later
+    regular_file(path, "image")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image = Image.open(path)
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            image.close()
+            raise ImageTooLarge(
+                f"{width}x{height} pixels claimed, over the {MAX_PIXELS / 1e6:.0f} megapixels a"
+                " dataset frame may have; not decoded"
+            )
+        image.load()  # decode now: a truncated file fails here, not later
     return image
+
+
+def _why(err: InputError) -> str:
+    """The reason of a file error without the path (the finding names the file)."""
+    text = str(err)
+    return text.split(": ", 1)[1] if err.path and text.startswith(err.path) else text
 
 
 def read_rgb(record: SampleRecord) -> None:
@@ -22,8 +50,10 @@ def read_rgb(record: SampleRecord) -> None:
     path = record.paths["rgb"]
     try:
         image = _open_fully(path)
-    except FileNotFoundError:
-        record.problem("rgb_readable", "fail", "RGB image not found", path=path)
+    except (FileNotFoundError, InputError) as err:
+        found = isinstance(err, InputError) and "not found" not in str(err)
+        record.problem("rgb_readable", "fail", _why(err) if found else "RGB image not found",
+                       path=path)  # fmt: skip
         return
     except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError... for bad files
         record.problem("rgb_readable", "fail", f"RGB image does not decode: {err}", path=path)
@@ -43,8 +73,10 @@ def read_depth_png(
     path = record.paths["depth"]
     try:
         image = _open_fully(path)
-    except FileNotFoundError:
-        record.problem("depth_readable", "fail", "depth image not found", path=path)
+    except (FileNotFoundError, InputError) as err:
+        found = isinstance(err, InputError) and "not found" not in str(err)
+        record.problem("depth_readable", "fail", _why(err) if found else "depth image not found",
+                       path=path)  # fmt: skip
         return
     except Exception as err:
         record.problem("depth_readable", "fail", f"depth PNG does not decode: {err}", path=path)

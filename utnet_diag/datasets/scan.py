@@ -373,13 +373,14 @@ def scan_dataset(
     interrupted = False
     results = iterate_chunks(scanner, workers)
     try:
-        for result in results:
-            for finding in result.findings:
-                sink.add(finding)
-            sink.add_evaluated(result.evaluated)
-            done += result.samples
-            if progress is not None:
-                progress(done * world if world > 1 else done, total)
+        with _sigterm_stops_the_scan():
+            for result in results:
+                for finding in result.findings:
+                    sink.add(finding)
+                sink.add_evaluated(result.evaluated)
+                done += result.samples
+                if progress is not None:
+                    progress(done * world if world > 1 else done, total)
     except KeyboardInterrupt:
         interrupted = True
     except BaseException:
@@ -401,6 +402,26 @@ def scan_dataset(
     )  # fmt: skip
     report.sections["scan"]["batch_checks"] = batch_checks
     return report
+
+
+@contextlib.contextmanager
+def _sigterm_stops_the_scan() -> Iterator[None]:
+    """While the scan runs, SIGTERM (``kill``, a job scheduler's stop) ends it as Ctrl-C does:
+    the findings so far are kept and written, and the report says it was interrupted."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _write_all(sink: FindingSink, out: str) -> None:

@@ -3,12 +3,16 @@ a JSON-lines file."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from utnet_diag.datasets.common import Finding
 from utnet_diag.errors import InputError
+from utnet_diag.io.files import new_file_mode
 
 
 @dataclass
@@ -27,15 +31,28 @@ class FindingSink:
 
     def __post_init__(self) -> None:
         self._handle = None
+        self._partial: str | None = None
         if self.out is not None:
             folder = os.path.dirname(os.path.abspath(self.out))
             if not os.path.isdir(folder):
                 raise InputError("output directory does not exist", path=folder)
-            self._handle = open(self.partial_path, "w", encoding="utf-8")  # noqa: SIM115
+            if os.path.isdir(self.out):
+                raise InputError("--out is a directory; give a file name", path=self.out)
+            try:  # a name of its own: two scans writing the same --out never share one
+                fd, self._partial = tempfile.mkstemp(
+                    prefix=f".{os.path.basename(self.out)}.", suffix=".partial", dir=folder
+                )
+            except OSError as err:
+                raise InputError(
+                    f"cannot write the findings: {err.strerror}", path=folder
+                ) from None
+            os.fchmod(fd, new_file_mode(Path(self.out)))  # as readable as any file written here
+            self._handle = os.fdopen(fd, "w", encoding="utf-8")
 
     @property
-    def partial_path(self) -> str:
-        return f"{self.out}.partial"
+    def partial_path(self) -> str | None:
+        """The temporary file the findings stream to until :meth:`close` renames it."""
+        return self._partial
 
     def add_evaluated(self, counts: dict[str, int]) -> None:
         """Add a chunk's per-check counts of samples judged."""
@@ -50,19 +67,36 @@ class FindingSink:
             return
         kept.append(finding)
         if self._handle is not None:
-            self._handle.write(json.dumps(finding.to_dict(), allow_nan=False) + "\n")
-            self._handle.flush()
+            try:
+                self._handle.write(json.dumps(finding.to_dict(), allow_nan=False) + "\n")
+                self._handle.flush()
+            except OSError as err:  # a full disk, a quota, a vanished mount
+                self.abort()
+                raise InputError(
+                    f"cannot write the findings: {err.strerror}; nothing was kept", path=self.out
+                ) from None
             self.written += 1
 
     def close(self) -> None:
+        """Finish the file: the partial file becomes ``out``."""
         if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-            os.replace(self.partial_path, self.out)
+            try:
+                self._handle.close()
+                self._handle = None
+                os.replace(self._partial, self.out)
+            except OSError as err:
+                self._handle = None
+                self.abort()
+                raise InputError(
+                    f"cannot write the findings: {err.strerror}", path=self.out
+                ) from None
 
     def abort(self) -> None:
         """Drop the partial file (a scan that broke before finding anything useful)."""
         if self._handle is not None:
-            self._handle.close()
+            with contextlib.suppress(OSError):
+                self._handle.close()
             self._handle = None
-            os.unlink(self.partial_path)
+        if self._partial is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._partial)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from utnet_diag.errors import InputError, ResourceError
-from utnet_diag.io.files import require_dir, require_file
+from utnet_diag.io.files import free_memory, regular_file, require_dir, require_file
 
 DEFAULT_MAX_MB = 2048
 JSON_MEMORY_FACTOR = 6  # bytes of Python objects per byte of a JSON of numbers (measured ~4.5)
@@ -44,21 +44,10 @@ class PoseFile:
     duplicates: tuple[int, ...] = ()
 
 
-def _free_memory() -> int | None:
-    try:
-        with open("/proc/meminfo", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def _sized(path: Path, what: str, max_bytes: int) -> Path:
     """``path`` as a regular, readable, non-empty file no larger than ``max_bytes``."""
-    if path.exists() and not path.is_dir() and not path.is_file():
-        raise InputError(f"{what} is not a regular file (a FIFO, device or socket)", path=str(path))
+    if path.exists() and not path.is_dir():
+        regular_file(path, what)
     path = require_file(path, what)
     size = path.stat().st_size
     if size > max_bytes:
@@ -73,7 +62,7 @@ def _sized(path: Path, what: str, max_bytes: int) -> Path:
 def _load_json(path: Path, what: str, max_bytes: int) -> Any:
     path = _sized(path, what, max_bytes)
     size = path.stat().st_size
-    free = _free_memory()
+    free = free_memory()
     if free is not None and size * JSON_MEMORY_FACTOR > free:
         raise ResourceError(
             f"parsing this {size / 2**20:.0f} MiB JSON needs about"

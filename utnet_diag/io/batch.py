@@ -26,6 +26,7 @@ import torch
 
 from utnet_diag.errors import InputError, ResourceError, UnsafeInputError, did_you_mean, nearest
 from utnet_diag.io.files import require_file, save_torch_atomic, write_bytes_atomic
+from utnet_diag.io.npz import load_npz
 
 # key -> (rank, fixed trailing dims with None for free, kind); allowed last dims in LAST_DIMS
 SCHEMA: dict[str, tuple[int, tuple[int | None, ...], str]] = {
@@ -139,32 +140,7 @@ def _read_pt(path: Path) -> Any:
 
 
 def _read_npz(path: Path) -> dict[str, Any]:
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-        raise InputError(
-            f"not a readable .npz archive ({str(err)[:160]})", path=str(path)
-        ) from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise InputError(
-            "expected an .npz archive of named arrays, found a single array", path=str(path)
-        )
-    out: dict[str, Any] = {}
-    with archive:
-        for name in archive.files:
-            try:
-                out[name] = archive[name]
-            except ValueError:
-                raise UnsafeInputError(
-                    f"array '{name}' holds Python objects; object arrays are refused",
-                    path=str(path),
-                    hint="store numeric arrays only",
-                ) from None
-            except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
-                raise InputError(
-                    f"array '{name}' is truncated or corrupt ({err})", path=str(path)
-                ) from None
-    return out
+    return load_npz(path, "batch archive")
 
 
 def read_batch_file(path: str | Path) -> dict[str, Any]:
@@ -180,6 +156,14 @@ def read_batch_file(path: str | Path) -> dict[str, Any]:
 
 def _as_tensor(key: str, value: Any, src: str) -> torch.Tensor | None:
     if isinstance(value, torch.Tensor):
+        if value.device.type == "meta":
+            raise InputError(
+                f"'{key}' is a tensor on the meta device: it has a shape but no values",
+                path=src,
+                hint="save the batch from real tensors (.cpu() before torch.save)",
+            )
+        if value.is_sparse or value.layout != torch.strided:
+            raise InputError(f"'{key}' is a sparse tensor; expected a dense one", path=src)
         return value
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biuf":

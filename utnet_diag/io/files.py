@@ -1,17 +1,105 @@
-"""File helpers: readable-input validation and atomic writes (no partial outputs)."""
+"""File helpers: readable-input validation, the memory a process may still take, and atomic
+writes (no partial outputs)."""
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 from utnet_diag.errors import InputError
 
 
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_headroom() -> int | None:
+    """memory.max - memory.current of this process's cgroup (v2), or None without a limit."""
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _address_space_headroom() -> int | None:
+    """RLIMIT_AS (ulimit -v) less the address space in use, or None without a limit."""
+    try:
+        import resource  # deferred: POSIX only
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"VmSize:"):
+                    return soft - int(line.split()[1]) * 1024
+    except (ImportError, OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def free_memory() -> int | None:
+    """Bytes this process can still take: the least of the machine's available memory, its
+    cgroup's headroom and its address-space limit; None where none is known."""
+    known = [m for m in (_meminfo_available(), _cgroup_headroom(), _address_space_headroom())
+             if m is not None]  # fmt: skip
+    return max(min(known), 0) if known else None
+
+
+def regular_file(path: str | Path, what: str = "file") -> Path:
+    """``path`` if it is a regular file; a FIFO, device or socket is refused by name (opening one
+    would block or read forever)."""
+    p = Path(path)
+    try:
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{what} not found", path=str(p)) from None
+    except OSError as err:
+        raise InputError(f"{what} cannot be read: {err.strerror}", path=str(p)) from None
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a directory" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, device or socket)"
+        )
+        raise InputError(f"{what} is {kind}", path=str(p))
+    return p
+
+
+def open_regular(path: str | Path) -> int:
+    """An O_RDONLY file descriptor for ``path``, refused (InputError) unless it is a regular file:
+    opening is non-blocking, so a FIFO in place of a data file cannot hang the reader."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise InputError("not a regular file (a FIFO, device or socket)", path=str(path))
+    return fd
+
+
 def require_file(path: str | Path, what: str = "file", suffixes: tuple[str, ...] = ()) -> Path:
     """The path of an existing, readable, non-empty regular file, or an InputError saying why not."""
     p = Path(path)
+    try:
+        os.stat(p)
+    except FileNotFoundError:
+        pass
+    except OSError as err:  # a name too long, a loop of links, a component that is a file
+        raise InputError(f"{what} cannot be opened: {err.strerror}", path=str(p)) from None
     if not p.exists():
         raise InputError(f"{what} not found", path=str(p), hint="check the path")
     if p.is_dir():
@@ -41,7 +129,7 @@ def require_dir(path: str | Path, what: str = "directory") -> Path:
     return p
 
 
-def _new_file_mode(target: Path) -> int:
+def new_file_mode(target: Path) -> int:
     """The mode a plain ``open(target, "w")`` would give: the old file's, else 0o666 less umask."""
     try:
         return target.stat().st_mode & 0o777
@@ -52,12 +140,18 @@ def _new_file_mode(target: Path) -> int:
 
 
 def _atomic_write(path: str | Path, write) -> Path:
+    """Write through a temporary file in the target's folder, then rename; on any failure the
+    temporary file is removed, and an OS refusal (read-only, full disk, permission) is an
+    InputError naming the target."""
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise InputError("output directory does not exist", path=str(parent))
-    mode = _new_file_mode(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    mode = new_file_mode(target)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    except OSError as err:
+        raise InputError(f"cannot write here: {err.strerror}", path=str(target)) from None
     try:
         # mkstemp creates 0o600; outputs should be as readable as any file the user writes
         if hasattr(os, "fchmod"):
@@ -65,6 +159,9 @@ def _atomic_write(path: str | Path, write) -> Path:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
         os.replace(tmp, target)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise InputError(f"cannot write: {err.strerror or err}", path=str(target)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -24,6 +24,7 @@ import numpy as np
 
 from utnet_diag.errors import InputError
 from utnet_diag.io.files import require_file
+from utnet_diag.io.npz import load_npz
 from utnet_diag.io.safe_pickle import BYTES_GLOBALS, NUMPY_GLOBALS, restricted_load
 
 MAX_DENSE_ELEMENTS = 1_000_000  # a sparse matrix in a MANO file: J_regressor is 16 x 778
@@ -218,13 +219,7 @@ def load_mano_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
     p = require_file(path, "MANO model", suffixes=(".pkl", ".npz"))
     if p.suffix.lower() == ".npz":
-        try:
-            with np.load(p, allow_pickle=False) as npz:
-                raw: Any = {k: npz[k] for k in npz.files}
-        except ValueError as err:
-            raise InputError(f"MANO npz holds Python objects ({err})", path=str(p)) from None
-        except OSError as err:
-            raise InputError(f"MANO npz is not readable: {err}", path=str(p)) from None
+        raw = load_npz(p, "MANO npz", max_bytes=64 << 20)
         raw = {k: (str(v) if v.dtype.kind == "U" else v) for k, v in raw.items()}
     else:
         raw = restricted_load(p, MANO_GLOBALS, encoding="latin1", what="MANO pickle")
