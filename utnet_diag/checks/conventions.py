@@ -338,28 +338,39 @@ def _sample_list(indices: np.ndarray, limit: int = 8) -> str:
     return shown + (f", ... ({len(indices)} in all)" if len(indices) > limit else "")
 
 
+MAX_CROSS_SAMPLES = 8  # bad samples whose 2D is tried against every other sample's 3D
+
+
 def _diagnose_projection(
     kp3d: np.ndarray, w3: np.ndarray, kp2d: np.ndarray, w2: np.ndarray, bad: np.ndarray
 ) -> dict[int, tuple[str, Fix | None]]:
     """For each bad sample: does its 2D belong to another sample, or to another joint order?"""
 
     weights = np.minimum(w3, w2)
-    cross = fit_projection(kp3d[None], kp2d[bad][:, None], np.minimum(w3[None], w2[bad][:, None]))
+    # each bad sample's 2D against every sample's 3D: bad x B fits, so only the first
+    # MAX_CROSS_SAMPLES bad samples are tried against the others (the cost stays linear in B)
+    crossed = bad[:MAX_CROSS_SAMPLES]
+    cross = fit_projection(kp3d[None], kp2d[crossed][:, None],
+                           np.minimum(w3[None], w2[crossed][:, None]))  # fmt: skip
+    # each bad sample's 2D in the other known orders, all samples in one fit per order
+    order_fits = {
+        name: fit_projection(kp3d[bad], kp2d[bad][:, list(perm)], weights[bad][:, list(perm)])
+        for name, perm in KNOWN_ORDERS.items()
+        if name != "spec"
+    }
     diagnosis: dict[int, tuple[str, Fix | None]] = {}
     for row, b in enumerate(bad):
-        own = cross.residual[row, b]
-        others = cross.residual[row].copy()
-        others[b] = np.inf
-        j = int(np.argmin(others))
-        if others[j] < PROJ_OK and others[j] < own / 4:
-            diagnosis[int(b)] = (f"its 2D is the projection of sample {j}'s 3D", None)
-            continue
-        for name, perm in KNOWN_ORDERS.items():
-            if name == "spec":
+        if row < len(crossed):
+            own = cross.residual[row, b]
+            others = cross.residual[row].copy()
+            others[b] = np.inf
+            j = int(np.argmin(others))
+            if others[j] < PROJ_OK and others[j] < own / 4:
+                diagnosis[int(b)] = (f"its 2D is the projection of sample {j}'s 3D", None)
                 continue
-            fit = fit_projection(kp3d[b : b + 1], kp2d[b : b + 1][:, list(perm)],
-                                 weights[b : b + 1][:, list(perm)])  # fmt: skip
-            if fit.residual[0] < PROJ_OK:
+        for name, fit in order_fits.items():
+            if fit.residual[row] < PROJ_OK:
+                perm = KNOWN_ORDERS[name]
                 fix = Fix("keypoints_2d", "permute", {"perm": list(perm)}, (int(b),))
                 diagnosis[int(b)] = (f"its 2D is in {name} order ({fix.text()})", fix)
                 break

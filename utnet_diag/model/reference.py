@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utnet_diag.errors import InputError, nearest
+from utnet_diag.errors import InputError, ResourceError, nearest
+from utnet_diag.io.files import free_memory
 from utnet_diag.joints import MANO_PARENTS
 from utnet_diag.mano import ManoLayer
 from utnet_diag.model.rotation import (
@@ -142,6 +143,33 @@ class ReferenceConfig:
             raise InputError(
                 "the reference model is MANO-based: num_hand_joints must be 21 and num_vertices 778"
             )
+        for name, value, top in (
+            ("embed_dim", self.embed_dim, 8192), ("vit_depth", self.vit_depth, 128),
+            ("vit_num_heads", self.vit_num_heads, 256), ("gcn_dim", self.gcn_dim, 8192),
+            ("gcn_layers", self.gcn_layers, 128), ("patch_size", self.patch_size, 256),
+            ("img_size", max(self.img_size), 4096), ("mlp_ratio", self.mlp_ratio, 16),
+        ):  # fmt: skip
+            if not 0 < value <= top:
+                raise InputError(f"model config {name} = {value} is outside 1..{top}")
+        weights = 4 * self.parameter_estimate()
+        free = free_memory()
+        if free is not None and 2 * weights > free:  # weights and their gradients
+            raise ResourceError(
+                f"this model config (embed_dim {self.embed_dim}, vit_depth {self.vit_depth}) has"
+                f" about {self.parameter_estimate() / 1e6:.0f}M parameters ({weights / 2**30:.1f}"
+                f" GiB); with gradients it does not fit in the {free / 2**30:.1f} GiB free",
+                hint="check the config stored in the checkpoint or given by --config",
+            )
+
+    def parameter_estimate(self) -> int:
+        """About how many parameters the model has, without building it: the ViT (per block
+        (4 + 2 mlp_ratio) d^2, patch and position embeddings) and the GCN refiner (tiny: 255k
+        estimated, 126k built; small: 3.27M, 3.13M; real: 632M, ViT-H's 632M)."""
+        d, g = self.embed_dim, self.gcn_dim
+        tokens = (self.img_size[0] // self.patch_size) * (self.img_size[1] // self.patch_size)
+        vit = self.vit_depth * int((4 + 2 * self.mlp_ratio) * d * d) + 4 * self.patch_size**2 * d
+        gcn = self.gcn_layers * 2 * g * g + self.num_vertices * 3 * g
+        return vit + tokens * d + gcn + 64 * d
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (lists for tuples), as stored in a checkpoint."""

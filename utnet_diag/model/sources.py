@@ -386,12 +386,17 @@ def _image_size_of(value: Any) -> tuple[int, int] | None:
     return None
 
 
-def reference_config_from(stored: Mapping[str, Any]) -> Any:
+def reference_config_from(stored: Mapping[str, Any], path: str | Path | None = None) -> Any:
     """The ReferenceConfig a checkpoint's stored config describes (its ``model:`` part if nested;
-    keys the reference model does not know are ignored)."""
+    keys the reference model does not know are ignored). An error names ``path``."""
 
     section = stored.get("model") if isinstance(stored.get("model"), Mapping) else stored
-    return ReferenceConfig.from_dict(dict(section), strict=False)
+    try:
+        return ReferenceConfig.from_dict(dict(section), strict=False)
+    except InputError as err:  # the size the checkpoint's stored config claims
+        if path is None:
+            raise
+        raise type(err)(f"its stored config: {err}", path=str(path)) from None
 
 
 def load_model(
@@ -509,7 +514,7 @@ def _reference(
     Without a checkpoint it is always the tiny default: a config's model: section may describe a
     600M-parameter ViT-H, and random weights of that size diagnose nothing more."""
     if ckpt is not None and ckpt.config is not None:
-        ref_config = reference_config_from(ckpt.config)
+        ref_config = reference_config_from(ckpt.config, ckpt.path)
     elif ckpt is not None and config is not None and config.model:
         ref_config = ReferenceConfig.from_dict(config.model, strict=False)
     else:
@@ -554,7 +559,7 @@ def inspect_checkpoint(
         model, build, _, _ = build_repo_model(repo, mano_path, config)
         compared = f"repo {build.root} ({REPO_MODULE}.{REPO_CLASS})"
     else:
-        ref_config = reference_config_from(data.config or {})
+        ref_config = reference_config_from(data.config or {}, data.path)
         model = build_reference(ref_config, mano=ManoLayer(path=mano_path))
         what = "its stored config" if data.config is not None else "no stored config"
         compared = f"reference UTNet ({ref_config.name}, {what})"
