@@ -39,6 +39,10 @@ class Case:
 
 
 def digest(path: Path) -> str | None:
+    try:
+        path.stat()
+    except OSError:  # missing, or a name the system refuses
+        return None
     if path.is_file():
         return hashlib.sha256(path.read_bytes()).hexdigest()
     if path.is_dir():

@@ -14,13 +14,16 @@ def cases(tmp_path_factory):
     return root, {case.name: case for case in build(root)}
 
 
-def _names(tmp_path_factory) -> list[str]:
-    return [case.name for case in build(tmp_path_factory.getbasetemp() / "names")]
-
-
 CASE_NAMES = [
     "mano_ndarray_claim", "mano_dtype_claim", "mano_sparse_extra", "mano_select_two_unknown",
     "mano_ch_empty_state", "mano_deep_list", "mano_nan_faces", "mano_complex",
+    "npz_header_claim", "npz_zip_bomb", "ckpt_config_size", "ckpt_config_memory",
+    "ho3d_meta_fifo", "ho3d_depth_fifo", "ho3d_meta_fifo_no_images", "ho3d_depth_12000px",
+    "ho3d_split_30mb_line", "dexycb_meta_python_tag",
+    "junit_is_the_input", "junit_is_a_directory", "scan_out_is_a_directory", "junit_is_the_config",
+    "yaml_5000_digits", "yaml_4000_digits", "yaml_20000_deep", "batch_meta_device",
+    "name_300_chars", "name_with_escape_codes", "all_zero_gt", "ascii_locale_gate",
+    "ascii_locale_parse_log", "check_batch_1000_random",
 ]  # fmt: skip
 
 
