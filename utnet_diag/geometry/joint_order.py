@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from itertools import combinations, permutations
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from utnet_diag.geometry.procrustes import similarity_align
 from utnet_diag.joints import (
@@ -84,7 +83,10 @@ _FLEX_AT_FULL_CURL = {  # radians at (base, middle, end) joint for curl = 1
 
 
 def _rotate(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
-    return Rotation.from_rotvec(axis / np.linalg.norm(axis) * angle).apply(v)
+    """``v`` (3,) rotated by ``angle`` radians about ``axis`` (Rodrigues' formula)."""
+    k = axis / np.linalg.norm(axis)
+    cos, sin = np.cos(angle), np.sin(angle)
+    return v * cos + np.cross(k, v) * sin + k * np.dot(k, v) * (1.0 - cos)
 
 
 def template_hand(

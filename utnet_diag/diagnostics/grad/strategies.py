@@ -39,15 +39,28 @@ class Backward:
     chained: bool = False
 
 
+# torch.autograd.grad checks each given grad_output's shape with torch.fx's symbolic-shape
+# helpers, whose first use imports sympy (0.2-0.4 s of CPU, once per process). The grad_outputs
+# here come from the same edges they are fed back into, so their shapes match by construction:
+# they go to the autograd engine directly (torch.autograd.grad's own last call), when this torch
+# has it, and through torch.autograd.grad otherwise.
+_ENGINE = getattr(torch.autograd.graph, "_engine_run_backward", None)
+
+
 def grad(
     output: Any, inputs: list[torch.Tensor], grad_output: Any = None, retain: bool = True
 ) -> list[torch.Tensor | None]:
-    """``torch.autograd.grad`` from ``output`` (a tensor, with ``grad_output`` when not a scalar)
-    to ``inputs``, None for an input not reached."""
+    """``torch.autograd.grad`` from ``output`` (a tensor, with ``grad_output`` when not a scalar,
+    or a list of tensors or GradientEdges with a list of gradients) to ``inputs``, None for an
+    input not reached."""
     if not inputs:
         return []
-    return list(torch.autograd.grad(output, inputs, grad_output, retain_graph=retain,
-                                    allow_unused=True))  # fmt: skip
+    if grad_output is None or _ENGINE is None:
+        return list(torch.autograd.grad(output, inputs, grad_output, retain_graph=retain,
+                                        allow_unused=True))  # fmt: skip
+    outputs = tuple(output) if isinstance(output, (list, tuple)) else (output,)
+    grads = tuple(grad_output) if isinstance(grad_output, (list, tuple)) else (grad_output,)
+    return list(_ENGINE(outputs, grads, retain, False, tuple(inputs), True, accumulate_grad=False))
 
 
 @contextmanager
@@ -88,7 +101,11 @@ def backward_into(
     for p in params:
         p.grad = None
     try:
-        torch.autograd.backward(root, grad_root)  # frees the graph as it goes, as training does
+        # frees the graph as it goes, as training does (the engine directly: see _ENGINE)
+        if _ENGINE is not None:
+            _ENGINE((root,), (grad_root,), False, False, (), True, accumulate_grad=True)
+        else:
+            torch.autograd.backward(root, grad_root)
         return [p.grad for p in wanted]
     finally:
         for p, g in zip(params, saved):
