@@ -134,6 +134,31 @@ def main() -> None:
     print(f"python -c 'import torch'   {torch_s * 1e3:8.1f} ms   ratio {help_s / torch_s:5.2f}"
           " (target <= 0.25)")  # fmt: skip
     print(f"python -c 'pass'           {python_s * 1e3:8.1f} ms   (interpreter start-up)")
+    bench_gate(max(15, args.repeats))
+
+
+def _child_cpu(cmd: list[str], env: dict[str, str]) -> float:
+    """User + system CPU seconds of one child process."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def bench_gate(repeats: int = 15) -> None:
+    """``utnet-diag gate`` on the embedded default against ``python -c "import torch, smplx"``:
+    whole-process CPU time, one torch thread, paired per repeat (target: at most 1.5x)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    floor, gate = [], []
+    for _ in range(repeats):
+        floor.append(_child_cpu([sys.executable, "-c", "import torch, smplx"], env))
+        gate.append(_child_cpu([sys.executable, "-m", "utnet_diag", "gate", "-q"], env))
+    paired = statistics.median(g / f for g, f in zip(gate, floor))
+    print(f"python -c 'import torch, smplx' {statistics.median(floor):6.2f} s CPU median")
+    print(f"utnet-diag gate                 {statistics.median(gate):6.2f} s CPU median"
+          f"   ratio {paired:4.2f}x paired (target <= 1.5x)")  # fmt: skip
 
 
 # ---- scan (issue 6): annotation-only dataset scan against a bare unpickling loop ----------------
