@@ -151,3 +151,68 @@ def test_downsample_marks_nonfinite_buckets() -> None:
     assert downsample(values, present, 3) == [2.0, pytest.approx(float("nan"), nan_ok=True), None]
     series = downsample(np.arange(100.0), np.ones(100, bool), 4)
     assert series == [12.0, 37.0, 62.0, 87.0]
+
+
+def _random_log(rng, blocks: int) -> str:
+    """A log mixing canonical blocks with every variation the line parser handles."""
+    labels = ["2D keypoint loss", "3D joint loss", "3D vertex loss", "Prior loss (shape)",
+              "Prior loss (pose)", "Aux loss", "Total loss"]  # fmt: skip
+    out = []
+    for b in range(blocks):
+        kind = rng.integers(0, 40)  # 1-7: an unusual block; the rest canonical
+        prefix = "2024-01-01 12:00:00 " if kind == 1 else ""
+        out.append(f"{prefix}[Epoch {b // 50}, Iter {b % 50 * 10}] Loss breakdown:\n")
+        for i, label in enumerate(labels):
+            if i in (2, 4) and rng.random() < 0.5:
+                continue  # optional terms
+            if i == 6 and kind == 2:
+                continue  # a block without its total
+            value = f"{rng.uniform(0, 1e5):.{int(rng.integers(0, 6))}f}"
+            if kind == 3 and i == 1:
+                value = f"tensor({value}, device='cuda:0')"
+            if kind == 4 and i == 0:
+                value = "oops"
+            if kind == 5 and i == 5:
+                value = f"{rng.uniform(0, 9):.3e}"
+            out.append(f"  {label.upper() if kind == 6 else label}: {value}\n")
+        if kind == 7:
+            out.append("  Total loss: 1.0\n")  # a repeated term: an orphan
+        if rng.random() < 0.03:
+            out.append("Epoch 0:  45%|####5     | 1/2 [00:01<00:01]\rEpoch 0:  50%|#####\n")
+        if rng.random() < 0.03:
+            out.append("debug: the loss looks fine\n")
+    return "".join(out)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_chunked_regex_parse_equals_the_line_parser(tmp_path, monkeypatch, seed):
+    """The fast path (whole chunks of canonical blocks) gives exactly the line parser's result,
+    whatever the chunk size and the mix of canonical and unusual blocks."""
+    import numpy as np
+
+    from utnet_diag.logs import parse
+
+    rng = np.random.default_rng(seed)
+    text = _random_log(rng, 400)
+    if seed % 2:
+        text = text.rstrip("\n")  # no final newline
+    path = tmp_path / "train.log"
+    path.write_text(text)
+    monkeypatch.setattr(parse, "_CHUNK", int(rng.integers(300, 3000)))
+    taken = []
+    real = parse._scan_chunk
+    monkeypatch.setattr(
+        parse, "_scan_chunk", lambda chunk, scan: taken.append(real(chunk, scan)) or taken[-1]
+    )
+    fast, slow = parse.parse_log(path), parse.parse_log(path, fast=False)
+    assert any(taken) and not all(taken)  # both paths ran
+    for name in ("epochs", "iters", "lines"):
+        assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
+    for term in parse.TERMS:
+        assert np.array_equal(fast.values[term], slow.values[term], equal_nan=True), term
+        assert np.array_equal(fast.present[term], slow.present[term]), term
+        assert np.array_equal(fast.decimals[term], slow.decimals[term]), term
+    for name in ("lines_read", "lines_skipped", "malformed", "malformed_examples",
+                 "incomplete_blocks", "empty_headers", "orphan_term_lines"):  # fmt: skip
+        assert getattr(fast, name) == getattr(slow, name), name
+    assert len(fast.epochs) > 300
