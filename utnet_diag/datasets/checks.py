@@ -16,7 +16,6 @@ from utnet_diag.measures import (
     HAND_SPAN_MM,
     UNIT_FACTORS,
     finite_rows,
-    hand_span,
     in_mm_range,
     unit_of,
 )
@@ -134,14 +133,14 @@ def check_mano_complete(chunk: CanonicalChunk) -> list[Row]:
 @DATASET_CHECKS.per_sample(
     "kp3d_units",
     hint="check units (mm): the spec's 3D loss expects millimetres",
-    applies=lambda c: np.isfinite(hand_span(c.joints_mm)),
+    applies=lambda c: np.isfinite(c.span_mm),
     needs="two finite 3D joints",
 )
 def check_kp3d_units(chunk: CanonicalChunk) -> list[Row]:
     """3D joints are in millimetres (hand span 50-400 mm).
 
     The hand span (:mod:`utnet_diag.measures`, the batch checks' rule) is an adult hand's in mm."""
-    span = hand_span(chunk.joints_mm)
+    span = chunk.span_mm
     lo, hi = HAND_SPAN_MM
     out = []
     for row in np.flatnonzero(np.isfinite(span) & ~in_mm_range(span)):

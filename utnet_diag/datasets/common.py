@@ -14,12 +14,14 @@ Canonical conventions (the batch schema of ``utnet_diag.io.batch``):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from utnet_diag.measures import hand_span
 from utnet_diag.report.result import jsonable
 
 # Severity of a finding: "fail" breaks training, "warn" is suspicious, "info" is expected
@@ -124,6 +126,12 @@ class CanonicalChunk:
 
     def __len__(self) -> int:
         return len(self.records)
+
+    @functools.cached_property
+    def span_mm(self) -> np.ndarray:
+        """(N,) each hand's span in mm (:func:`utnet_diag.measures.hand_span`), computed once for
+        the checks that judge sizes and the counts of what they could judge."""
+        return hand_span(self.joints_mm)
 
 
 def project(points_mm: np.ndarray, cam_k: np.ndarray) -> np.ndarray:

@@ -66,6 +66,9 @@ def meta_allow_list() -> dict[tuple[str, str], Any]:
     # that calls numpy.ndarray(huge shape) gets lazily mapped pages that nothing touches: every
     # value is checked for its shape before use
     allowed[("numpy", "ndarray")] = np.ndarray
+    # and numpy's own dtype: with the C _reconstruct, an array's bytes come from the file, so a
+    # dtype cannot make it claim more memory than the file holds
+    allowed[("numpy", "dtype")] = np.dtype
     return allowed
 
 
