@@ -1,4 +1,5 @@
-"""Speed of grad-flow against a plain training step, of ``utnet-diag --help``, and of ``scan``.
+"""Speed of grad-flow against a plain training step, of ``utnet-diag --help`` and ``gate``
+against their import floors, of ``parse-log`` against a regex loop, and of ``scan``.
 
 Prints, on the embedded default (reference UTNet, synthetic batch of 16):
 - a plain training step (forward, total loss, backward) and ``grad_flow`` timed in one run, and
@@ -135,6 +136,7 @@ def main() -> None:
           " (target <= 0.25)")  # fmt: skip
     print(f"python -c 'pass'           {python_s * 1e3:8.1f} ms   (interpreter start-up)")
     bench_gate(max(15, args.repeats))
+    bench_parse_log(max(5, args.repeats // 3))
 
 
 def _child_cpu(cmd: list[str], env: dict[str, str]) -> float:
@@ -177,6 +179,62 @@ def bench_scan(frames: int = 2000, workers: int = 2, repeats: int = 11) -> None:
                 "--root", root]  # fmt: skip
         subprocess.run([sys.executable, script, *args], check=True)
         subprocess.run([sys.executable, script, *args, "--import-torch"], check=True)
+
+
+# A minimal regex loop over a log: the floor parse-log is measured against.
+_LOG_FLOOR = r"""
+import re, sys
+header = re.compile(rb"\[Epoch (\d+), Iter (\d+)\] Loss breakdown")
+term = re.compile(rb"\s*([A-Za-z0-9 ()]+): ([-+0-9.eE]+|nan|inf)")
+blocks, values = 0, []
+with open(sys.argv[1], "rb") as handle:
+    for line in handle:
+        if header.search(line):
+            blocks += 1
+            continue
+        found = term.match(line)
+        if found:
+            values.append(float(found.group(2)))
+print(blocks, len(values))
+"""
+
+
+def _write_log(path: str, megabytes: int = 100) -> None:
+    """A training log of canonical blocks with a tqdm line after every third one."""
+    with open(path, "w") as handle:
+        i = 0
+        while handle.tell() < megabytes << 20:
+            epoch, step = divmod(i, 500)
+            handle.write(
+                f"[Epoch {epoch}, Iter {step * 10}] Loss breakdown:\n"
+                f"  2D keypoint loss: {334.8 + i % 7:.4f}\n  3D joint loss: {73632.9 - i % 11:.4f}\n"
+                f"  Prior loss (shape): 70.4138\n  Aux loss: 0.0000\n"
+                f"  Total loss: {3826.626 + i % 5:.4f}\n"
+            )
+            if i % 3 == 0:
+                handle.write(
+                    f"Epoch {epoch}:  45%|####5     | {step}/500 [00:10<00:12, 4.00it/s]\n"
+                )
+            i += 1
+
+
+def bench_parse_log(repeats: int = 5) -> None:
+    """``utnet-diag parse-log`` on a 100 MB log against a minimal regex loop over it:
+    whole-process CPU time, paired per repeat (target: at most 1.5x)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        log = os.path.join(scratch, "train.log")
+        _write_log(log)
+        floor, tool = [], []
+        for _ in range(repeats):
+            floor.append(_child_cpu([sys.executable, "-c", _LOG_FLOOR, log], dict(os.environ)))
+            tool.append(_child_cpu([sys.executable, "-m", "utnet_diag", "parse-log", log, "-q"],
+                                   dict(os.environ)))  # fmt: skip
+    paired = statistics.median(t / f for t, f in zip(tool, floor))
+    print(f"regex loop over a 100 MB log    {statistics.median(floor):6.2f} s CPU median")
+    print(f"utnet-diag parse-log            {statistics.median(tool):6.2f} s CPU median"
+          f"   ratio {paired:4.2f}x paired (target <= 1.5x)")  # fmt: skip
 
 
 if __name__ == "__main__":
