@@ -83,7 +83,7 @@ _FREIHAND_METRICS = (
     "f_al_score_15",
 )
 _CENTROID_ALIGNMENT = (
-    "aligned: both centred on their centroid, scaled by their Frobenius norms, rotated by"
+    "the aligned errors: both centred on their centroid, scaled by their Frobenius norms, rotated by"
     " orthogonal Procrustes (reflections allowed), then given the ground truth's scale and"
     " centroid; joints and mesh aligned separately"
 )
