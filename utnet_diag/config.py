@@ -27,7 +27,7 @@ FLAG_KEYS = ("use_vertex_loss", "use_aux_loss")
 PRIOR_KEYS = ("shape_weight", "pose_weight")
 LOSS_KEYS = WEIGHT_KEYS + FLAG_KEYS + PRIOR_KEYS
 DIAG_KEYS = ("key_map", "preset", "root_id", "max_samples", "select", "ignore", "fail_on",
-             "ranges")  # fmt: skip
+             "ranges", "log_columns")  # fmt: skip
 # terms whose healthy range and alarm a config may set (diag: ranges:), and their keys
 RANGE_TERMS = ("loss_2d", "loss_3d_joint", "loss_prior", "loss_aux")
 RANGE_KEYS = ("healthy_below", "alarm_at")
@@ -124,6 +124,7 @@ class DiagConfig:
     path: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     ranges: dict[str, dict[str, float]] = field(default_factory=dict)  # diag: ranges: overrides
+    log_columns: dict[str, str] = field(default_factory=dict)  # diag: log_columns: term -> column
 
     def range_of(self, term: str) -> tuple[float, float | None, str]:
         """(healthy below, alarm at or None, where from) of a term: the config's ``diag: ranges:``
@@ -230,6 +231,12 @@ def load_config(path: str | Path | None = None, preset: str | None = None) -> Di
             f"'diag.max_samples' must be a positive integer, got {max_samples!r}", path=src
         )
     ranges = _ranges(diag.get("ranges"), src)
+    log_columns = diag.get("log_columns") or {}
+    if not isinstance(log_columns, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in log_columns.items()
+    ):
+        raise InputError("'diag.log_columns' must map loss terms to your log's column names",
+                         path=src)  # fmt: skip
     model = data.get("model") or {}
     training = data.get("training") or data.get("train") or {}
     if not isinstance(model, dict) or not isinstance(training, dict):
@@ -244,6 +251,7 @@ def load_config(path: str | Path | None = None, preset: str | None = None) -> Di
         path=src,
         raw=data,
         ranges=ranges,
+        log_columns=dict(log_columns),
     )
 
 

@@ -13,7 +13,13 @@ from utnet_diag.config import load_config
 
 
 def parse_log_command(
-    logfile: Annotated[Path, typer.Argument(help="Training log with 'Loss breakdown' blocks.")],
+    logfile: Annotated[
+        Path,
+        typer.Argument(
+            help="Training log: the spec's text ('Loss breakdown' blocks), CSV with a header"
+            " (Lightning's metrics.csv), or JSON lines."
+        ),
+    ],
     config: ConfigOpt = None,
     preset: PresetOpt = None,
     plot: Annotated[
@@ -23,6 +29,15 @@ def parse_log_command(
     window: Annotated[
         Optional[int],
         typer.Option("--window", min=3, help="Blocks per window for trends (default: N/4)."),
+    ] = None,
+    columns: Annotated[
+        Optional[str],
+        typer.Option(
+            "--columns",
+            metavar="TERM=COLUMN,...",
+            help="For a CSV or JSON-lines log: which column holds which term (default: common"
+            " names; config: diag: log_columns:).",
+        ),
     ] = None,
     json_out: JsonOpt = False,
     junit: JunitOpt = None,
@@ -40,5 +55,9 @@ def parse_log_command(
     options = LogCheckOptions(
         trend_window=window, weights_given=config is not None or preset is not None
     )
-    report = diagnose_log(logfile, diag_config, options, plot_path=plot)
+    # deferred: loads numpy, which this module's importers do not need
+    from utnet_diag.logs.tables import parse_columns
+
+    report = diagnose_log(logfile, diag_config, options, plot_path=plot,
+                          columns=parse_columns(columns))  # fmt: skip
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

@@ -20,6 +20,7 @@ from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome, run_c
 from utnet_diag.config import PRESETS, DiagConfig, LossWeights, term_range
 from utnet_diag.logs.parse import TERM_LABELS, TERMS, TrainingLog, downsample, parse_log
 from utnet_diag.logs.plot import check_plot_path, plot_log
+from utnet_diag.logs.tables import is_table_log, parse_columns, read_table_log
 from utnet_diag.report.numbers import fmt_number
 from utnet_diag.report.result import Report
 from utnet_diag.spec import HINT_2D, HINT_3D, HINT_AUX, HINT_NONFINITE, HINT_PRIOR
@@ -769,12 +770,21 @@ def diagnose_log(
     config: DiagConfig | None = None,
     options: LogCheckOptions | None = None,
     plot_path: str | Path | None = None,
+    columns: dict[str, str] | None = None,
 ) -> Report:
-    """Parse a training log, run the log checks, and optionally draw per-term curves to
-    ``plot_path`` (PNG/SVG/PDF, written atomically)."""
+    """Parse a training log (the spec's text format, or a CSV / JSON-lines table, see
+    :mod:`utnet_diag.logs.tables`), run the log checks, and optionally draw per-term curves to
+    ``plot_path`` (PNG/SVG/PDF, written atomically). ``columns`` (term -> column) maps a table's
+    columns, over the config's ``diag: log_columns:``."""
     if plot_path is not None:
         check_plot_path(plot_path)
-    log = parse_log(path)
+    if is_table_log(path):
+        given = {**(config.log_columns if config is not None else {}), **(columns or {})}
+        for term in given:
+            parse_columns(f"{term}=x")  # an unknown term is an input error naming it
+        log = read_table_log(path, given)
+    else:
+        log = parse_log(path)
     report = check_log(log, config, options)
     if plot_path is not None:
         plot_log(log, plot_path)
