@@ -143,3 +143,47 @@ def test_the_config_maps_columns_and_the_command_line_wins(tmp_path):
     bad.write_text("diag:\n  log_columns: {totl: a}\n")
     with pytest.raises(InputError, match="unknown term"):
         diagnose_log(log, load_config(bad))
+
+
+def test_tensorboard_events_give_the_same_findings(tmp_path):
+    """The same run written by torch's SummaryWriter (float32 scalars by step)."""
+    pytest.importorskip("tensorboard")  # the dev extra installs it; the tensorboard extra too
+    from torch.utils.tensorboard import SummaryWriter
+
+    from utnet_diag.config import load_config
+
+    rows = _run()
+    writer = SummaryWriter(str(tmp_path / "run"))
+    tags = {"loss_2d": "train/loss_2d", "loss_3d_joint": "train/loss_3d_joint",
+            "shape_prior": "train/loss_prior", "loss_aux": "train/loss_aux", "total": "train/loss"}  # fmt: skip
+    for i, r in enumerate(rows):
+        for term, tag in tags.items():
+            writer.add_scalar(tag, float(r[term]), i)
+        writer.add_scalar("epoch", float(r["epoch"]), i)
+    writer.close()
+    config = load_config(None, "config")
+    text = diagnose_log(_write_text(tmp_path / "train.log", rows), config)
+    events = diagnose_log(tmp_path / "run", config)
+    assert {k: v[0] for k, v in _findings(events).items()} == {
+        k: v[0] for k, v in _findings(text).items()
+    }
+    assert events.sections["log"]["blocks"] == 60
+
+
+def test_event_logs_without_events_or_terms(tmp_path):
+    pytest.importorskip("tensorboard")
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    with pytest.raises(InputError, match="no TensorBoard event file"):
+        diagnose_log(empty)
+
+
+def test_event_logs_without_tensorboard_say_how_to_get_it(tmp_path, monkeypatch):
+    import sys
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "events.out.tfevents.1.host").write_bytes(b"\x00" * 16)
+    monkeypatch.setitem(sys.modules, "tensorboard.backend.event_processing.event_accumulator", None)
+    with pytest.raises(InputError, match=r"utnet-diag\[tensorboard\]"):
+        diagnose_log(run)

@@ -1,6 +1,7 @@
-"""Training logs kept as tables: CSV with a header (Lightning's ``metrics.csv``, pandas' ``to_csv``)
-and JSON lines (one object per logged step), read into the same :class:`TrainingLog` as the
-text format, so every log check and plot works on them.
+"""Training logs kept as tables: CSV with a header (Lightning's ``metrics.csv``, pandas' ``to_csv``),
+JSON lines (one object per logged step) and TensorBoard event files (scalars by step, through
+TensorBoard's own reader: the ``tensorboard`` extra), read into the same :class:`TrainingLog` as
+the text format, so every log check and plot works on them.
 
 Each row that holds at least one loss term is a block. Columns are matched to the spec's terms by
 name (:data:`COLUMN_NAMES`, after lower-casing, dropping a ``train/`` or ``train_`` prefix and a
@@ -148,6 +149,16 @@ def _rows_jsonl(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]
 
 def read_table_log(path: str | Path, columns: Mapping[str, str] | None = None) -> TrainingLog:
     """A CSV (``.csv``/``.tsv``-free header row) or JSON-lines log as a :class:`TrainingLog`."""
+    p = Path(path)
+    if is_event_log(p):
+        if not p.exists():
+            raise InputError("log not found", path=str(p), hint="check the path")
+        names, rows = _rows_events(p)
+        found = match_columns(names, columns or {})
+        if not found:
+            raise InputError(f"no scalar tag is a loss term; tags: {', '.join(names[1:21])}",
+                             path=str(p), hint="map them with --columns loss_2d=TAG,total=TAG")  # fmt: skip
+        return _collect(p, rows, found, _find(names, EPOCH_NAMES), "step")
     p = require_file(path, "log file")
     text_json = p.suffix.lower() in (".jsonl", ".ndjson", ".json")
     try:
@@ -234,5 +245,41 @@ def _collect(
 
 
 def is_table_log(path: str | Path) -> bool:
-    """Whether ``path`` is read as a table: a .csv, .jsonl, .ndjson or .json file."""
-    return Path(path).suffix.lower() in (".csv", ".jsonl", ".ndjson", ".json")
+    """Whether ``path`` is read as a table: a .csv, .jsonl, .ndjson or .json file, or TensorBoard
+    event files (a folder, or an ``events.out.tfevents.*`` file)."""
+    p = Path(path)
+    return p.suffix.lower() in (".csv", ".jsonl", ".ndjson", ".json") or is_event_log(p)
+
+
+def is_event_log(path: Path) -> bool:
+    return path.is_dir() or "tfevents" in path.name
+
+
+def _rows_events(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """TensorBoard scalars (through TensorBoard's own reader, the ``tensorboard`` extra) as rows,
+    one per step; each value as float32's shortest repr (its printed precision)."""
+    try:
+        # deferred: TensorBoard is an optional extra and slow to import
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:
+        raise InputError(
+            "reading TensorBoard event files needs TensorBoard",
+            path=str(path),
+            hint="pip install 'utnet-diag[tensorboard]', or export the scalars to CSV",
+        ) from None
+    if path.is_dir() and not any(path.rglob("*tfevents*")):
+        raise InputError("folder holds no TensorBoard event file (events.out.tfevents.*)",
+                         path=str(path))  # fmt: skip
+    accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0})
+    try:
+        accumulator.Reload()
+    except Exception as err:  # the reader raises its own errors for damaged records
+        raise InputError(f"TensorBoard could not read the events ({err})", path=str(path)) from None
+    steps: dict[int, dict[str, str]] = {}
+    tags = accumulator.Tags().get("scalars", [])
+    for tag in tags:
+        for event in accumulator.Scalars(tag):
+            steps.setdefault(int(event.step), {"step": str(int(event.step))})[tag] = repr(
+                float(np.float32(event.value))
+            )
+    return ["step", *tags], [(step, steps[step]) for step in sorted(steps)]
