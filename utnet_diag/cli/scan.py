@@ -31,7 +31,13 @@ def scan_command(
     root: DatasetRootOpt = None,
     split: DatasetSplitOpt = None,
     workers: Annotated[
-        int, typer.Option("--workers", min=0, help="Worker processes (0: none).")
+        int,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="Worker processes (0: none). Helps with idle cores: 2 workers scanned 1.3x"
+            " faster than one process on 2 idle cores; no faster on a busy machine.",
+        ),
     ] = 0,
     limit: Annotated[
         Optional[int], typer.Option("--limit", min=1, help="Scan only the first N samples.")
