@@ -69,12 +69,19 @@ PACKAGES: dict[str, tuple[list[str], list[str]]] = {
             "tests/diagnostics/test_advisor.py",
         ],
     ),
-    "logs": (["utnet_diag/logs/checks.py"], ["tests/logs"]),
+    "logs": (
+        ["utnet_diag/logs/checks.py", "utnet_diag/logs/parse.py", "utnet_diag/logs/tables.py"],
+        ["tests/logs"],
+    ),
     "datasets": (
         ["utnet_diag/datasets/ho3d.py", "utnet_diag/datasets/dexycb.py"],
         ["tests/datasets"],
     ),
     "mano": (["utnet_diag/mano"], ["tests/mano", "tests/test_losses.py"]),
+    "evaluation": (
+        ["utnet_diag/evaluation"],
+        ["tests/evaluation", "tests/cli/test_eval.py"],
+    ),
 }
 
 SWAP = {

@@ -55,3 +55,10 @@ def test_loss_breakdown_reports_dexycbs_root_relative_mpjpe_equal_to_its_own_mpj
     # every joint of the default batch is annotated: the two root-relative means agree
     assert protocol["root_relative_mpjpe"] == pytest.approx(metrics["mpjpe_mm"], rel=1e-5)
     assert "wrist" in metrics["convention"]
+
+
+def test_ho3d_converts_frame_and_order_without_changing_distances():
+    gt = hands(3) * 1000.0
+    pred = gt + np.array([10.0, 0.0, 0.0])
+    ho3d = _values(protocol_metrics("ho3d", pred, gt))
+    assert ho3d["xyz_mean3d"] == pytest.approx(1.0)  # 10 mm in cm, whatever the frame flip

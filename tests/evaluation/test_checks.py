@@ -176,3 +176,51 @@ def test_an_order_of_no_convention_is_found_by_matching_joints_to_the_ground_tru
     assert order.status is Status.FAIL and "no known convention" in order.message
     perm = order.details["permutation"]
     assert np.allclose(clean[0][:, swap][:, perm], clean[0])
+
+
+def test_one_sample_in_millimetres_still_fails_units(tmp_path, truth, clean):
+    from tests.evaluation.hands import write_gt_folder
+
+    gt = write_gt_folder(tmp_path / "gt1", truth[0][:1], truth[1][:1])
+    report = evaluate(
+        write_pred(tmp_path / "p.json", clean[0][:1] * 1000, clean[1][:1] * 1000), gt, "freihand"
+    )
+    assert report.check("eval_units").status is Status.FAIL
+
+
+def test_order_details_are_in_the_report_unit_and_counts_are_zero_for_freihand(
+    tmp_path, gt_dir, clean
+):
+    report = evaluate(write_pred(tmp_path / "p.json", *clean), gt_dir, "freihand")
+    order = report.check("eval_joint_order")
+    assert order.details["aligned_error_by_order"]["spec"] == pytest.approx(order.value)
+    assert 0.1 < order.value < 2.0  # cm: 4 mm noise per coordinate
+    section = report.sections["evaluation"]
+    assert section["left_out"] == 0 and section["ignored"] == 0
+
+
+def test_no_mesh_is_named_as_such(tmp_path, gt_dir, clean):
+    mesh = evaluate(write_pred(tmp_path / "p.json", clean[0], None), gt_dir, "freihand").check(
+        "eval_mesh"
+    )
+    assert "no predicted mesh" in mesh.message and mesh.value == 0
+
+
+def test_a_root_relative_ground_truth_with_root_relative_predictions_is_fine(
+    tmp_path, truth, clean
+):
+    from tests.evaluation.hands import write_gt_folder
+
+    gt = write_gt_folder(tmp_path / "rr", truth[0] - truth[0][:, :1], truth[1] - truth[0][:, :1])
+    pred = write_pred(tmp_path / "p.json", clean[0] - clean[0][:, :1], clean[1] - clean[0][:, :1])
+    assert evaluate(pred, gt, "freihand").check("eval_root_relative").status is Status.PASS
+
+
+def test_per_sample_rows_hold_each_samples_mean_joint_error_in_cm(tmp_path, gt_dir, truth, clean):
+    import json
+
+    out = tmp_path / "rows.jsonl"
+    evaluate(write_pred(tmp_path / "p.json", *clean), gt_dir, "freihand", per_sample=out)
+    rows = {r["sample"]: r for r in map(json.loads, out.read_text().splitlines())}
+    by_hand = np.linalg.norm(clean[0][3] - truth[0][3], axis=-1).mean() * 100.0
+    assert rows[3]["joint_error"] == pytest.approx(by_hand)
