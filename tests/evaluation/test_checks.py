@@ -185,7 +185,9 @@ def test_one_sample_in_millimetres_still_fails_units(tmp_path, truth, clean):
     report = evaluate(
         write_pred(tmp_path / "p.json", clean[0][:1] * 1000, clean[1][:1] * 1000), gt, "freihand"
     )
-    assert report.check("eval_units").status is Status.FAIL
+    units = report.check("eval_units")
+    assert units.status is Status.FAIL
+    assert "predicted joints and mesh are in millimetres" in units.message
 
 
 def test_order_details_are_in_the_report_unit_and_counts_are_zero_for_freihand(
