@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from utnet_diag.errors import InputError, UnsafeInputError, did_you_mean, nearest
-from utnet_diag.io.files import regular_file, require_file
+from utnet_diag.io.files import require_file
 from utnet_diag.spec import (  # noqa: F401 - PRESETS, RECOMMENDED_RANGES re-exported
     DEFAULT_PRESET,
     PRESETS,
@@ -155,7 +155,7 @@ def safe_load_yaml(path: str | Path) -> Any:
     """Parse YAML with ``yaml.safe_load`` only; tags that build Python objects are refused."""
     import yaml
 
-    p = require_file(regular_file(path, "config file"), "config file")
+    p = require_file(path, "config file")
     if p.stat().st_size > MAX_YAML_BYTES:
         raise InputError(
             f"YAML file is {p.stat().st_size >> 20} MiB; a config is a few KB", path=str(p)

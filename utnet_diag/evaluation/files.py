@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from utnet_diag.errors import InputError, ResourceError
-from utnet_diag.io.files import free_memory, regular_file, require_dir, require_file
+from utnet_diag.io.files import free_memory, require_dir, require_file
 
 DEFAULT_MAX_MB = 2048
 JSON_MEMORY_FACTOR = 6  # bytes of Python objects per byte of a JSON of numbers (measured ~4.5)
@@ -46,8 +46,6 @@ class PoseFile:
 
 def _sized(path: Path, what: str, max_bytes: int) -> Path:
     """``path`` as a regular, readable, non-empty file no larger than ``max_bytes``."""
-    if path.exists() and not path.is_dir():
-        regular_file(path, what)
     path = require_file(path, what)
     size = path.stat().st_size
     if size > max_bytes:

@@ -92,18 +92,19 @@ def open_regular(path: str | Path) -> int:
 
 
 def require_file(path: str | Path, what: str = "file", suffixes: tuple[str, ...] = ()) -> Path:
-    """The path of an existing, readable, non-empty regular file, or an InputError saying why not."""
+    """The path of an existing, readable, non-empty regular file, or an InputError saying why not
+    (a FIFO, device or socket is refused by name: reading one would block or never end)."""
     p = Path(path)
     try:
-        os.stat(p)
+        info = os.stat(p)
     except FileNotFoundError:
-        pass
+        raise InputError(f"{what} not found", path=str(p), hint="check the path") from None
     except OSError as err:  # a name too long, a loop of links, a component that is a file
         raise InputError(f"{what} cannot be opened: {err.strerror}", path=str(p)) from None
-    if not p.exists():
-        raise InputError(f"{what} not found", path=str(p), hint="check the path")
-    if p.is_dir():
+    if stat.S_ISDIR(info.st_mode):
         raise InputError(f"expected a {what} but found a directory", path=str(p))
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{what} is not a regular file (a FIFO, device or socket)", path=str(p))
     if not os.access(p, os.R_OK):
         raise InputError(f"{what} is not readable (permission denied)", path=str(p))
     if suffixes and p.suffix.lower() not in suffixes:
@@ -112,7 +113,7 @@ def require_file(path: str | Path, what: str = "file", suffixes: tuple[str, ...]
             path=str(p),
             hint=f"expected one of {', '.join(suffixes)}",
         )
-    if p.stat().st_size == 0:
+    if info.st_size == 0:
         raise InputError(f"{what} is empty (0 bytes)", path=str(p))
     return p
 
