@@ -21,6 +21,7 @@ import utnet_diag
 from utnet_diag.cli.commands import GROUP_OF, GROUPS
 from utnet_diag.cli.renderers import section_renderers
 from utnet_diag.errors import InputError, did_you_mean
+from utnet_diag.io.files import check_output_path
 from utnet_diag.report.junit import write_junit
 from utnet_diag.report.markdown import append_step_summary
 from utnet_diag.selection import (
@@ -181,22 +182,11 @@ def check_output_paths(options: dict[str, Any]) -> None:
     seen: dict[Path, str] = {}
     for name, path in outputs.items():
         flag = OUTPUT_OPTIONS[name]
-        if path.is_dir():
-            raise InputError(f"{flag} is a directory; give a file name", path=str(path))
-        for given in inputs:
-            with contextlib.suppress(OSError):
-                if path.exists() and os.path.samefile(path, given):
-                    raise InputError(f"{flag} would overwrite an input of this run",
-                                     path=str(path), hint="choose another file name")  # fmt: skip
+        check_output_path(path, flag, tuple(inputs))
         key = path.resolve()
         if key in seen:
             raise InputError(f"{flag} and {seen[key]} name the same file", path=str(path))
         seen[key] = flag
-        parent = path.parent if str(path.parent) else Path(".")
-        if not parent.is_dir():
-            raise InputError(f"{flag}: output directory does not exist", path=str(parent))
-        if not os.access(parent, os.W_OK):
-            raise InputError(f"{flag}: output directory is not writable", path=str(parent))
 
 
 def with_output_options(command: Callable[..., Any]) -> Callable[..., Any]:

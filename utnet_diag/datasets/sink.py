@@ -12,7 +12,7 @@ from pathlib import Path
 
 from utnet_diag.datasets.common import Finding
 from utnet_diag.errors import InputError
-from utnet_diag.io.files import new_file_mode
+from utnet_diag.io.files import check_output_path, new_file_mode
 
 
 @dataclass
@@ -33,11 +33,8 @@ class FindingSink:
         self._handle = None
         self._partial: str | None = None
         if self.out is not None:
+            check_output_path(self.out, "--out")
             folder = os.path.dirname(os.path.abspath(self.out))
-            if not os.path.isdir(folder):
-                raise InputError("output directory does not exist", path=folder)
-            if os.path.isdir(self.out):
-                raise InputError("--out is a directory; give a file name", path=self.out)
             try:  # a name of its own: two scans writing the same --out never share one
                 fd, self._partial = tempfile.mkstemp(
                     prefix=f".{os.path.basename(self.out)}.", suffix=".partial", dir=folder

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -243,24 +242,3 @@ def no_hand(xyz: np.ndarray) -> np.ndarray:
     """(N,) whether a DexYCB frame has no hand: every joint value -1 (in m) or -1000 (in mm)."""
     flat = xyz.reshape(len(xyz), -1)
     return np.logical_or.reduce([(flat == m).all(1) for m in NO_HAND_MARKERS])
-
-
-def writable_output(path: str | Path, inputs: tuple[str | Path, ...]) -> Path:
-    """An output path checked before any work: not a folder, not one of ``inputs``, in an
-    existing writable folder."""
-    out = Path(path)
-    if out.is_dir():
-        raise InputError("output path is a directory", path=str(out), hint="give a file name")
-    for given in inputs:
-        try:
-            if Path(given).exists() and out.exists() and os.path.samefile(out, given):
-                raise InputError("output path is an input of this run", path=str(out),
-                                 hint="choose another file name")  # fmt: skip
-        except OSError:
-            continue
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError("output folder does not exist", path=str(parent))
-    if not os.access(parent, os.W_OK):
-        raise InputError("output folder is not writable", path=str(parent))
-    return out

@@ -16,10 +16,10 @@ from utnet_diag.evaluation.files import (
     PoseFile,
     no_hand,
     read_pose_file,
-    writable_output,
 )
 from utnet_diag.evaluation.protocols import PROTOCOLS, Protocol
 from utnet_diag.evaluation.scores import Scores, score
+from utnet_diag.io.files import check_output_path
 from utnet_diag.report.result import Report
 from utnet_diag.report.sections import EvaluationSection
 
@@ -97,7 +97,7 @@ def evaluate(
     if protocol not in PROTOCOLS:
         raise InputError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
     proto = PROTOCOLS[protocol]
-    out = writable_output(per_sample, (pred, gt)) if per_sample is not None else None
+    out = check_output_path(per_sample, "--per-sample", (pred, gt)) if per_sample else None
     max_bytes = int(max_file_mb * 2**20)
     gt_file = read_pose_file(gt, protocol, "ground truth", max_bytes)
     pred_file = read_pose_file(pred, protocol, "prediction", max_bytes)

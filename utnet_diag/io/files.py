@@ -3,6 +3,7 @@ writes (no partial outputs)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
@@ -116,6 +117,25 @@ def require_file(path: str | Path, what: str = "file", suffixes: tuple[str, ...]
     if info.st_size == 0:
         raise InputError(f"{what} is empty (0 bytes)", path=str(p))
     return p
+
+
+def check_output_path(path: str | Path, label: str, inputs: tuple[str | Path, ...] = ()) -> Path:
+    """An output file checked before any work (``label`` names it, e.g. ``--junit``): not a
+    folder, not one of ``inputs``, in an existing writable folder. InputError otherwise."""
+    out = Path(path)
+    if out.is_dir():
+        raise InputError(f"{label} is a directory; give a file name", path=str(out))
+    for given in inputs:
+        with contextlib.suppress(OSError):
+            if out.exists() and Path(given).exists() and os.path.samefile(out, given):
+                raise InputError(f"{label} would overwrite an input of this run",
+                                 path=str(out), hint="choose another file name")  # fmt: skip
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{label}: output directory does not exist", path=str(parent))
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"{label}: output directory is not writable", path=str(parent))
+    return out
 
 
 def require_dir(path: str | Path, what: str = "directory") -> Path:
