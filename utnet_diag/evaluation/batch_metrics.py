@@ -7,10 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from utnet_diag.evaluation.protocols import PROTOCOLS, reorder
+from utnet_diag.evaluation.protocols import OPENGL_FLIP, PROTOCOLS, reorder
 from utnet_diag.evaluation.scores import score
-
-OPENGL_FLIP = np.array([1.0, -1.0, -1.0])
 
 
 def protocol_metrics(
@@ -33,12 +31,7 @@ def protocol_metrics(
         pred, gt = pred * OPENGL_FLIP, gt * OPENGL_FLIP
     names = [m for m in proto.metrics if not m.startswith(("mesh", "f_"))]
     values = score(proto, gt, pred).metrics if len(gt) else dict.fromkeys(names)
-    rows = []
-    for name in names:
-        error = "mean" in name or "mpjpe" in name
-        rows.append({"metric": name, "label": proto.labels.get(name, name),
-                     "unit": proto.report_unit if error else "",
-                     "value": values.get(name)})  # fmt: skip
+    rows = [proto.metric_row(name, values.get(name)) for name in names]
     return {
         "name": proto.name,
         "title": proto.title,

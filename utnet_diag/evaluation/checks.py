@@ -17,7 +17,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome
-from utnet_diag.evaluation.protocols import Protocol, centroid_align, permutation_between
+from utnet_diag.evaluation.protocols import (
+    OPENGL_FLIP,
+    Protocol,
+    centroid_align,
+    permutation_between,
+)
 from utnet_diag.geometry.procrustes import similarity_align
 from utnet_diag.joints import KNOWN_ORDERS, MISREAD_ORDERS, ORDER_TEXT
 from utnet_diag.measures import UNIT_FACTORS, hand_span, unit_of
@@ -32,7 +37,6 @@ SPAN_VERTICES = 64  # vertices per sample used to measure a mesh's size
 UNIT_NAMES = {"m": "metres", "mm": "millimetres"}
 HAND_SIZE = "hand span 50-400 mm"
 FRAME_NAMES = {"opencv": "OpenCV", "opengl": "OpenGL"}
-OPENGL_FLIP = np.array([1.0, -1.0, -1.0])  # OpenCV <-> OpenGL camera frame
 
 
 @dataclass(frozen=True)

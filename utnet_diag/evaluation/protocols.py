@@ -22,11 +22,13 @@ NumPy and SciPy only; everything is vectorised over samples.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from utnet_diag.joints import KNOWN_ORDERS, NUM_JOINTS, invert
 
+OPENGL_FLIP = np.array([1.0, -1.0, -1.0])  # OpenCV <-> OpenGL camera frame (y, z negated)
 MANO_WRIST, MANO_MIDDLE_BASE = 0, 4  # HO3D's scale-translation alignment, MANO order
 FSCORE_THRESHOLDS_M = (0.005, 0.015)
 AUC_STEPS = 100
@@ -61,6 +63,13 @@ class Protocol:
     def to_mm(self) -> float:
         """Factor from the protocol's file unit to mm."""
         return 1000.0 if self.unit == "m" else 1.0
+
+    def metric_row(self, name: str, value: float | None, **more: float | None) -> dict[str, Any]:
+        """One metric as reports show it: name, label, unit ('' for AUC and F-scores), value,
+        and ``more`` (e.g. ``fixed=``, the value once the file's fixes are applied)."""
+        error = "mean" in name or "mpjpe" in name
+        return {"metric": name, "label": self.labels.get(name, name),
+                "unit": self.report_unit if error else "", "value": value, **more}  # fmt: skip
 
     @property
     def permutation_to_spec(self) -> tuple[int, ...]:

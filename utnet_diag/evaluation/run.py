@@ -144,14 +144,6 @@ def evaluate(
 
 
 def _metric_row(proto: Protocol, name: str, scores: Scores, fixed: Scores | None) -> dict:
-    """One metric: its name, label, unit ('' for AUC and F-scores), value, value once fixed."""
-    error = "mean" in name or "mpjpe" in name
-    row = {
-        "metric": name,
-        "label": proto.labels.get(name, name),
-        "unit": proto.report_unit if error else "",
-        "value": scores.metrics.get(name),
-    }
-    if fixed is not None:
-        row["fixed"] = fixed.metrics.get(name)
-    return row
+    """One metric row, with its value once the fixes are applied when there are fixes."""
+    extra = {} if fixed is None else {"fixed": fixed.metrics.get(name)}
+    return proto.metric_row(name, scores.metrics.get(name), **extra)
