@@ -16,6 +16,8 @@ class InputError(Exception):
     def __init__(self, message: str, *, path: str | None = None, hint: str | None = None):
         self.path = str(path) if path is not None else None
         self.hint = hint
+        # what is wrong and what to do, without the path: for reports that name the file apart
+        self.detail = f"{message} ({hint})" if hint else message
         text = message
         if self.path and self.path not in message:
             text = f"{self.path}: {message}"

@@ -127,9 +127,8 @@ class DexYCBReader(DatasetReader):
             side = str(meta.get("mano_sides", ["right"])[0])
             calib = str(meta["mano_calib"][0])
         except (InputError, KeyError, TypeError, ValueError, IndexError) as err:
-            text = str(err) if isinstance(err, InputError) else f"missing or bad key {err}"
+            text = err.detail if isinstance(err, InputError) else f"missing or bad key {err}"
             check = "meta_unsafe" if isinstance(err, UnsafeInputError) else "meta_missing"
-            text = text.removeprefix(f"{meta_path}: ")
             self.index_findings.append(
                 Finding(-1, rel, meta_path, check, "fail", f"sequence skipped: {text}")
             )

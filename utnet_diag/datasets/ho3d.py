@@ -461,5 +461,6 @@ def _shape_of(value: Any) -> str:
 
 
 def _short(err: BaseException, path: str) -> str:
-    text = " ".join(str(err).split()).replace(f"{path}: ", "")
+    raw = err.detail if isinstance(err, InputError) else str(err)
+    text = " ".join(raw.split()).replace(f"{path}: ", "")
     return text[:200] or type(err).__name__

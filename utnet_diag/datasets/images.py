@@ -39,12 +39,6 @@ def _open_fully(path: str):
     return image
 
 
-def _why(err: InputError) -> str:
-    """The reason of a file error without the path (the finding names the file)."""
-    text = str(err)
-    return text.split(": ", 1)[1] if err.path and text.startswith(err.path) else text
-
-
 def read_rgb(record: SampleRecord) -> None:
     """Decode ``record.paths['rgb']`` into ``record.rgb`` (H,W,3) uint8 and ``record.image_wh``."""
     path = record.paths["rgb"]
@@ -52,7 +46,7 @@ def read_rgb(record: SampleRecord) -> None:
         image = _open_fully(path)
     except (FileNotFoundError, InputError) as err:
         found = isinstance(err, InputError) and "not found" not in str(err)
-        record.problem("rgb_readable", "fail", _why(err) if found else "RGB image not found",
+        record.problem("rgb_readable", "fail", err.detail if found else "RGB image not found",
                        path=path)  # fmt: skip
         return
     except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError... for bad files
@@ -75,7 +69,7 @@ def read_depth_png(
         image = _open_fully(path)
     except (FileNotFoundError, InputError) as err:
         found = isinstance(err, InputError) and "not found" not in str(err)
-        record.problem("depth_readable", "fail", _why(err) if found else "depth image not found",
+        record.problem("depth_readable", "fail", err.detail if found else "depth image not found",
                        path=path)  # fmt: skip
         return
     except Exception as err:
