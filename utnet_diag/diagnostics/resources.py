@@ -3,7 +3,6 @@ into one-line input errors that say the size and suggest ``--max-samples``."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -11,6 +10,7 @@ import torch
 
 from utnet_diag.device import is_out_of_memory
 from utnet_diag.errors import ResourceError
+from utnet_diag.io.files import meminfo_available
 
 # Inputs may take at most this share of the free memory: activations need the rest.
 MAX_INPUT_SHARE = 0.5
@@ -21,19 +21,7 @@ def available_memory(device: torch.device) -> int | None:
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
-    try:  # os-level read: this runs before every forward
-        fd = os.open("/proc/meminfo", os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        data = os.read(fd, 1 << 16)
-    finally:
-        os.close(fd)
-    start = data.find(b"MemAvailable:")
-    if start < 0:
-        return None
-    fields = data[start + 13 : data.find(b"\n", start)].split()
-    return int(fields[0]) * 1024 if fields and fields[0].isdigit() else None
+    return meminfo_available()
 
 
 def tensor_bytes(tensors: Mapping[str, torch.Tensor]) -> int:

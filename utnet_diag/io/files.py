@@ -12,15 +12,22 @@ from pathlib import Path
 from utnet_diag.errors import InputError
 
 
-def _meminfo_available() -> int | None:
+def meminfo_available() -> int | None:
+    """MemAvailable of /proc/meminfo in bytes, or None where unknown (an os-level read: it runs
+    before every forward)."""
     try:
-        with open("/proc/meminfo", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
+        fd = os.open("/proc/meminfo", os.O_RDONLY)
+    except OSError:
         return None
-    return None
+    try:
+        data = os.read(fd, 1 << 16)
+    finally:
+        os.close(fd)
+    start = data.find(b"MemAvailable:")
+    if start < 0:
+        return None
+    fields = data[start + 13 : data.find(b"\n", start)].split()
+    return int(fields[0]) * 1024 if fields and fields[0].isdigit() else None
 
 
 def _cgroup_headroom() -> int | None:
@@ -54,7 +61,7 @@ def _address_space_headroom() -> int | None:
 def free_memory() -> int | None:
     """Bytes this process can still take: the least of the machine's available memory, its
     cgroup's headroom and its address-space limit; None where none is known."""
-    known = [m for m in (_meminfo_available(), _cgroup_headroom(), _address_space_headroom())
+    known = [m for m in (meminfo_available(), _cgroup_headroom(), _address_space_headroom())
              if m is not None]  # fmt: skip
     return max(min(known), 0) if known else None
 
