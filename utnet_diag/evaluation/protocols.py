@@ -274,8 +274,7 @@ def fscores(
 def reorder(joints: np.ndarray, source: str, target: str) -> np.ndarray:
     """(N, 21, 3) joints from the ``source`` order to the ``target`` order (names of
     :data:`utnet_diag.joints.KNOWN_ORDERS`)."""
-    spec = joints[:, list(KNOWN_ORDERS[source])]
-    return spec[:, list(invert(KNOWN_ORDERS[target]))]
+    return joints[:, permutation_between(KNOWN_ORDERS[source], target)]
 
 
 def permutation_between(source_to_spec: tuple[int, ...], target: str) -> list[int]:
