@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 
-from tests.evaluation.hands import hands, mesh, noisy, write_gt_folder, write_pred
 from utnet_diag.cli.app import main
+from utnet_diag.synthetic.benchmark_files import hands, mesh, noisy, write_gt_folder, write_pred
 
 
 def _files(tmp_path, factor: float = 1.0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.evaluation.hands import hands, mesh, noisy, write_gt_folder
+from utnet_diag.synthetic.benchmark_files import hands, mesh, noisy, write_gt_folder
 
 
 @pytest.fixture(scope="module")

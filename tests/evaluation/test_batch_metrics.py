@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from tests.evaluation.hands import hands
 from utnet_diag.evaluation.batch_metrics import protocol_metrics
+from utnet_diag.synthetic.benchmark_files import hands
 
 
 def _values(result) -> dict:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.evaluation.hands import write_lines, write_pred
 from utnet_diag.evaluation.run import evaluate
 from utnet_diag.joints import KEYPOINTFUSION_TO_SPEC, MANO_TO_SPEC, invert
 from utnet_diag.report.result import Status
+from utnet_diag.synthetic.benchmark_files import write_lines, write_pred
 
 
 def _statuses(report) -> dict[str, str]:
@@ -61,7 +61,7 @@ def test_mano_order_for_freihand_names_the_order_and_the_permutation(tmp_path, g
 
 
 def test_spec_order_for_ho3d_is_a_joint_order_fault(tmp_path, truth, clean):
-    from tests.evaluation.hands import write_gt_folder
+    from utnet_diag.synthetic.benchmark_files import write_gt_folder
 
     flip = np.array([1.0, -1.0, -1.0])
     gt = write_gt_folder(
@@ -179,7 +179,7 @@ def test_an_order_of_no_convention_is_found_by_matching_joints_to_the_ground_tru
 
 
 def test_one_sample_in_millimetres_still_fails_units(tmp_path, truth, clean):
-    from tests.evaluation.hands import write_gt_folder
+    from utnet_diag.synthetic.benchmark_files import write_gt_folder
 
     gt = write_gt_folder(tmp_path / "gt1", truth[0][:1], truth[1][:1])
     report = evaluate(
@@ -211,7 +211,7 @@ def test_no_mesh_is_named_as_such(tmp_path, gt_dir, clean):
 def test_a_root_relative_ground_truth_with_root_relative_predictions_is_fine(
     tmp_path, truth, clean
 ):
-    from tests.evaluation.hands import write_gt_folder
+    from utnet_diag.synthetic.benchmark_files import write_gt_folder
 
     gt = write_gt_folder(tmp_path / "rr", truth[0] - truth[0][:, :1], truth[1] - truth[0][:, :1])
     pred = write_pred(tmp_path / "p.json", clean[0] - clean[0][:, :1], clean[1] - clean[0][:, :1])

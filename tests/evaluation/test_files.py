@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from tests.evaluation.hands import write_lines, write_pred
 from utnet_diag.errors import InputError, ResourceError
 from utnet_diag.evaluation.run import evaluate
+from utnet_diag.synthetic.benchmark_files import write_lines, write_pred
 
 
 def _fails(pred, gt, protocol="freihand", match=None, **kw):

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from tests.evaluation.hands import hands, mesh
 from utnet_diag.evaluation.protocols import (
     PROTOCOLS,
     centroid_align,
@@ -17,6 +16,7 @@ from utnet_diag.evaluation.protocols import (
 )
 from utnet_diag.evaluation.scores import score
 from utnet_diag.joints import MANO_TO_SPEC, invert
+from utnet_diag.synthetic.benchmark_files import hands, mesh
 
 FREIHAND, HO3D, DEXYCB = PROTOCOLS["freihand"], PROTOCOLS["ho3d"], PROTOCOLS["dexycb"]
 
