@@ -44,16 +44,17 @@ def load_npz(
     UnsafeInputError for object arrays; ResourceError when the arrays it claims exceed
     ``max_bytes`` or half the free memory (checked before any array is read)."""
     p = regular_file(path, what)
-    with open(p, "rb") as handle:
-        if handle.read(6) == b"\x93NUMPY":
-            raise InputError(
-                f"expected an .npz archive of named arrays, found a single array (.npy) as {what}",
-                path=str(p),
-                hint="save with np.savez(path, name=array, ...)",
-            )
     try:
         archive = zipfile.ZipFile(p)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        with open(p, "rb") as handle:  # only a file that is no zip is looked at again
+            if handle.read(6) == b"\x93NUMPY":
+                raise InputError(
+                    f"expected an .npz archive of named arrays, found a single array (.npy) as"
+                    f" {what}",
+                    path=str(p),
+                    hint="save with np.savez(path, name=array, ...)",
+                ) from None
         raise InputError(
             f"{what} is not a readable .npz archive ({str(err)[:160]})", path=str(p)
         ) from None
