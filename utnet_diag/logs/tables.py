@@ -105,20 +105,17 @@ def _find(names: Iterable[str], wanted: tuple[str, ...]) -> str | None:
     return None
 
 
-def _rows_csv(path: Path) -> tuple[list[str], Iterable[tuple[int, dict[str, str]]]]:
-    handle = open(open_regular(path), encoding="utf-8", newline="")  # noqa: SIM115
+def _rows_csv(
+    handle: io.TextIOBase, path: Path
+) -> tuple[list[str], Iterable[tuple[int, dict[str, str]]]]:
+    """The header and the rows (line number, {column: cell}) of an open CSV file."""
     reader = csv.reader(_bounded_lines(handle, path))
     try:
         header = next(reader)
     except StopIteration:
         raise InputError("CSV log is empty", path=str(path)) from None
-
-    def rows() -> Iterable[tuple[int, dict[str, str]]]:
-        with handle:
-            for number, row in enumerate(reader, start=2):
-                yield number, dict(zip(header, row))
-
-    return header, rows()
+    rows = ((number, dict(zip(header, row))) for number, row in enumerate(reader, start=2))
+    return header, rows
 
 
 def _bounded_lines(handle: io.TextIOBase, path: Path) -> Iterable[str]:
@@ -148,33 +145,42 @@ def _rows_jsonl(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]
 
 
 def read_table_log(path: str | Path, columns: Mapping[str, str] | None = None) -> TrainingLog:
-    """A CSV (``.csv``/``.tsv``-free header row) or JSON-lines log as a :class:`TrainingLog`."""
+    """A CSV (with a header row), JSON-lines or TensorBoard log as a :class:`TrainingLog`."""
     p = Path(path)
     if is_event_log(p):
         if not p.exists():
             raise InputError("log not found", path=str(p), hint="check the path")
         names, rows = _rows_events(p)
-        found = match_columns(names, columns or {})
-        if not found:
-            raise InputError(f"no scalar tag is a loss term; tags: {', '.join(names[1:21])}",
-                             path=str(p), hint="map them with --columns loss_2d=TAG,total=TAG")  # fmt: skip
+        found = _matched(names, columns, p, "scalar tag", names[1:])  # names[0]: our "step"
         return _collect(p, rows, found, _find(names, EPOCH_NAMES), "step")
     p = require_file(path, "log file")
-    text_json = p.suffix.lower() in (".jsonl", ".ndjson", ".json")
     try:
-        names, rows = _rows_jsonl(p) if text_json else _rows_csv(p)
-        found = match_columns(names, columns or {})
-        if not found:
-            raise InputError(
-                f"no column is a loss term; columns: {', '.join(list(names)[:20])}",
-                path=str(p),
-                hint="map them with --columns loss_2d=COL,total=COL",
-            )
-        return _collect(p, rows, found, _find(names, EPOCH_NAMES), _find(names, STEP_NAMES))
+        if p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+            names, rows = _rows_jsonl(p)
+            found = _matched(names, columns, p, "column")
+            return _collect(p, rows, found, _find(names, EPOCH_NAMES), _find(names, STEP_NAMES))
+        with open(open_regular(p), encoding="utf-8", newline="") as handle:
+            names, rows = _rows_csv(handle, p)
+            found = _matched(names, columns, p, "column")
+            return _collect(p, rows, found, _find(names, EPOCH_NAMES), _find(names, STEP_NAMES))
     except UnicodeDecodeError:
         raise InputError("log is not UTF-8 text", path=str(p)) from None
     except csv.Error as err:
         raise InputError(f"not a readable CSV log ({err})", path=str(p)) from None
+
+
+def _matched(
+    names: list[str], columns: Mapping[str, str] | None, path: Path, what: str, shown=None
+) -> dict[str, str]:
+    """The term -> column mapping of a table; InputError when no ``what`` (column, scalar tag)
+    is a loss term, listing the first 20 of ``shown`` (default: all names)."""
+    found = match_columns(names, columns or {})
+    if not found:
+        listed = ", ".join(list(names if shown is None else shown)[:20])
+        short = {"column": "COL", "scalar tag": "TAG"}[what]
+        raise InputError(f"no {what} is a loss term; {what.split()[-1]}s: {listed}",
+                         path=str(path), hint=f"map them with --columns loss_2d={short},total={short}")  # fmt: skip
+    return found
 
 
 def _number(text: Any) -> tuple[float, int] | None:
