@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from utnet_diag.joints import KNOWN_ORDERS, NUM_JOINTS, invert
+from utnet_diag.joints import KNOWN_ORDERS, invert
 
 OPENGL_FLIP = np.array([1.0, -1.0, -1.0])  # OpenCV <-> OpenGL camera frame (y, z negated)
 MANO_WRIST, MANO_MIDDLE_BASE = 0, 4  # HO3D's scale-translation alignment, MANO order
@@ -70,11 +70,6 @@ class Protocol:
         error = "mean" in name or "mpjpe" in name
         return {"metric": name, "label": self.labels.get(name, name),
                 "unit": self.report_unit if error else "", "value": value, **more}  # fmt: skip
-
-    @property
-    def permutation_to_spec(self) -> tuple[int, ...]:
-        """``joints_spec = joints_protocol[:, P]``."""
-        return KNOWN_ORDERS[self.order]
 
 
 _FREIHAND_METRICS = (
@@ -142,11 +137,6 @@ PROTOCOLS: dict[str, Protocol] = {
         _LABELS,
     ),
 }  # fmt: skip
-
-
-def protocol(name: str) -> Protocol:
-    """The protocol called ``name`` (KeyError when unknown)."""
-    return PROTOCOLS[name]
 
 
 @dataclass(frozen=True)
@@ -284,7 +274,6 @@ def permutation_between(source_to_spec: tuple[int, ...], target: str) -> list[in
 
 
 __all__ = [
-    "NUM_JOINTS",
     "PROTOCOLS",
     "Protocol",
     "centroid_align",
