@@ -16,6 +16,7 @@ from utnet_diag.errors import InputError, UnsafeInputError, did_you_mean, neares
 from utnet_diag.io.files import require_file
 from utnet_diag.spec import (  # noqa: F401 - PRESETS, RECOMMENDED_RANGES re-exported
     DEFAULT_PRESET,
+    LOG_LINES,
     PRESETS,
     RECOMMENDED_RANGES,
     TERM,
@@ -237,6 +238,12 @@ def load_config(path: str | Path | None = None, preset: str | None = None) -> Di
     ):
         raise InputError("'diag.log_columns' must map loss terms to your log's column names",
                          path=src)  # fmt: skip
+    for term in log_columns:
+        if term not in LOG_LINES:
+            raise InputError(
+                f"'diag.log_columns': unknown term {term!r}" + did_you_mean(term, LOG_LINES),
+                path=src, hint=f"terms: {', '.join(LOG_LINES)}",
+            )  # fmt: skip
     model = data.get("model") or {}
     training = data.get("training") or data.get("train") or {}
     if not isinstance(model, dict) or not isinstance(training, dict):

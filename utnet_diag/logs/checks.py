@@ -20,7 +20,7 @@ from utnet_diag.checks.engine import CheckContext, CheckRegistry, Outcome, run_c
 from utnet_diag.config import PRESETS, DiagConfig, LossWeights, term_range
 from utnet_diag.logs.parse import TERM_LABELS, TERMS, TrainingLog, downsample, parse_log
 from utnet_diag.logs.plot import check_plot_path, plot_log
-from utnet_diag.logs.tables import is_table_log, parse_columns, read_table_log
+from utnet_diag.logs.tables import is_table_log, read_table_log
 from utnet_diag.report.numbers import fmt_number
 from utnet_diag.report.result import Report
 from utnet_diag.spec import HINT_2D, HINT_3D, HINT_AUX, HINT_NONFINITE, HINT_PRIOR
@@ -780,8 +780,6 @@ def diagnose_log(
         check_plot_path(plot_path)
     if is_table_log(path):
         given = {**(config.log_columns if config is not None else {}), **(columns or {})}
-        for term in given:
-            parse_columns(f"{term}=x")  # an unknown term is an input error naming it
         log = read_table_log(path, given)
     else:
         log = parse_log(path)
