@@ -98,14 +98,18 @@ def _batch(n: int = 4, seed: int = 0, scale: float = 1.0) -> dict:
     }
 
 
+def _npy_header(shape: tuple, dtype: str) -> bytes:
+    """A version 1.0 .npy header claiming ``shape`` of ``dtype`` (padded to 64 bytes)."""
+    text = repr({"descr": dtype, "fortran_order": False, "shape": shape}).encode("latin1")
+    text += b" " * (64 - (len(text) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text
+
+
 def _npz_member_claiming(path, name: str, shape: tuple, dtype: str = "<f8") -> None:
     """An .npz whose member's header claims ``shape`` but holds a few bytes."""
     import zipfile
 
-    header = {"descr": dtype, "fortran_order": False, "shape": shape}
-    text = repr(header).encode("latin1")
-    text += b" " * (64 - (len(text) + 11) % 64) + b"\n"
-    member = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + b"\x00" * 64
+    member = _npy_header(shape, dtype) + b"\x00" * 64
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr(f"{name}.npy", member)
 
@@ -115,13 +119,10 @@ def _npz_bomb(path, gib: float) -> None:
     import zipfile
 
     count = int(gib * 2**30)
-    header = {"descr": "|u1", "fortran_order": False, "shape": (count,)}
-    text = repr(header).encode("latin1")
-    text += b" " * (64 - (len(text) + 11) % 64) + b"\n"
     zeros = bytes(16 << 20)
     archive = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
     with archive, archive.open("rgb.npy", "w", force_zip64=True) as member:
-        member.write(b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text)
+        member.write(_npy_header((count,), "|u1"))
         left = count
         while left:
             member.write(zeros[: min(left, len(zeros))])
