@@ -62,6 +62,9 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
         ["eval", str(pred), "--gt", str(tmp_path / "missing"), "--protocol", "ho3d"],
         ["eval", str(pred), "--gt", str(gt), "--protocol", "dexycb"],
         ["eval", str(pred), "--gt", str(gt), "--protocol", "freihand", "--per-sample", str(gt)],
+        ["eval", str(pred), "--gt", str(gt), "--protocol", "freihand", "--max-file-mb", "0"],
+        ["loss-breakdown", "--metric-protocol", "freihnd"],
+        ["gate", "--metric-protocol", "coco"],
     ]
     for argv in cases:
         assert main(argv) == 2, argv
