@@ -46,9 +46,11 @@ class CatalogEntry:
 def registries() -> list[CheckRegistry]:
     """Every registry, in the order a user meets them (imports torch)."""
     # deferred: loads torch, which this module's importers do not need
+    from utnet_diag.checks.amp import AMP_CHECKS
     from utnet_diag.checks.batch import BATCH_CHECKS
     from utnet_diag.checks.conventions import CONVENTION_CHECKS, PREDICTION_CONVENTION_CHECKS
     from utnet_diag.checks.loss import LOSS_CHECKS, PREDICTION_CHECKS
+    from utnet_diag.checks.step import STEP_CHECKS
     from utnet_diag.datasets.batch import DATASET_FILES_CHECKS
     from utnet_diag.datasets.checks import DATASET_CHECKS
     from utnet_diag.datasets.user_loader import LOADER_CHECKS
@@ -61,7 +63,7 @@ def registries() -> list[CheckRegistry]:
 
     return [BATCH_CHECKS, CONVENTION_CHECKS, LOADER_CHECKS, DATASET_FILES_CHECKS, MODEL_CHECKS,
             LOSS_CHECKS, PREDICTION_CHECKS, PREDICTION_CONVENTION_CHECKS, GRAD_CHECKS,
-            OVERFIT_CHECKS, COMPARE_CHECKS, LOG_CHECKS, EVAL_CHECKS, DATASET_CHECKS, MANO_CHECKS]  # fmt: skip
+            STEP_CHECKS, AMP_CHECKS, OVERFIT_CHECKS, COMPARE_CHECKS, LOG_CHECKS, EVAL_CHECKS, DATASET_CHECKS, MANO_CHECKS]  # fmt: skip
 
 
 def catalog() -> list[CatalogEntry]:

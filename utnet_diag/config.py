@@ -3,7 +3,8 @@
 A UTNet ``config/config.yaml`` is read with ``yaml.safe_load``. Its ``loss:`` section gives the
 weights; an optional ``diag:`` section holds utnet-diag's own options (``key_map``, ``preset``).
 Other top-level sections (data paths, model, training) are the user's and pass through untouched,
-except ``model`` and ``training`` which model building and ``overfit`` read.
+except ``model`` and ``training`` which model building and ``overfit`` read, and ``optimizer``
+(:mod:`utnet_diag.optimizer_config`) that the step checks of ``grad-flow`` and ``gate`` read.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from utnet_diag.errors import InputError, UnsafeInputError, did_you_mean, nearest
 from utnet_diag.io.files import require_file
+from utnet_diag.optimizer_config import OptimizerSettings, parse_optimizer
 from utnet_diag.spec import (  # noqa: F401 - PRESETS, RECOMMENDED_RANGES re-exported
     DEFAULT_PRESET,
     LOG_LINES,
@@ -126,6 +128,7 @@ class DiagConfig:
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     ranges: dict[str, dict[str, float]] = field(default_factory=dict)  # diag: ranges: overrides
     log_columns: dict[str, str] = field(default_factory=dict)  # diag: log_columns: term -> column
+    optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)  # optimizer:
 
     def range_of(self, term: str) -> tuple[float, float | None, str]:
         """(healthy below, alarm at or None, where from) of a term: the config's ``diag: ranges:``
@@ -259,6 +262,7 @@ def load_config(path: str | Path | None = None, preset: str | None = None) -> Di
         raw=data,
         ranges=ranges,
         log_columns=dict(log_columns),
+        optimizer=parse_optimizer(data.get("optimizer"), src),
     )
 
 

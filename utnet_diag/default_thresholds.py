@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
+from utnet_diag.checks import amp, grad, step
 from utnet_diag.checks import conventions as conv
-from utnet_diag.checks import grad
 from utnet_diag.checks import loss as loss_checks
 from utnet_diag.checks.batch import THRESHOLDS as TH
 from utnet_diag.datasets import checks as ds
@@ -102,6 +102,14 @@ def _model_checks() -> dict[str, str]:
         "grad_vanishing": f"grad/param >= {grad.VANISH_RELATIVE:g} x the median",
         "grad_exploding": f"gradient norm < {grad.EXPLODE_WARN:g} (fail at {grad.EXPLODE_FAIL:g})",
         "grad_reach": "every active term reaches the trunk",
+        "step_clip": f"clipping shrinks the optimiser's update by at most"
+        f" {1 / step.CLIP_SHRINK_WARN:g}x",
+        "step_update": f"update/weight norm {step.UPDATE_LOW:g} to {step.UPDATE_HIGH:g} per group"
+        f" (fail above {step.UPDATE_FAIL:g})",
+        "amp_overflow": "0 terms or outputs non-finite under autocast that are finite in float32",
+        "amp_precision": f"each term within {amp.TERM_DRIFT:.0%} of float32; float16: each term"
+        f" below {amp.FP16_MAX:g}",
+        "amp_scaler": "float16: the GradScaler's scale stays >= 1; bfloat16: finite gradients",
         "grad_balance": f"no supervision term below 1/{grad.DROWN_RATIO:g} of the strongest;"
         f" cosine > {grad.CONFLICT_COSINE:g}",
     }

@@ -167,20 +167,6 @@ def test_exploding_limits(norm: float, status: Status):
     assert result.threshold == (1e9 if status is Status.FAIL else 1e6)
 
 
-def test_update_size_uses_the_configs_learning_rate():
-    groups = [group("backbone", 1.0, param_norm=10.0), group("head", 30.0, param_norm=10.0)]
-    config = SimpleNamespace(training={"lr": 0.03})  # 0.03 * 3 = 9% < 10%
-    result = run("grad_exploding", stats(groups), config)
-    assert result.status is Status.PASS and "no learning rate" not in result.message
-    config = SimpleNamespace(training={"learning_rate": 0.04})  # 0.04 * 3 = 12%
-    result = run("grad_exploding", stats(groups), config)
-    assert result.status is Status.WARN and "head by 12%" in result.message
-    assert "backbone" not in result.message.split("moves")[1]
-    for bad in ({"lr": True}, {"lr": -1.0}, {"lr": "1e-3"}, {}):
-        result = run("grad_exploding", stats(groups), SimpleNamespace(training=bad))
-        assert result.status is Status.PASS and "no learning rate" in result.message, bad
-
-
 def test_exploding_skips_without_trainable_groups():
     assert run("grad_exploding", stats([])).status is Status.SKIP
 

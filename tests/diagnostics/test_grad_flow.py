@@ -175,13 +175,6 @@ def test_huge_weights_explode(toy_batch) -> None:
     assert check.status is Status.FAIL and check.value > 1e9
 
 
-def test_learning_rate_from_config_checks_update_size(toy_batch) -> None:
-    cfg = replace(load_config(), training={"lr": 1.0})
-    report = grad_flow(utnet_toy.ToyUTNet(), toy_batch, config=cfg)
-    check = report.check("grad_exploding")
-    assert check.status is Status.WARN and "with lr 1" in check.message
-
-
 def test_depth_two_groups(toy_batch) -> None:
     report = grad_flow(utnet_toy.ToyUTNet(), toy_batch, depth=2)
     names = [g["name"] for g in report.sections["grad_modules"]["groups"]]

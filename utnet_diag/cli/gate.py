@@ -6,7 +6,15 @@ import typer
 
 from utnet_diag.cli.app import emit
 from utnet_diag.cli.model_opts import DepthOpt, ExactOpt, SeedOpt, warn_loaded, with_model_options
-from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt, MetricProtocolOpt
+from utnet_diag.cli.options import (
+    AmpOpt,
+    ClipGradNormOpt,
+    FailOn,
+    FailOnOpt,
+    JsonOpt,
+    JunitOpt,
+    MetricProtocolOpt,
+)
 from utnet_diag.run_options import RunOptions
 
 
@@ -17,6 +25,8 @@ def gate_command(
     depth: DepthOpt = 1,
     seed: SeedOpt = 0,
     metric_protocol: MetricProtocolOpt = None,
+    amp: AmpOpt = None,
+    clip_grad_norm: ClipGradNormOpt = None,
     json_out: JsonOpt = False,
     junit: JunitOpt = None,
     fail_on: FailOnOpt = FailOn.fail,
@@ -35,6 +45,8 @@ def gate_command(
         seed=seed,
         options=run_options,
         metric_protocol=metric_protocol.value if metric_protocol else None,
+        amp=amp.value if amp else None,
+        clip_grad_norm=clip_grad_norm,
     )
     warn_loaded(report)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

@@ -13,7 +13,14 @@ from utnet_diag.cli.model_opts import (
     warn_loaded,
     with_model_options,
 )
-from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
+from utnet_diag.cli.options import (
+    AmpOpt,
+    ClipGradNormOpt,
+    FailOn,
+    FailOnOpt,
+    JsonOpt,
+    JunitOpt,
+)
 from utnet_diag.cli.render_advice import TargetSharesOpt
 from utnet_diag.errors import InputError
 from utnet_diag.run_options import RunOptions
@@ -27,6 +34,8 @@ def grad_flow_command(
     plot: PlotOpt = None,
     seed: SeedOpt = 0,
     target_shares: TargetSharesOpt = None,
+    amp: AmpOpt = None,
+    clip_grad_norm: ClipGradNormOpt = None,
     json_out: JsonOpt = False,
     junit: JunitOpt = None,
     fail_on: FailOnOpt = FailOn.fail,
@@ -42,7 +51,13 @@ def grad_flow_command(
     if plot is not None and not plot.parent.is_dir():
         raise InputError("output directory does not exist", path=str(plot.parent))
     report = grad_flow(
-        exact=exact, depth=depth, seed=seed, target_shares=shares, options=run_options
+        exact=exact,
+        depth=depth,
+        seed=seed,
+        target_shares=shares,
+        options=run_options,
+        amp=amp.value if amp else None,
+        clip_grad_norm=clip_grad_norm,
     )
     warn_loaded(report)
     if plot is not None:

@@ -6,7 +6,14 @@ import typer
 
 from utnet_diag.cli.app import emit
 from utnet_diag.cli.model_opts import SeedOpt, warn_loaded, with_model_options
-from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt, MetricProtocolOpt
+from utnet_diag.cli.options import (
+    AmpOpt,
+    FailOn,
+    FailOnOpt,
+    JsonOpt,
+    JunitOpt,
+    MetricProtocolOpt,
+)
 from utnet_diag.cli.render_advice import TargetSharesOpt
 from utnet_diag.run_options import RunOptions
 
@@ -17,6 +24,7 @@ def loss_breakdown_command(
     seed: SeedOpt = 0,
     target_shares: TargetSharesOpt = None,
     metric_protocol: MetricProtocolOpt = None,
+    amp: AmpOpt = None,
     json_out: JsonOpt = False,
     junit: JunitOpt = None,
     fail_on: FailOnOpt = FailOn.fail,
@@ -34,6 +42,7 @@ def loss_breakdown_command(
         target_shares=shares,
         options=run_options,
         metric_protocol=metric_protocol.value if metric_protocol else None,
+        amp=amp.value if amp else None,
     )
     warn_loaded(report)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

@@ -167,3 +167,29 @@ MetricProtocolOpt = Annotated[
         help="Also report this benchmark's official joint metrics (its units, order, alignment).",
     ),
 ]
+
+
+class AmpMode(str, Enum):
+    """The autocast dtypes ``--amp`` runs a training step in."""
+
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+AmpOpt = Annotated[
+    Optional[AmpMode],
+    typer.Option(
+        "--amp",
+        help="Also run the step under torch.autocast in this dtype (fp16 with a GradScaler):"
+        " overflow, precision, skipped steps.",
+    ),
+]
+ClipGradNormOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--clip-grad-norm",
+        min=0.0,
+        help="Max global gradient norm the step checks clip to (0: none); default the config's"
+        " optimizer.clip_grad_norm, else UTNet's 1.0.",
+    ),
+]

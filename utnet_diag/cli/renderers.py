@@ -24,6 +24,8 @@ SECTION_RENDERERS: dict[str, tuple[str, str]] = {
     "nan_origin": ("utnet_diag.cli.render_run", "render_nan_origin"),
     "run": ("utnet_diag.cli.render_run", "render_run"),
     "scan": ("utnet_diag.cli.render_scan", "render_scan"),
+    "step": ("utnet_diag.cli.render_training", "render_step"),
+    "amp": ("utnet_diag.cli.render_training", "render_amp"),
 }
 
 

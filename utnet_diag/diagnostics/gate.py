@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from utnet_diag.diagnostics.amp import amp_checks, check_mode
 from utnet_diag.diagnostics.check_batch import batch_check_results, batch_section
 from utnet_diag.diagnostics.grad_flow import grad_from_forward
 from utnet_diag.diagnostics.loss_breakdown import breakdown_from_forward
@@ -41,6 +42,8 @@ def gate(
     depth: int = 1,
     seed: int = DEFAULT_SEED,
     metric_protocol: str | None = None,
+    clip_grad_norm: float | None = None,
+    amp: str | None = None,
     **fields: Any,
 ) -> Report:
     """Every check utnet-diag has for a model and a batch, from one load and one forward.
@@ -50,12 +53,15 @@ def gate(
     ``options``: which model, batch and config (:class:`utnet_diag.run_options.RunOptions`);
     ``fields`` (``repo=``, ``mano=``, ``device=``, ...) replace some of them.
     ``metric_protocol`` ('freihand', 'ho3d', 'dexycb') adds that benchmark's official joint
-    metrics to the metrics section.
+    metrics to the metrics section. ``clip_grad_norm`` (0: none) replaces the config's
+    ``optimizer.clip_grad_norm`` in the step checks. ``amp`` ('fp16', 'bf16') adds the step
+    under autocast (:mod:`utnet_diag.diagnostics.amp`).
     Returns Report ``gate``; ``report.exit_code(fail_on)`` is the CLI's exit code.
     """
 
     if depth < 1:
         raise InputError(f"--depth must be >= 1, got {depth}")
+    check_mode(amp)
     opts = RunOptions.of(
         options, **given(checkpoint=checkpoint, batch=batch, config=config), **fields
     )
@@ -73,12 +79,15 @@ def gate(
         loss_checks, loss_sections = breakdown_from_forward(fwd, metric_protocol=metric_protocol)
         origin = loss_sections.get("nan_origin")
         grad_checks, grad_sections, _ = grad_from_forward(
-            fwd, exact=exact, depth=depth, nan_origin=_origin_object(origin)
-        )
+            fwd, exact=exact, depth=depth, nan_origin=_origin_object(origin),
+            clip_grad_norm=clip_grad_norm,
+        )  # fmt: skip
+    amp_results, amp_section = amp_checks(inputs, fwd, amp, seed)
     sections: dict[str, Any] = {"run": run_section(inputs, fwd), "batch": batch_section(host)}
     sections.update(loss_sections)
     sections.update(grad_sections)
-    return Report(COMMAND, checks + loss_checks + grad_checks, sections)
+    sections.update(amp_section)
+    return Report(COMMAND, checks + loss_checks + grad_checks + amp_results, sections)
 
 
 def _origin_object(origin: dict[str, Any] | None) -> Any:

@@ -19,7 +19,9 @@ import torch
 
 from utnet_diag.checks.engine import CheckContext, run_checks
 from utnet_diag.checks.grad import GRAD_CHECKS
+from utnet_diag.checks.step import STEP_CHECKS
 from utnet_diag.diagnostics.advisor import advice_for_forward
+from utnet_diag.diagnostics.amp import amp_checks, check_mode
 from utnet_diag.diagnostics.grad import GradStats, compute_grad_stats
 from utnet_diag.diagnostics.grad.summary import cyclic_gc_paused
 from utnet_diag.diagnostics.nan_origin import locate_backward, locate_forward
@@ -34,21 +36,28 @@ from utnet_diag.diagnostics.runner import (
     running,
     training_step,
 )
+from utnet_diag.diagnostics.step import step_section
 from utnet_diag.errors import InputError
 from utnet_diag.io.files import write_bytes_atomic
-from utnet_diag.report.result import CheckResult, Report
+from utnet_diag.report.result import CheckResult, Report, Status
 from utnet_diag.run_options import RunOptions, given
 
 
 def grad_from_forward(
-    fwd: ForwardResult, *, exact: bool = False, depth: int = 1, nan_origin: Any = None
+    fwd: ForwardResult,
+    *,
+    exact: bool = False,
+    depth: int = 1,
+    nan_origin: Any = None,
+    clip_grad_norm: float | None = None,
 ) -> tuple[list[CheckResult], dict[str, Any], GradStats]:
     """grad-flow's checks and sections for a forward pass that kept its graph (used by gate).
 
     ``nan_origin``: a forward origin already found (gate passes loss-breakdown's), else searched
-    for only when a gradient is non-finite."""
+    for only when a gradient is non-finite. The step checks use the config's optimiser, with
+    ``clip_grad_norm`` (0: none) replacing its clipping when given."""
     with out_of_memory_as_input_error(fwd.batch.size, fwd.inputs.device):
-        stats = compute_grad_stats(fwd, exact=exact, depth=depth)
+        stats = compute_grad_stats(fwd, exact=exact, depth=depth, keep_grads=True)
     origin = nan_origin
     bad = any(g["nonfinite"] for g in stats.groups) or not math.isfinite(stats.total_grad_norm)
     if bad and origin is None:
@@ -59,7 +68,14 @@ def grad_from_forward(
     ctx = CheckContext(batch=fwd.batch, config=fwd.config, model=fwd.inputs.model,
                        extras={"grad": stats, "nan_origin": origin})  # fmt: skip
     checks = run_checks(GRAD_CHECKS.specs, ctx)
-    sections = stats.to_sections()
+    sections: dict[str, Any] = dict(stats.to_sections())
+    if ctx.results["grad_finite"].status is Status.PASS:
+        settings = fwd.config.optimizer
+        if clip_grad_norm is not None:
+            settings = settings.with_clip(clip_grad_norm, "--clip-grad-norm")
+        ctx.extras["step"] = sections["step"] = step_section(stats, settings)
+    stats.release()
+    checks += run_checks(STEP_CHECKS.specs, ctx, prior=checks)
     if origin is not None:
         sections["nan_origin"] = origin.to_dict()
     return checks, sections, stats
@@ -74,6 +90,8 @@ def grad_flow(
     depth: int = 1,
     seed: int = DEFAULT_SEED,
     target_shares: dict[str, float] | None = None,
+    clip_grad_norm: float | None = None,
+    amp: str | None = None,
     **fields: Any,
 ) -> Report:
     """One training step's gradients, per module group and per loss term; weights unchanged.
@@ -87,17 +105,26 @@ def grad_flow(
         depth: module-path depth of the groups (1: top-level children).
         target_shares: gradient shares the ``weight_advice`` section advises weights for
             (:mod:`utnet_diag.diagnostics.advisor`; default equal 2D and 3D joint).
+        clip_grad_norm: the max global gradient norm the step checks clip to (0: none),
+            replacing the config's ``optimizer.clip_grad_norm`` (default UTNet's 1.0).
+        amp: 'fp16' or 'bf16': the step again under autocast (:mod:`utnet_diag.diagnostics.amp`).
     Returns:
-        Report ``grad-flow`` with sections ``run``, ``grad_modules``, ``grad_terms``,
-        ``weight_advice``.
+        Report ``grad-flow`` with sections ``run``, ``grad_modules``, ``grad_terms``, ``step``,
+        ``weight_advice`` (and ``amp``).
     """
     if depth < 1:
         raise InputError(f"--depth must be >= 1, got {depth}")
+    check_mode(amp)
     inputs = load_inputs(RunOptions.of(options, **given(batch=batch), **fields), model=model)
     with training_step(inputs.model, seed), running(inputs.loaded), cyclic_gc_paused():
         fwd = forward_pass(inputs, grad=True, seed=seed)
-        checks, sections, stats = grad_from_forward(fwd, exact=exact, depth=depth)
+        checks, sections, stats = grad_from_forward(
+            fwd, exact=exact, depth=depth, clip_grad_norm=clip_grad_norm
+        )
         sections["weight_advice"] = advice_for_forward(fwd, target_shares, stats)
+    amp_results, amp_section = amp_checks(inputs, fwd, amp, seed)
+    checks += amp_results
+    sections.update(amp_section)
     model_checks = list(getattr(inputs.loaded, "checks", []) or [])
     return Report("grad-flow", model_checks + checks, {"run": run_section(inputs, fwd), **sections})
 

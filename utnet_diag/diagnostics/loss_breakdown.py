@@ -17,6 +17,7 @@ from utnet_diag.checks.conventions import PREDICTION_CONVENTION_CHECKS
 from utnet_diag.checks.engine import CheckContext, run_checks
 from utnet_diag.checks.loss import LOSS_CHECKS, PREDICTION_CHECKS
 from utnet_diag.diagnostics.advisor import advice_for_forward
+from utnet_diag.diagnostics.amp import amp_checks, check_mode
 from utnet_diag.diagnostics.loss_table import LossSummary, summarize_terms
 from utnet_diag.diagnostics.metrics import pose_metrics
 from utnet_diag.diagnostics.nan_origin import locate_forward
@@ -109,6 +110,7 @@ def loss_breakdown(
     seed: int = DEFAULT_SEED,
     target_shares: dict[str, float] | None = None,
     metric_protocol: str | None = None,
+    amp: str | None = None,
     **fields: Any,
 ) -> Report:
     """Run the model once on ``batch`` and report every loss term against the spec.
@@ -124,15 +126,21 @@ def loss_breakdown(
             (one gradient pass, weights unchanged; default equal 2D and 3D joint).
         metric_protocol: 'freihand', 'ho3d' or 'dexycb': that benchmark's official joint
             metrics beside MPJPE and PA-MPJPE.
+        amp: 'fp16' or 'bf16': the forward, losses and backward again under autocast
+            (:mod:`utnet_diag.diagnostics.amp`), with the ``amp`` checks and section.
     Returns:
         Report ``loss-breakdown`` with sections ``run``, ``loss_table``, ``metrics``,
-        ``weight_advice``.
+        ``weight_advice`` (and ``amp``).
     """
+    check_mode(amp)
     inputs = load_inputs(RunOptions.of(options, **given(batch=batch), **fields), model=model)
     with training_step(inputs.model, seed), running(inputs.loaded):
         fwd = forward_pass(inputs, grad=True, seed=seed)  # grad for the weight advice
         checks, sections = breakdown_from_forward(fwd, metric_protocol=metric_protocol)
         sections["weight_advice"] = advice_for_forward(fwd, target_shares)
+    amp_results, amp_section = amp_checks(inputs, fwd, amp, seed)
+    checks += amp_results
+    sections.update(amp_section)
     model_checks = list(getattr(inputs.loaded, "checks", []) or [])
     return Report(
         "loss-breakdown", model_checks + checks, {"run": run_section(inputs, fwd), **sections}

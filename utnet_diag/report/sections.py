@@ -130,6 +130,46 @@ class GradTermsSection(Section):
 
 
 @dataclass(frozen=True)
+class StepSection(Section):
+    """One optimiser step on copies: the ``optimizer`` settings and their sources, the global
+    gradient norm before clipping, ``clip_grad_norm`` (None: no clipping), ``clip_factor``,
+    ``step_shrink`` (the clipped update's norm over the unclipped one's), each term's
+    ``term_shares`` of the total gradient's direction (measured at ``share_basis``), per module
+    group ``groups``: ``lr``, ``update_norm``, ``param_norm``, ``ratio``; ``unknown_groups``: the
+    config's group learning rates that match no group; ``notes``: what else the step shows."""
+
+    optimizer: dict[str, Any]
+    total_grad_norm: float
+    clip_grad_norm: float | None
+    clip_factor: float
+    step_shrink: float | None
+    term_shares: dict[str, float]
+    share_basis: str
+    groups: list[dict[str, Any]]
+    unknown_groups: list[str] | None = None
+    notes: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class AmpSection(Section):
+    """The forward and losses under ``torch.autocast`` (``dtype`` float16 or bfloat16) against
+    float32: per term ``terms`` (float32 value, autocast value and dtype, relative difference),
+    per model output ``outputs`` (dtype, largest absolute difference), ``origin`` (the first
+    module whose output is non-finite under autocast), and for float16 ``scaler``: a
+    ``torch.amp.GradScaler`` stepped on copies of the parameters from ``init_scale``, each
+    ``attempts`` (scale, skipped), ``skipped`` steps and the ``scale`` of the first step taken
+    (None: none within ``max_attempts``)."""
+
+    dtype: str
+    device: str
+    terms: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    origin: dict[str, Any] | None = None
+    scaler: dict[str, Any] | None = None
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
 class CompareRunSection(Section):
     """What ``compare`` ran: checkpoints ``a`` and ``b`` (and the model sources they gave), the
     batch both saw, its size, the device, the weight preset, the seed, the loaders' warnings."""

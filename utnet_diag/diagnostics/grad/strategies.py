@@ -35,6 +35,7 @@ class Backward:
     grads: list[torch.Tensor | None]
     boundary_grads: dict[str, torch.Tensor] = field(default_factory=dict)
     term_group_norms: dict[str, list[float]] = field(default_factory=dict)
+    term_dots: dict[str, float] = field(default_factory=dict)  # exact: <term grad, total grad>
     normed: bool = False
     chained: bool = False
 
@@ -131,7 +132,7 @@ def exact_backward_with_boundary(plan: GradPlan) -> Backward:
         chained = grad(features, chain_params, g_b) if k in via else [None] * len(plan.chain)
         for i, g in zip(plan.chain, chained):
             per_term[i].append(g)
-    _sum_per_term(per_term, out)
+    _sum_per_term(per_term, out, plan.names_active)
     out.term_group_norms = per_term_group_norms(
         per_term, plan.names_active, plan.param_gid, len(plan.group_names)
     )
@@ -147,7 +148,7 @@ def exact_backward(plan: GradPlan) -> Backward:
     for k in plan.names_active:
         for i, g in zip(plan.reached, grad(plan.active[k] * plan.terms[k], reached)):
             per_term[i].append(g)
-    _sum_per_term(per_term, out)
+    _sum_per_term(per_term, out, plan.names_active)
     out.term_group_norms = per_term_group_norms(
         per_term, plan.names_active, plan.param_gid, len(plan.group_names)
     )
@@ -164,10 +165,20 @@ def total_backward(plan: GradPlan) -> Backward:
     return out
 
 
-def _sum_per_term(per_term: dict[int, list[torch.Tensor | None]], out: Backward) -> None:
+def _sum_per_term(
+    per_term: dict[int, list[torch.Tensor | None]], out: Backward, names: list[str]
+) -> None:
+    """The total gradient of each parameter (the sum of its per-term ones), and each term's dot
+    product with the total over all parameters (float64), ``out.term_dots``."""
+    dots = [torch.zeros((), dtype=torch.float64) for _ in names]
     for i, per in per_term.items():
         present = [g for g in per if g is not None]
-        out.grads[i] = torch.stack(present).sum(0) if present else None
+        total = torch.stack(present).sum(0) if present else None
+        out.grads[i] = total
+        for k, g in enumerate(per):
+            if g is not None and total is not None:
+                dots[k] = dots[k] + (g.double() * total.double()).sum().cpu()
+    out.term_dots = {t: float(d) for t, d in zip(names, dots)}
 
 
 def frontier_backward(plan: GradPlan, norms: GradNorms) -> Backward:

@@ -51,6 +51,17 @@ class GradStats:
     depth: int
     refine_groups: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # the step itself, for the clipping and step-size checks (not in the JSON; dropped with
+    # :meth:`release`): trainable (name, parameter), group index of each, total gradient of each
+    # (None: not reached), and in exact mode each term's dot product with the total gradient
+    trainable: list[tuple[str, Any]] = field(default_factory=list, repr=False)
+    param_gid: list[int] = field(default_factory=list, repr=False)
+    grads: list[Any] = field(default_factory=list, repr=False)
+    term_dots: dict[str, float] = field(default_factory=dict, repr=False)
+
+    def release(self) -> None:
+        """Drop the parameter and gradient references (a model's worth of memory)."""
+        self.trainable, self.param_gid, self.grads = [], [], []
 
     def group(self, name: str) -> dict[str, Any] | None:
         return next((g for g in self.groups if g["name"] == name), None)
@@ -93,11 +104,18 @@ def cyclic_gc_paused() -> Iterator[None]:
 
 
 def compute_grad_stats(
-    fwd: Any, *, exact: bool = False, depth: int = 1, model: nn.Module | None = None
+    fwd: Any,
+    *,
+    exact: bool = False,
+    depth: int = 1,
+    model: nn.Module | None = None,
+    keep_grads: bool = False,
 ) -> GradStats:
     """Gradients of the total loss (and per term) for a forward pass that kept its graph: the
     plan, one backward strategy (:mod:`.strategies`: the frontier method by default when the
-    trunk/heads boundary is usable, exact per-term backwards with ``exact``), the summary."""
+    trunk/heads boundary is usable, exact per-term backwards with ``exact``), the summary.
+    ``keep_grads``: keep the parameters and their total gradients in the result (for the step
+    checks; :meth:`GradStats.release` drops them)."""
     if not fwd.grad:
         raise ValueError("grad stats need a forward pass run with grad=True")
     with cyclic_gc_paused(), reentrant_checkpoint_as_input_error():
@@ -107,7 +125,10 @@ def compute_grad_stats(
         backward = _backward(plan, exact, norms)
         if not backward.normed:
             norms.add(range(len(plan.params)), backward.grads)
-        return summarize(plan, backward, norms, fwd, exact, depth, time.perf_counter() - start)
+        stats = summarize(plan, backward, norms, fwd, exact, depth, time.perf_counter() - start)
+        if not keep_grads:
+            stats.release()
+        return stats
 
 
 def _backward(plan: GradPlan, exact: bool, norms: GradNorms) -> Backward:
@@ -144,7 +165,8 @@ def summarize(
     ]  # fmt: skip
     boundary_info = dict(plan.boundary_info, chained=bool(plan.usable and backward.chained))
     return GradStats(groups, term_rows, conflicts, boundary_info, total_norm, exact, depth,
-                     refine, seconds)  # fmt: skip
+                     refine, seconds, list(plan.trainable), list(plan.param_gid),
+                     list(backward.grads), dict(backward.term_dots))  # fmt: skip
 
 
 def term_statistics(

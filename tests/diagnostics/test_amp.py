@@ -1,0 +1,142 @@
+"""--amp on the toy UTNet: planted float16 overflow, the GradScaler's skipped steps replayed by
+hand, NaN gradients at every scale, weights untouched, the options' bad values."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import torch
+import utnet_toy
+from torch import nn
+
+from utnet_diag.cli.app import main
+from utnet_diag.config import load_config
+from utnet_diag.diagnostics.grad_flow import grad_flow
+from utnet_diag.diagnostics.loss_breakdown import loss_breakdown
+from utnet_diag.errors import InputError
+from utnet_diag.losses import compute_terms
+from utnet_diag.report.result import Status
+
+
+class OverflowToy(utnet_toy.ToyUTNet):
+    """The toy with a probe layer whose output (about 3e5) exceeds float16's 65504 but not
+    bfloat16's range; a 1e-9 share of it is added to the joints (3e-4 mm in float32)."""
+
+    def __init__(self):
+        super().__init__()
+        self.probe = nn.Linear(32, 3)
+        with torch.no_grad():
+            self.probe.weight.fill_(1e4)
+            self.probe.bias.fill_(3e5)
+
+    def forward(self, rgb, depth, n_i=None):
+        out = super().forward(rgb, depth, n_i)
+        big = self.probe(self.last_trunk_features)  # (B, 3)
+        out["keypoints_3d"] = out["keypoints_3d"] + 1e-9 * big[:, None, :]
+        return out
+
+
+def test_a_term_that_overflows_in_float16_but_not_bfloat16(toy_batch):
+    report = loss_breakdown(OverflowToy(), toy_batch, amp="fp16")
+    check = report.check("amp_overflow")
+    assert check.status is Status.FAIL and "loss_3d_joint" in check.value
+    assert "'probe'" in check.message  # the first module whose output is non-finite
+    assert report.sections["amp"]["origin"]["where"] == "probe"
+    assert report.check("amp_scaler").status is Status.SKIP
+    report = loss_breakdown(OverflowToy(), toy_batch, amp="bf16")
+    assert report.check("amp_overflow").status is Status.PASS
+    assert report.check("amp_scaler").status is Status.PASS
+    # the float32 report is unchanged by --amp
+    assert report.check("loss_finite").status is Status.PASS
+
+
+def _first_finite_scale(model, batch) -> tuple[float, int]:
+    """GradScaler's search by hand: autocast forward, the total times 2**16, 2**15, ...;
+    the first scale whose parameter gradients are all finite, and how many came before."""
+    weights = load_config().weights
+    params = [p for p in model.parameters() if p.requires_grad]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model.train()
+        with torch.autocast("cpu", dtype=torch.float16):
+            out = model(batch["rgb"], batch["depth"])
+            total = compute_terms(out, batch, weights).total
+    for k in range(40):
+        scale = 2.0 ** (16 - k)
+        grads = torch.autograd.grad(total * scale, params, retain_graph=True, allow_unused=True)
+        if all(g is None or bool(torch.isfinite(g).all()) for g in grads):
+            model.load_state_dict(state)
+            return scale, k
+    raise AssertionError("no finite scale")
+
+
+def test_the_scalers_skipped_steps_match_a_search_by_hand(toy_batch):
+    expected_scale, expected_skips = _first_finite_scale(utnet_toy.ToyUTNet(), toy_batch)
+    assert expected_skips > 0  # millimetre losses: float16 gradients overflow at 2**16
+    report = grad_flow(utnet_toy.ToyUTNet(), toy_batch, amp="fp16")
+    scaler = report.sections["amp"]["scaler"]
+    assert scaler["scale"] == expected_scale and scaler["skipped"] == expected_skips
+    assert [a["scale"] for a in scaler["attempts"]] == [
+        2.0 ** (16 - k) for k in range(expected_skips + 1)]  # fmt: skip
+    check = report.check("amp_scaler")
+    assert check.status is Status.PASS and check.value == expected_scale
+    assert f"skips the first {expected_skips} steps" in check.message
+
+
+def test_gradients_non_finite_at_every_scale_fail_with_the_node(toy_batch):
+    report = grad_flow(utnet_toy.ToyUTNet(backward_nan=True), toy_batch, amp="fp16")
+    check = report.check("amp_scaler")
+    assert check.status is Status.FAIL and "skips every step" in check.message
+    assert report.sections["amp"]["scaler"]["skipped"] == 31
+    assert report.sections["amp"]["origin"]["stage"] == "backward"
+    assert "refine" in report.sections["amp"]["origin"]["where"]
+
+
+def test_weights_buffers_and_grad_fields_are_untouched(toy_batch):
+    model = utnet_toy.ToyUTNet()
+
+    def digest():
+        h = hashlib.sha256()
+        for t in list(model.parameters()) + list(model.buffers()):
+            h.update(t.detach().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    before = digest()
+    grad_flow(model, toy_batch, amp="fp16")
+    assert digest() == before and all(p.grad is None for p in model.parameters())
+    assert not torch.is_autocast_enabled("cpu")
+
+
+def test_a_bad_mode_is_refused_before_any_model_work(toy_batch):
+    with pytest.raises(InputError, match="--amp must be fp16 or bf16"):
+        grad_flow(model="not a model", batch=toy_batch, amp="fp8")
+
+
+@pytest.mark.slow
+def test_gate_json_and_junit_carry_the_amp_and_step_ids(tmp_path, capsys):
+    junit = tmp_path / "gate.xml"
+    code = main(["gate", "--amp", "bf16", "--clip-grad-norm", "2", "--json",
+                 "--junit", str(junit)])  # fmt: skip
+    assert code in (0, 1)
+    report = json.loads(capsys.readouterr().out)
+    ids = {c["id"] for c in report["checks"]}
+    assert {"amp_overflow", "amp_precision", "amp_scaler", "step_clip", "step_update"} <= ids
+    assert report["amp"]["dtype"] == "bfloat16"
+    assert report["step"]["clip_grad_norm"] == 2.0
+    xml = junit.read_text()
+    for name in ("amp_scaler", "step_update"):
+        assert f'name="{name}"' in xml
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["gate", "--amp", "fp32"], ["grad-flow", "--amp", "half"], ["loss-breakdown", "--amp", "x"],
+     ["grad-flow", "--clip-grad-norm", "-1"], ["gate", "--clip-grad-norm", "one"]],
+)  # fmt: skip
+def test_bad_option_values_exit_2_with_one_line(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("utnet-diag: error:"), err

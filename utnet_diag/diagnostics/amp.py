@@ -1,0 +1,217 @@
+"""The forward, the losses and the backward under mixed precision, as a training loop runs them.
+
+``--amp fp16|bf16``: the batch goes through the model and the spec's losses inside
+``torch.autocast(device, dtype)`` (which ops run in the low precision is autocast's choice, as
+in training), and every term and model output is compared with the float32 pass:
+
+- overflow: a term or output that is non-finite under autocast while it is finite in float32;
+  the first module whose output turns non-finite is named (:func:`locate_forward` under
+  autocast);
+- precision: a term whose value moves by more than 1%; and for float16, a term above float16's
+  largest value (65504) that only stays finite because it is computed in float32 here (loss
+  code that casts it to half, or runs it through ops autocast keeps in float16, overflows);
+- the scaler (float16): a ``torch.amp.GradScaler`` with its defaults (scale 2**16, halved on
+  every step with a non-finite gradient) steps the configured optimiser on copies of the
+  parameters. Skipped steps change no weight, so while the scaler searches, every step sees
+  the same forward: one autocast forward and one backward per step give exactly the steps a
+  training run would skip on this batch, and the scale of the first step taken. bfloat16 has
+  float32's exponent range and needs no scaler: one unscaled backward says whether its
+  gradients are finite.
+
+Weights and ``.grad`` of the model are never written (gradients come from autograd.grad and
+go to the copies).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+
+from utnet_diag.checks.amp import AMP_CHECKS
+from utnet_diag.checks.engine import CheckContext, run_checks
+from utnet_diag.diagnostics.grad.strategies import grad
+from utnet_diag.diagnostics.nan_origin import locate_backward, locate_forward
+from utnet_diag.diagnostics.resources import out_of_memory_as_input_error
+from utnet_diag.diagnostics.runner import (
+    ForwardResult,
+    RunInputs,
+    forward_pass,
+    running,
+    training_step,
+)
+from utnet_diag.errors import InputError
+from utnet_diag.optimizer_config import OptimizerSettings
+from utnet_diag.report.result import CheckResult
+from utnet_diag.report.sections import AmpSection
+
+AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+INIT_SCALE = 2.0**16  # GradScaler's default init_scale
+MAX_STEPS = 31  # the scale halves from 2**16 to 2**-14, float16's smallest normal number
+
+
+def _value(t: Any) -> float:
+    return float(t.detach().float()) if isinstance(t, torch.Tensor) else float("nan")
+
+
+def _dtype(t: Any) -> str:
+    return str(t.dtype).removeprefix("torch.") if isinstance(t, torch.Tensor) else "-"
+
+
+def term_rows(ref: ForwardResult, amp: ForwardResult) -> list[dict[str, Any]]:
+    """Per term (and the weighted total): float32 value, autocast value and dtype, relative
+    difference (None where float32 is 0 or either is non-finite)."""
+    pairs = [(k, ref.terms.terms[k], amp.terms.terms.get(k)) for k in ref.terms.terms]
+    pairs.append(("total", ref.terms.total, amp.terms.total))
+    rows = []
+    for name, a32, alow in pairs:
+        v32, vlow = _value(a32), _value(alow)
+        rel = None
+        if math.isfinite(v32) and math.isfinite(vlow) and v32 != 0:
+            rel = abs(vlow - v32) / abs(v32)
+        rows.append({"term": name, "float32": v32, "amp": vlow, "dtype": _dtype(alow),
+                     "rel_diff": rel})  # fmt: skip
+    return rows
+
+
+def output_rows(ref: ForwardResult, amp: ForwardResult) -> list[dict[str, Any]]:
+    """Per floating output tensor: its dtype under autocast, non-finite elements, the largest
+    absolute difference from float32 (in the output's units: mm for 3D)."""
+    rows = []
+    for name, v32 in ref.outputs.items():
+        vlow = amp.outputs.get(name)
+        if not (isinstance(v32, torch.Tensor) and isinstance(vlow, torch.Tensor)):
+            continue
+        if not v32.is_floating_point() or v32.shape != vlow.shape:
+            continue
+        a, b = v32.detach().float(), vlow.detach().float()
+        both = torch.isfinite(a) & torch.isfinite(b)
+        diff = float((a - b).abs()[both].max()) if bool(both.any()) else None
+        rows.append({"output": name, "dtype": _dtype(vlow),
+                     "nonfinite": int((~torch.isfinite(b)).sum()),
+                     "nonfinite_float32": int((~torch.isfinite(a)).sum()),
+                     "max_abs_diff": diff})  # fmt: skip
+    return rows
+
+
+def _copies_optimizer(settings: OptimizerSettings, params: list[torch.Tensor]) -> tuple[Any, Any]:
+    """Detached copies of ``params`` and the configured optimiser over them."""
+    copies = [p.detach().clone() for p in params]
+    cls = getattr(torch.optim, settings.kind)
+    kwargs: dict[str, Any] = {"lr": settings.lr, "weight_decay": settings.weight_decay}
+    if settings.adam_family:
+        kwargs.update(betas=settings.betas, eps=settings.eps)
+    elif settings.kind == "SGD":
+        kwargs.update(momentum=settings.momentum, nesterov=settings.nesterov)
+    else:
+        kwargs.update(momentum=settings.momentum)
+    return copies, cls(copies, **kwargs)
+
+
+def scaler_steps(fwd: ForwardResult, settings: OptimizerSettings) -> dict[str, Any]:
+    """Step a real GradScaler (default settings) until it takes a step or ``MAX_STEPS`` are
+    skipped; each step: scale the float32 total, differentiate, ``scaler.step`` on copies.
+    ``skipped``: steps skipped; ``scale``: the scale of the first step taken (None: none)."""
+    model = fwd.inputs.model
+    params = [p for p in model.parameters() if p.requires_grad]
+    device = fwd.inputs.device.type
+    scaler = torch.amp.GradScaler(device, init_scale=INIT_SCALE)
+    copies, optimizer = _copies_optimizer(settings, params)
+    attempts: list[dict[str, Any]] = []
+    taken = None
+    for _ in range(MAX_STEPS):
+        scale = float(scaler.get_scale())
+        grads = grad(scaler.scale(fwd.terms.total), params, retain=True)
+        for copy, g in zip(copies, grads):
+            copy.grad = None if g is None else g.detach().float()
+        scaler.step(optimizer)
+        scaler.update()
+        skipped = float(scaler.get_scale()) < scale
+        attempts.append({"scale": scale, "skipped": skipped})
+        if not skipped:
+            taken = scale
+            break
+    return {"used": True, "init_scale": INIT_SCALE, "attempts": attempts,
+            "skipped": sum(a["skipped"] for a in attempts), "scale": taken,
+            "max_steps": MAX_STEPS}  # fmt: skip
+
+
+def bf16_gradients(fwd: ForwardResult) -> dict[str, Any]:
+    """One unscaled backward under bfloat16: are the gradients finite?"""
+    params = [p for p in fwd.inputs.model.parameters() if p.requires_grad]
+    grads = grad(fwd.terms.total, params, retain=True)
+    finite = all(g is None or bool(torch.isfinite(g).all()) for g in grads)
+    return {"used": False, "gradients_finite": finite}
+
+
+def check_mode(mode: str | None) -> None:
+    """InputError unless ``mode`` is None, 'fp16' or 'bf16' (checked before any model work)."""
+    if mode is not None and mode not in AMP_DTYPES:
+        raise InputError(f"--amp must be fp16 or bf16, got {mode!r}")
+
+
+def amp_pass(
+    inputs: RunInputs,
+    ref: ForwardResult,
+    mode: str,
+    seed: int,
+    settings: OptimizerSettings | None = None,
+) -> AmpSection:
+    """The autocast pass beside float32 pass ``ref`` (same inputs and seed). ``mode``: 'fp16'
+    or 'bf16'; ``settings``: the optimiser the scaler steps (default the config's)."""
+    check_mode(mode)
+    dtype = AMP_DTYPES[mode]
+    device = inputs.device.type
+    start = time.perf_counter()
+    try:
+        autocast = torch.autocast(device, dtype=dtype)
+    except RuntimeError as err:
+        raise InputError(f"--amp {mode}: autocast is not available on {device}: {err}") from None
+    settings = settings or inputs.config.optimizer
+    origin = None
+    with training_step(inputs.model, seed), running(inputs.loaded):
+        with autocast, out_of_memory_as_input_error(inputs.batch.size, inputs.device):
+            fwd = forward_pass(inputs, grad=True, seed=seed)
+        terms = term_rows(ref, fwd)
+        outputs = output_rows(ref, fwd)
+        overflow = any(
+            math.isfinite(r["float32"]) and not math.isfinite(r["amp"]) for r in terms
+        ) or any(r["nonfinite"] > r["nonfinite_float32"] for r in outputs)
+        scaler = None
+        if overflow:
+            with autocast:
+                found = locate_forward(inputs, seed)
+            origin = found.to_dict() if found is not None else None
+        elif mode == "fp16":
+            scaler = scaler_steps(fwd, settings)
+            if scaler["scale"] is None:
+                with autocast:
+                    found = locate_backward(inputs, seed)
+                origin = found.to_dict() if found is not None else None
+        else:
+            scaler = bf16_gradients(fwd)
+    return AmpSection(
+        dtype=str(dtype).removeprefix("torch."),
+        device=str(inputs.device),
+        terms=terms,
+        outputs=outputs,
+        origin=origin,
+        scaler=scaler,
+        seconds=round(time.perf_counter() - start, 4),
+    )
+
+
+def amp_checks(
+    inputs: RunInputs, ref: ForwardResult, mode: str | None, seed: int
+) -> tuple[list[CheckResult], dict[str, Any]]:
+    """The ``amp`` checks and section for ``mode`` beside float32 pass ``ref`` (nothing when
+    ``mode`` is None)."""
+    if mode is None:
+        return [], {}
+    section = amp_pass(inputs, ref, mode, seed)
+    checks = run_checks(
+        AMP_CHECKS.specs, CheckContext(config=inputs.config, extras={"amp": section})
+    )
+    return checks, {"amp": section}

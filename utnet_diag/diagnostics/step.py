@@ -1,0 +1,161 @@
+"""What one optimiser step does with the gradients of a training step: clipping and step size.
+
+From the total gradient that :mod:`utnet_diag.diagnostics.grad` measured (weights and ``.grad``
+untouched), with the config's optimiser (:mod:`utnet_diag.optimizer_config`):
+
+- clipping as ``torch.nn.utils.clip_grad_norm_`` does it: the global norm over every gradient,
+  the factor ``min(1, max_norm / (norm + 1e-6))``, and how much of the clipped direction each
+  loss term gives (its gradient's projection on the total, ``<g_t, g> / |g|^2``; the shares sum
+  to 1). Over all parameters with ``exact``; else at the trunk/heads boundary, where every term
+  meets, from the Gram matrix of the per-term boundary gradients;
+- the first step of the configured optimiser (from fresh state, :func:`first_update`, one
+  tensor at a time, weights never written): per group, the norm of the update over the norm of
+  the weights; and with clipping, how much the clip shrinks the whole
+  update (for Adam-family optimisers it cancels unless the clipped gradients reach ``eps``).
+
+The learning-rate scheduler is not applied: the step is taken at the configured ``lr``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from utnet_diag.diagnostics.grad.summary import GradStats
+from utnet_diag.optimizer_config import ADAM_FAMILY, OptimizerSettings
+from utnet_diag.report.sections import StepSection
+
+CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s
+
+
+def clip_factor(total_norm: float, max_norm: float | None) -> float:
+    """The factor ``clip_grad_norm_`` multiplies every gradient by (1: no clipping)."""
+    if max_norm is None or not math.isfinite(total_norm):
+        return 1.0
+    return min(1.0, max_norm / (total_norm + CLIP_EPS))
+
+
+def term_shares(stats: GradStats) -> tuple[dict[str, float], str]:
+    """Each active term's share of the total gradient's direction, ``<g_t, g> / |g|^2``, and
+    where it was measured ('all parameters' in exact mode, else 'the trunk/heads boundary')."""
+    if stats.exact and stats.term_dots:
+        total = sum(stats.term_dots.values())
+        if total > 0 and math.isfinite(total):
+            return {t: d / total for t, d in stats.term_dots.items()}, "all parameters"
+    norms = {t["term"]: t["boundary_norm"] for t in stats.terms
+             if t["active"] and t["boundary_norm"] is not None}  # fmt: skip
+    if not norms:
+        return {}, "unavailable"
+    dots = {t: n * n for t, n in norms.items()}
+    for c in stats.conflicts:  # G[a,b] = cos * |a| |b|, counted for both terms
+        cross = c["cosine"] * norms[c["a"]] * norms[c["b"]]
+        dots[c["a"]] += cross
+        dots[c["b"]] += cross
+    total = sum(dots.values())
+    if not (total > 0 and math.isfinite(total)):
+        return {}, "unavailable"
+    return {t: d / total for t, d in dots.items()}, "the trunk/heads boundary"
+
+
+RMSPROP_ALPHA = 0.99  # torch.optim.RMSprop's default
+
+
+def first_update(settings: OptimizerSettings, lr: float, param: torch.Tensor,
+                 grad: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """The change ``torch.optim.<kind>`` makes to ``param`` on its first step (fresh state) for
+    gradient ``grad``, in closed form and float32; ``param`` is not written.
+
+    AdamW: ``p*(1 - lr*wd) - p - lr*g/(|g| + eps)`` (decay, then the bias-corrected first moment over the
+    root of the second, which are ``g`` and ``|g|`` on step one); Adam: the same with ``g + wd*p``
+    and no decoupled decay; SGD: ``-lr*(g + wd*p)``, times ``1 + momentum`` with Nesterov (the
+    momentum buffer starts as the gradient); RMSprop: ``-lr*g'/(sqrt((1-alpha)*g'^2) + eps)``.
+    Computed here rather than by stepping ``torch.optim`` (the tests compare the two), because
+    constructing a ``torch.optim`` optimiser imports ``torch._dynamo``: about a second."""
+    p = param.detach().float()
+    g = grad.detach().float()
+    wd = settings.weight_decay
+    if settings.kind in ADAM_FAMILY:
+        # decoupled decay as torch applies it, p * (1 - lr*wd) in the weights' float32: at
+        # lr*wd below about 6e-8 (UTNet's 1e-5 * 1e-4) the factor rounds to 1 and nothing decays
+        decay = p * (1.0 - lr * wd) - p if settings.kind == "AdamW" else 0.0
+        if settings.kind == "Adam" and wd:
+            g = g.add(p, alpha=wd)  # as torch adds it: one rounding
+        b1, b2 = settings.betas
+        # torch's own order of operations, for the same float32 rounding
+        denom = ((1.0 - b2) * g * g).sqrt() / math.sqrt(1.0 - b2) + settings.eps
+        return decay - (lr / (1.0 - b1)) * ((1.0 - b1) * g) / denom
+    if wd:
+        g = g.add(p, alpha=wd)  # as torch adds it: one rounding
+    if settings.kind == "SGD":
+        return -lr * g * (1.0 + settings.momentum if settings.nesterov else 1.0)
+    avg = ((1.0 - RMSPROP_ALPHA) * g * g).sqrt() + settings.eps  # RMSprop
+    return -lr * g / avg
+
+
+def _update_sq(settings: OptimizerSettings, lr: float, params: list[Any], grads: list[Any],
+               factor: float) -> float:  # fmt: skip
+    """Squared norm of one step's update of ``params`` for gradients ``grads * factor``, as
+    the weights would change: in their own dtype, so an update below half a unit in the last
+    place of a weight is lost, as it is in training."""
+    sq = torch.zeros((), dtype=torch.float64)
+    for p, g in zip(params, grads):
+        weight = p.detach()
+        change = first_update(settings, lr, weight, g * factor).to(weight.dtype)
+        realized = (weight + change) - weight  # what the weights' own precision keeps of it
+        sq += realized.double().pow(2).sum().cpu()
+    return float(sq)
+
+
+def _decay_notes(settings: OptimizerSettings, lrs: list[float]) -> list[str]:
+    """AdamW's decoupled decay multiplies float32 weights by ``1 - lr*wd``: below about 6e-8
+    that factor rounds to exactly 1 and the configured weight decay does nothing."""
+    if settings.kind != "AdamW" or not settings.weight_decay:
+        return []
+    lost = sorted({lr for lr in lrs if float(torch.tensor(1.0 - lr * settings.weight_decay)) == 1.0})
+    if not lost:
+        return []
+    products = ", ".join(f"{lr * settings.weight_decay:g}" for lr in lost)
+    return [f"AdamW's weight decay does nothing on float32 weights: 1 - lr*weight_decay (lr*wd ="
+            f" {products}) rounds to 1, so p * (1 - lr*wd) == p"]  # fmt: skip
+
+
+def step_section(stats: GradStats, settings: OptimizerSettings) -> StepSection:
+    """Clipping and one optimiser step for the gradients in ``stats`` (which must be finite)."""
+    factor = clip_factor(stats.total_grad_norm, settings.clip_grad_norm)
+    shares, basis = term_shares(stats)
+    names = [g["name"] for g in stats.groups]
+    by_group: dict[int, tuple[list[Any], list[Any]]] = {}
+    for (_, param), gid, grad in zip(stats.trainable, stats.param_gid, stats.grads):
+        if grad is not None:
+            by_group.setdefault(gid, ([], []))[0].append(param)
+            by_group[gid][1].append(grad)
+    rows = []
+    clipped_sq = unclipped_sq = 0.0
+    for gid, (params, grads) in sorted(by_group.items()):
+        lr = settings.lr_of(names[gid])
+        sq = _update_sq(settings, lr, params, grads, factor)
+        clipped_sq += sq
+        if factor < 1.0:
+            unclipped_sq += _update_sq(settings, lr, params, grads, 1.0)
+        weight = stats.groups[gid]["param_norm"]
+        update = math.sqrt(sq)
+        rows.append({"name": names[gid], "lr": lr, "update_norm": update, "param_norm": weight,
+                     "ratio": update / weight if weight > 0 else None})  # fmt: skip
+    shrink = None
+    if factor < 1.0 and unclipped_sq > 0:
+        shrink = math.sqrt(clipped_sq / unclipped_sq)
+    unknown = sorted(set(settings.groups) - set(names))
+    return StepSection(
+        notes=_decay_notes(settings, [r["lr"] for r in rows]) or None,
+        optimizer=settings.to_dict(),
+        total_grad_norm=stats.total_grad_norm,
+        clip_grad_norm=settings.clip_grad_norm,
+        clip_factor=factor,
+        step_shrink=shrink,
+        term_shares=shares,
+        share_basis=basis,
+        groups=rows,
+        unknown_groups=unknown or None,
+    )
