@@ -208,6 +208,9 @@ def test_adamw_decay_that_float32_rounds_away_is_noted(toy_batch):
     assert torch.equal(c.detach(), p)
     step = grad_flow(utnet_toy.ToyUTNet(), toy_batch).sections["step"]
     assert any("weight decay does nothing" in n and "1e-09" in n for n in step["notes"])
-    step = grad_flow(utnet_toy.ToyUTNet(), toy_batch, config=replace(
-        load_config(), optimizer=OptimizerSettings(lr=1e-3, weight_decay=1e-2))).sections["step"]
+    step = grad_flow(
+        utnet_toy.ToyUTNet(),
+        toy_batch,
+        config=replace(load_config(), optimizer=OptimizerSettings(lr=1e-3, weight_decay=1e-2)),
+    ).sections["step"]
     assert step.get("notes") is None

@@ -113,7 +113,9 @@ def _decay_notes(settings: OptimizerSettings, lrs: list[float]) -> list[str]:
     that factor rounds to exactly 1 and the configured weight decay does nothing."""
     if settings.kind != "AdamW" or not settings.weight_decay:
         return []
-    lost = sorted({lr for lr in lrs if float(torch.tensor(1.0 - lr * settings.weight_decay)) == 1.0})
+    lost = sorted(
+        {lr for lr in lrs if float(torch.tensor(1.0 - lr * settings.weight_decay)) == 1.0}
+    )
     if not lost:
         return []
     products = ", ".join(f"{lr * settings.weight_decay:g}" for lr in lost)
