@@ -31,7 +31,8 @@ def run(check_id: str, amp) -> CheckResult:
 
 
 def scaler(*skipped_then_taken):
-    attempts = [{"scale": 2.0 ** (16 - k), "skipped": s} for k, s in enumerate(skipped_then_taken)]
+    attempts = [{"step": k, "scale": 2.0 ** (16 - k), "skipped": s}
+                for k, s in enumerate(skipped_then_taken)]  # fmt: skip
     taken = next((a["scale"] for a in attempts if not a["skipped"]), None)
     return {"used": True, "init_scale": 65536.0, "attempts": attempts,
             "skipped": sum(skipped_then_taken), "scale": taken, "max_steps": 31}  # fmt: skip

@@ -100,7 +100,7 @@ def amp_scaler(ctx: CheckContext) -> Outcome:
     skipped, scale = scaler["skipped"], scaler["scale"]
     init = f"{scaler['init_scale']:g}"
     if scale is None:
-        last = scaler["attempts"][-1]["scale"]
+        last = scaler["init_scale"] / 2.0 ** (scaler["max_steps"] - 1)
         return Outcome.fail(
             f"GradScaler skips every step: gradients are non-finite at every scale from {init}"
             f" to {last:g} ({skipped} steps)" + _origin_text(amp.origin),

@@ -63,8 +63,8 @@ def render_amp(console: Console, section: AmpSection, report: Report) -> None:
         console.print(Text(f"outputs in {section.dtype}: {', '.join(low)}", style="dim"))
     scaler = section.scaler
     if scaler and scaler.get("used"):
-        steps = " ".join(("x" if a["skipped"] else "ok") + f"@{a['scale']:g}"
-                         for a in scaler["attempts"])  # fmt: skip
-        console.print(Text(f"GradScaler steps (x: skipped): {steps}", style="dim"))
+        steps = "; ".join(f"#{a['step']} " + ("skipped" if a["skipped"] else "taken")
+                         + f" at {a['scale']:g}" for a in scaler["attempts"])  # fmt: skip
+        console.print(Text(f"GradScaler steps run: {steps}", style="dim"))
     if section.origin:
         console.print(Text(f"origin: {section.origin['message']}", style="dim"))

@@ -13,8 +13,9 @@ in training), and every term and model output is compared with the float32 pass:
 - the scaler (float16): a ``torch.amp.GradScaler`` with its defaults (scale 2**16, halved on
   every step with a non-finite gradient) steps the configured optimiser on copies of the
   parameters. Skipped steps change no weight, so while the scaler searches, every step sees
-  the same forward: one autocast forward and one backward per step give exactly the steps a
-  training run would skip on this batch, and the scale of the first step taken. bfloat16 has
+  the same forward: one autocast forward and one backward per step probed give the steps a
+  training run would skip on this batch and the scale of the first step taken
+  (:func:`scaler_steps`). bfloat16 has
   float32's exponent range and needs no scaler: one unscaled backward says whether its
   gradients are finite.
 
@@ -111,30 +112,51 @@ def _copies_optimizer(settings: OptimizerSettings, params: list[torch.Tensor]) -
 
 
 def scaler_steps(fwd: ForwardResult, settings: OptimizerSettings) -> dict[str, Any]:
-    """Step a real GradScaler (default settings) until it takes a step or ``MAX_STEPS`` are
-    skipped; each step: scale the float32 total, differentiate, ``scaler.step`` on copies.
-    ``skipped``: steps skipped; ``scale``: the scale of the first step taken (None: none)."""
+    """The steps a GradScaler (default settings) skips on this batch, and the scale of the first
+    step it takes (``scale``; None: none within ``MAX_STEPS``).
+
+    Step ``k`` of the scaler's search runs at scale ``2**(16-k)`` with its growth count at 0
+    and the optimiser untouched (every earlier step was skipped), so a fresh
+    ``GradScaler(init_scale=2**(16-k))`` stepping the configured optimiser on copies of the
+    parameters *is* that step: scale the float32 total, differentiate, ``scaler.step``,
+    ``scaler.update``; skipped when the scale dropped. Steps are probed by bisection (a
+    gradient that overflows at one scale overflows at every larger one): step 0, the last
+    step, then halving the interval, at most 7 backwards for 31 steps; ``attempts`` lists the
+    steps run, each with its scale and whether it was skipped."""
     model = fwd.inputs.model
     params = [p for p in model.parameters() if p.requires_grad]
     device = fwd.inputs.device.type
-    scaler = torch.amp.GradScaler(device, init_scale=INIT_SCALE)
     copies, optimizer = _copies_optimizer(settings, params)
-    attempts: list[dict[str, Any]] = []
-    taken = None
-    for _ in range(MAX_STEPS):
-        scale = float(scaler.get_scale())
-        grads = grad(scaler.scale(fwd.terms.total), params, retain=True)
-        for copy, g in zip(copies, grads):
-            copy.grad = None if g is None else g.detach().float()
-        scaler.step(optimizer)
-        scaler.update()
-        skipped = float(scaler.get_scale()) < scale
-        attempts.append({"scale": scale, "skipped": skipped})
-        if not skipped:
-            taken = scale
-            break
+    probed: dict[int, bool] = {}
+
+    def skipped_at(step: int) -> bool:
+        if step not in probed:
+            scale = INIT_SCALE / 2.0**step
+            scaler = torch.amp.GradScaler(device, init_scale=scale)
+            grads = grad(scaler.scale(fwd.terms.total), params, retain=True)
+            for copy, g in zip(copies, grads):
+                copy.grad = None if g is None else g.detach().float()
+            scaler.step(optimizer)
+            scaler.update()
+            probed[step] = float(scaler.get_scale()) < scale
+        return probed[step]
+
+    last = MAX_STEPS - 1
+    if not skipped_at(0):
+        first = 0
+    elif skipped_at(last):
+        first = None
+    else:  # skipped at lo, taken at hi
+        lo, hi = 0, last
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if skipped_at(mid) else (lo, mid)
+        first = hi
+    attempts = [{"step": k, "scale": INIT_SCALE / 2.0**k, "skipped": probed[k]}
+                for k in sorted(probed)]  # fmt: skip
     return {"used": True, "init_scale": INIT_SCALE, "attempts": attempts,
-            "skipped": sum(a["skipped"] for a in attempts), "scale": taken,
+            "skipped": MAX_STEPS if first is None else first,
+            "scale": None if first is None else INIT_SCALE / 2.0**first,
             "max_steps": MAX_STEPS}  # fmt: skip
 
 

@@ -156,9 +156,9 @@ class AmpSection(Section):
     float32: per term ``terms`` (float32 value, autocast value and dtype, relative difference),
     per model output ``outputs`` (dtype, largest absolute difference), ``origin`` (the first
     module whose output is non-finite under autocast), and for float16 ``scaler``: a
-    ``torch.amp.GradScaler`` stepped on copies of the parameters from ``init_scale``, each
-    ``attempts`` (scale, skipped), ``skipped`` steps and the ``scale`` of the first step taken
-    (None: none within ``max_attempts``)."""
+    ``torch.amp.GradScaler`` stepped on copies of the parameters from ``init_scale``: the steps
+    run (``attempts``: step, scale, skipped), the ``skipped`` steps and the ``scale`` of the
+    first step taken (None: none within ``max_steps``)."""
 
     dtype: str
     device: str
