@@ -143,3 +143,35 @@ def test_bad_option_values_exit_2_with_one_line(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("utnet-diag: error:"), err
+
+
+class UnderflowToy(utnet_toy.ToyUTNet):
+    """The toy with a layer whose output (about 1e-9) is below float16's smallest number: in
+    float32 it shifts the 2D keypoints by about 0.1 crop units once scaled back up by 1e8."""
+
+    def __init__(self):
+        super().__init__()
+        self.tiny = nn.Linear(32, 2)
+        with torch.no_grad():
+            self.tiny.weight.fill_(0.0)
+            self.tiny.bias.fill_(1e-9)
+
+    def forward(self, rgb, depth, n_i=None):
+        out = super().forward(rgb, depth, n_i)
+        shift = self.tiny(self.last_trunk_features).float() * 1e8  # (B, 2)
+        out["keypoints_2d"] = out["keypoints_2d"] + shift[:, None, :]
+        return out
+
+
+def test_an_output_that_underflows_in_float16_is_named(toy_batch):
+    report = loss_breakdown(UnderflowToy(), toy_batch, amp="fp16")
+    under = report.sections["amp"]["underflow"]
+    assert under["module"] == "tiny" and under["dtype"] == "float16" and under["lost_share"] == 1.0
+    check = report.check("amp_precision")
+    assert (
+        check.status is Status.WARN and "'tiny' loses 100% of its non-zero values" in check.message
+    )
+    assert "loss_2d moves" in check.message  # the term it feeds changes with it
+    report = loss_breakdown(UnderflowToy(), toy_batch, amp="bf16")  # bfloat16 keeps 1e-9
+    assert report.sections["amp"].get("underflow") is None
+    assert report.check("amp_precision").status is Status.PASS

@@ -57,8 +57,9 @@ def amp_overflow(ctx: CheckContext) -> Outcome:
                   hint="compute this term in float32 (outputs .float() before the loss), or"
                        " bring it below float16's range with its weight or units")  # fmt: skip
 def amp_precision(ctx: CheckContext) -> Outcome:
-    """No loss term moves by more than 1% under autocast; under float16, no term is above
-    float16's largest value (65504), which only float32 loss code keeps finite."""
+    """No loss term moves by more than 1% under autocast, no module output loses half of its
+    non-zero values to zero; under float16, no term is above float16's largest value (65504),
+    which only float32 loss code keeps finite."""
     amp = ctx.extras["amp"]
     drift = [r for r in amp.terms if r["rel_diff"] is not None and r["rel_diff"] > TERM_DRIFT]
     high = []
@@ -72,6 +73,10 @@ def amp_precision(ctx: CheckContext) -> Outcome:
              for r in drift]  # fmt: skip
     parts += [f"{r['term']} = {_fmt(r['float32'])} is above float16's largest value 65504:"
               f" finite here only because it is computed in {r['dtype']}" for r in high]  # fmt: skip
+    under = amp.underflow
+    if under:
+        parts.append(f"'{under['module']}' loses {under['lost_share']:.0%} of its non-zero"
+                     f" values to zero in {under['dtype']} (first module to)")  # fmt: skip
     value = {r["term"]: r["rel_diff"] for r in amp.terms}
     if parts:
         return Outcome.warn(f"under {amp.dtype} autocast " + "; ".join(parts) + moved,

@@ -66,5 +66,9 @@ def render_amp(console: Console, section: AmpSection, report: Report) -> None:
         steps = "; ".join(f"#{a['step']} " + ("skipped" if a["skipped"] else "taken")
                          + f" at {a['scale']:g}" for a in scaler["attempts"])  # fmt: skip
         console.print(Text(f"GradScaler steps run: {steps}", style="dim"))
+    if section.underflow:
+        u = section.underflow
+        console.print(Text(f"underflow: '{u['module']}' loses {u['lost_share']:.0%} of its"
+                           f" non-zero values to zero in {u['dtype']}", style="dim"))  # fmt: skip
     if section.origin:
         console.print(Text(f"origin: {section.origin['message']}", style="dim"))

@@ -7,8 +7,9 @@ in training), and every term and model output is compared with the float32 pass:
 - overflow: a term or output that is non-finite under autocast while it is finite in float32;
   the first module whose output turns non-finite is named (:func:`locate_forward` under
   autocast);
-- precision: a term whose value moves by more than 1%; and for float16, a term above float16's
-  largest value (65504) that only stays finite because it is computed in float32 here (loss
+- precision: a term whose value moves by more than 1%; the first module whose output loses half
+  of its non-zero values to zero (below the dtype's smallest number); and for float16, a term
+  above float16's largest value (65504) that only stays finite because it is computed in float32 here (loss
   code that casts it to half, or runs it through ops autocast keeps in float16, overflows);
 - the scaler (float16): a ``torch.amp.GradScaler`` with its defaults (scale 2**16, halved on
   every step with a non-finite gradient) steps the configured optimiser on copies of the
@@ -39,6 +40,7 @@ from utnet_diag.diagnostics.resources import out_of_memory_as_input_error
 from utnet_diag.diagnostics.runner import (
     ForwardResult,
     RunInputs,
+    first_tensor,
     forward_pass,
     running,
     training_step,
@@ -168,6 +170,51 @@ def bf16_gradients(fwd: ForwardResult) -> dict[str, Any]:
     return {"used": False, "gradients_finite": finite}
 
 
+UNDERFLOW_SHARE = 0.5  # a module output whose non-zero float32 values are half zero under autocast
+
+
+class _OutputCounts:
+    """Forward hooks on every module: per call, in order, the path, the dtype and the count of
+    non-zero values of its first floating output (``calls``)."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.calls: list[tuple[str, str, int]] = []
+        self.handles: list[Any] = []
+
+    def __enter__(self) -> _OutputCounts:
+        for path, module in self.model.named_modules():
+            self.handles.append(module.register_forward_hook(self._hook(path or "(model)")))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def _hook(self, path: str) -> Any:
+        def record(_module: Any, _args: Any, output: Any) -> None:
+            tensor = first_tensor(output)
+            if tensor is not None:
+                nonzero = int(torch.count_nonzero(tensor.detach()))
+                self.calls.append((path, _dtype(tensor), nonzero))
+
+        return record
+
+
+def first_underflow(ref: _OutputCounts, low: _OutputCounts) -> dict[str, Any] | None:
+    """The first module call (in execution order) whose output loses at least half of its
+    non-zero float32 values to zero under autocast (values below the dtype's smallest)."""
+    if len(ref.calls) != len(low.calls):
+        return None  # the two forwards took different paths: calls cannot be paired
+    for (path, _, nz32), (path_low, dtype, nzlow) in zip(ref.calls, low.calls):
+        if path != path_low or nz32 == 0:
+            continue
+        lost = max(0, nz32 - nzlow) / nz32
+        if lost >= UNDERFLOW_SHARE:
+            return {"module": path, "dtype": dtype, "lost_share": lost, "nonzero_float32": nz32}
+    return None
+
+
 def check_mode(mode: str | None) -> None:
     """InputError unless ``mode`` is None, 'fp16' or 'bf16' (checked before any model work)."""
     if mode is not None and mode not in AMP_DTYPES:
@@ -193,9 +240,21 @@ def amp_pass(
         raise InputError(f"--amp {mode}: autocast is not available on {device}: {err}") from None
     settings = settings or inputs.config.optimizer
     origin = None
+    with (  # float32, for the module outputs
+        training_step(inputs.model, seed),
+        running(inputs.loaded),
+        torch.no_grad(),
+        _OutputCounts(inputs.model) as counts32,
+    ):
+        inputs.loaded.forward(inputs.batch)
     with training_step(inputs.model, seed), running(inputs.loaded):
-        with autocast, out_of_memory_as_input_error(inputs.batch.size, inputs.device):
+        with (
+            autocast,
+            out_of_memory_as_input_error(inputs.batch.size, inputs.device),
+            _OutputCounts(inputs.model) as counts_low,
+        ):
             fwd = forward_pass(inputs, grad=True, seed=seed)
+        underflow = first_underflow(counts32, counts_low)
         terms = term_rows(ref, fwd)
         outputs = output_rows(ref, fwd)
         overflow = any(
@@ -221,6 +280,7 @@ def amp_pass(
         outputs=outputs,
         origin=origin,
         scaler=scaler,
+        underflow=underflow,
         seconds=round(time.perf_counter() - start, 4),
     )
 

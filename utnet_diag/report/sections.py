@@ -155,7 +155,8 @@ class AmpSection(Section):
     """The forward and losses under ``torch.autocast`` (``dtype`` float16 or bfloat16) against
     float32: per term ``terms`` (float32 value, autocast value and dtype, relative difference),
     per model output ``outputs`` (dtype, largest absolute difference), ``origin`` (the first
-    module whose output is non-finite under autocast), and for float16 ``scaler``: a
+    module whose output is non-finite under autocast), ``underflow`` (the first module whose
+    output loses half its non-zero values to zero: module, dtype, lost_share), and for float16 ``scaler``: a
     ``torch.amp.GradScaler`` stepped on copies of the parameters from ``init_scale``: the steps
     run (``attempts``: step, scale, skipped), the ``skipped`` steps and the ``scale`` of the
     first step taken (None: none within ``max_steps``)."""
@@ -166,6 +167,7 @@ class AmpSection(Section):
     outputs: list[dict[str, Any]]
     origin: dict[str, Any] | None = None
     scaler: dict[str, Any] | None = None
+    underflow: dict[str, Any] | None = None
     seconds: float | None = None
 
 
