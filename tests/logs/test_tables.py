@@ -86,6 +86,35 @@ def test_text_csv_and_jsonl_give_the_same_findings(tmp_path):
     assert csv_.sections["log"]["blocks"] == text.sections["log"]["blocks"] == 60
 
 
+def test_wandb_exports_give_the_same_findings(tmp_path):
+    """A W&B chart panel's CSV export: 'Step', '<run> - <metric>' and __MIN/__MAX band columns
+    (which hold the same values here, as for a single run, and must not be read as terms)."""
+    from utnet_diag.config import load_config
+
+    rows = _run()
+    config = load_config(None, "config")
+    expected = _findings(diagnose_log(_write_text(tmp_path / "train.log", rows), config))
+    path = tmp_path / "wandb_export.csv"
+    metric = {"loss_2d": "train/loss_2d", "loss_3d_joint": "train/loss_3d_joint",
+              "shape_prior": "train/loss_prior", "loss_aux": "train/loss_aux",
+              "total": "train/loss"}  # fmt: skip
+    head = ["Step"]
+    for t in LABELS:
+        head += [f"run-7 - {metric[t]}", f"run-7 - {metric[t]}__MIN", f"run-7 - {metric[t]}__MAX"]
+    with open(path, "w") as handle:
+        handle.write(",".join(head) + "\n")
+        for r in rows:
+            # W&B numbers steps globally: epoch e, iteration i -> one step count
+            cells = [str(int(r["epoch"]) * 1000 + int(r["step"]))]
+            for t in LABELS:
+                cells += [r[t]] * 3
+            handle.write(",".join(cells) + "\n")
+    report = diagnose_log(path, config)
+    assert _findings(report) == expected
+    assert report.sections["log"]["blocks"] == 60
+    assert normalize("run-7 - train/loss_2d") == "loss_2d"
+
+
 def test_names_are_matched_after_normalizing():
     assert normalize("train/Loss_2D_step") == "loss_2d"
     found = match_columns(

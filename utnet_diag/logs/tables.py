@@ -6,7 +6,10 @@ the text format, so every log check and plot works on them.
 Each row that holds at least one loss term is a block. Columns are matched to the spec's terms by
 name (:data:`COLUMN_NAMES`, after lower-casing, dropping a ``train/`` or ``train_`` prefix and a
 ``_step`` suffix, and writing any run of other characters as ``_``), or by the user's mapping
-(``--columns loss_2d=kp2d,total=loss`` or the config's ``diag: log_columns:``). Epoch and step come
+(``--columns loss_2d=kp2d,total=loss`` or the config's ``diag: log_columns:``). W&B exports read
+as CSV: a run history (``_step``, ``train/loss_2d``) as it is, a chart panel's export with its
+``<run> - `` prefix dropped and its ``__MIN``/``__MAX`` band columns left out (with several runs in
+one export, the first run's column of each term is read). Epoch and step come
 from ``epoch`` and ``step`` (``global_step``, ``iter``, ``iteration``); the printed precision of
 each value from its text, as for the text format.
 """
@@ -48,8 +51,12 @@ STEP_NAMES = ("step", "global_step", "iter", "iteration", "it")
 MAX_LINE = 1 << 20  # one JSON object or CSV row
 
 
+WANDB_BAND = re.compile(r"__(MIN|MAX)$")  # W&B panel exports: a min/max band beside each column
+
+
 def normalize(name: str) -> str:
-    """'train/Loss_2D_step' -> 'loss_2d'."""
+    """'train/Loss_2D_step' -> 'loss_2d'; a W&B panel export's run prefix ('run-1 - ') goes."""
+    name = name.split(" - ", 1)[1] if " - " in name else name
     text = re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
     text = re.sub(r"^train_", "", text)
     return re.sub(r"_step$", "", text)
@@ -84,7 +91,7 @@ def match_columns(names: Iterable[str], given: Mapping[str, str]) -> dict[str, s
     taken = set(out.values())
     by_norm: dict[str, str] = {}
     for name in names:
-        if name in taken or normalize(name).endswith("_epoch"):
+        if name in taken or normalize(name).endswith("_epoch") or WANDB_BAND.search(name):
             continue
         by_norm.setdefault(normalize(name), name)
     for term, candidates in COLUMN_NAMES.items():
