@@ -204,6 +204,7 @@ _BLOCK = re.compile(
     ),
 )
 _CHUNK = 4 << 20
+_HEADER_END = b"] Loss breakdown:"  # how a block's first line ends
 
 
 @dataclass
@@ -223,14 +224,21 @@ def _scan_chunk(chunk: bytes, scan: _Scan) -> bool:
     chunk left open: then it is read line by line."""
     if b"\r" in chunk:
         return False
-    starts: list[int] = []
-    rows: list[tuple[bytes, ...]] = []
-    for match in _BLOCK.finditer(chunk):
-        starts.append(match.start())
-        rows.append(match.groups(b""))
+    rows = _BLOCK.findall(chunk)  # one tuple of groups per block (b"" where a term is absent)
     if not rows:
         return False
-    tokens = np.array(rows, dtype="S32")  # (blocks, 2 + terms); b"" where a term is absent
+    # the blocks' first lines: those that end in "Loss breakdown:" (found with numpy; a count
+    # that differs from the blocks found sends the chunk to the line reader)
+    data = np.frombuffer(chunk, dtype=np.uint8)
+    newlines = np.flatnonzero(data == 10)
+    ends = newlines[newlines >= len(_HEADER_END)]
+    header = np.ones(len(ends), dtype=bool)
+    for k, byte in enumerate(_HEADER_END):
+        header &= data[ends - len(_HEADER_END) + k] == byte
+    header_lines = np.flatnonzero(header) + (len(newlines) - len(ends))
+    if len(header_lines) != len(rows):
+        return False
+    tokens = np.array(rows, dtype="S32")  # (blocks, 2 + terms)
     terms = tokens[:, 2:]
     present = terms != b""
     if int(present.sum()) + len(rows) != chunk.count(b"oss"):  # every line with a loss counted
@@ -241,8 +249,7 @@ def _scan_chunk(chunk: bytes, scan: _Scan) -> bool:
     values[present] = terms[present].astype(np.float64)
     dot = np.char.find(terms, b".")
     decimals = np.where(dot < 0, 0, np.maximum(-127, dot + 1 - np.char.str_len(terms)))
-    newlines = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)
-    lines = scan.lines_read + np.searchsorted(newlines, np.array(starts)) + 1
+    lines = scan.lines_read + header_lines + 1
     builder.epochs.frombytes(tokens[:, 0].astype(np.int64).tobytes())
     builder.iters.frombytes(tokens[:, 1].astype(np.int64).tobytes())
     builder.lines.frombytes(lines.astype(np.int64).tobytes())
