@@ -8,8 +8,8 @@ untouched), with the config's optimiser (:mod:`utnet_diag.optimizer_config`):
   loss term gives (its gradient's projection on the total, ``<g_t, g> / |g|^2``; the shares sum
   to 1). Over all parameters with ``exact``; else at the trunk/heads boundary, where every term
   meets, from the Gram matrix of the per-term boundary gradients;
-- the first step of the configured optimiser (from fresh state, :func:`first_update`, one
-  tensor at a time, weights never written): per group, the norm of the update over the norm of
+- the first step of the configured optimiser (from fresh state, :func:`first_update`, on each
+  module group's weights and gradients flattened into one tensor; weights never written): per group, the norm of the update over the norm of
   the weights; and with clipping, how much the clip shrinks the whole
   update (for Adam-family optimisers it cancels unless the clipped gradients reach ``eps``).
 
@@ -94,18 +94,32 @@ def first_update(settings: OptimizerSettings, lr: float, param: torch.Tensor,
     return -lr * g / avg
 
 
-def _update_sq(settings: OptimizerSettings, lr: float, params: list[Any], grads: list[Any],
-               factor: float) -> float:  # fmt: skip
-    """Squared norm of one step's update of ``params`` for gradients ``grads * factor``, as
-    the weights would change: in their own dtype, so an update below half a unit in the last
-    place of a weight is lost, as it is in training."""
-    sq = torch.zeros((), dtype=torch.float64)
-    for p, g in zip(params, grads):
-        weight = p.detach()
-        change = first_update(settings, lr, weight, g * factor).to(weight.dtype)
-        realized = (weight + change) - weight  # what the weights' own precision keeps of it
-        sq += realized.double().pow(2).sum().cpu()
-    return float(sq)
+def _update_sq(settings: OptimizerSettings, lr: float, weight: torch.Tensor,
+               grad: torch.Tensor, factors: tuple[float, ...]) -> list[float]:  # fmt: skip
+    """Squared norm of one step's update of the flat ``weight`` for gradient ``grad * factor``,
+    for each factor, as the weights would change: in their own dtype, so an update below half
+    a unit in the last place of a weight is lost, as it is in training."""
+    out = []
+    for factor in factors:
+        change = first_update(settings, lr, weight, grad * factor if factor != 1.0 else grad)
+        realized = (weight + change.to(weight.dtype)) - weight  # what the weights' dtype keeps
+        out.append(float(torch.linalg.vector_norm(realized, dtype=torch.float64)) ** 2)
+    return out
+
+
+def _flat_groups(stats: GradStats) -> dict[int, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Per module group, its parameters with a gradient as flat (weights, gradients) pairs, one
+    pair per dtype and device (so each step is taken in its own precision)."""
+    parts: dict[tuple[int, Any, Any], tuple[list[Any], list[Any]]] = {}
+    for (_, param), gid, grad in zip(stats.trainable, stats.param_gid, stats.grads):
+        if grad is not None:
+            key = (gid, param.dtype, param.device)
+            parts.setdefault(key, ([], []))[0].append(param.detach().reshape(-1))
+            parts[key][1].append(grad.detach().reshape(-1))
+    flat: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+    for (gid, _, _), (weights, grads) in parts.items():
+        flat.setdefault(gid, []).append((torch.cat(weights), torch.cat(grads)))
+    return flat
 
 
 def _decay_notes(settings: OptimizerSettings, lrs: list[float]) -> list[str]:
@@ -128,19 +142,15 @@ def step_section(stats: GradStats, settings: OptimizerSettings) -> StepSection:
     factor = clip_factor(stats.total_grad_norm, settings.clip_grad_norm)
     shares, basis = term_shares(stats)
     names = [g["name"] for g in stats.groups]
-    by_group: dict[int, tuple[list[Any], list[Any]]] = {}
-    for (_, param), gid, grad in zip(stats.trainable, stats.param_gid, stats.grads):
-        if grad is not None:
-            by_group.setdefault(gid, ([], []))[0].append(param)
-            by_group[gid][1].append(grad)
+    factors = (factor, 1.0) if factor < 1.0 else (factor,)
     rows = []
     clipped_sq = unclipped_sq = 0.0
-    for gid, (params, grads) in sorted(by_group.items()):
+    for gid, pairs in sorted(_flat_groups(stats).items()):
         lr = settings.lr_of(names[gid])
-        sq = _update_sq(settings, lr, params, grads, factor)
+        sums = [_update_sq(settings, lr, w, g, factors) for w, g in pairs]
+        sq = sum(s[0] for s in sums)
         clipped_sq += sq
-        if factor < 1.0:
-            unclipped_sq += _update_sq(settings, lr, params, grads, 1.0)
+        unclipped_sq += sum(s[-1] for s in sums)
         weight = stats.groups[gid]["param_norm"]
         update = math.sqrt(sq)
         rows.append({"name": names[gid], "lr": lr, "update_norm": update, "param_norm": weight,
