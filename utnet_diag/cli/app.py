@@ -115,6 +115,15 @@ def say(message: str, style: str | None = None) -> None:
     stderr_console().print(printable(message), style=style, markup=False)
 
 
+def say_pictures(report: Any) -> None:
+    """One stderr line per picture the command wrote (the report's ``pictures`` section)."""
+    section = report.sections.get("pictures")
+    for record in (section.get("files") if section is not None else None) or []:
+        shown = record.get("samples")
+        what = f" (samples {', '.join(map(str, shown))})" if shown else ""
+        say(f"wrote {record['kind']} {record['path']}{what}")
+
+
 @dataclass(frozen=True)
 class OutputChoices:
     """What every report command takes besides its own options: ``quiet`` (the verdict and the

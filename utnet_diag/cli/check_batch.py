@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from utnet_diag.cli.app import emit
+from utnet_diag.cli.app import emit, say_pictures
 from utnet_diag.cli.options import (
     ConfigOpt,
     DatasetImagesOpt,
@@ -25,6 +25,8 @@ from utnet_diag.cli.options import (
     LoaderOpt,
     LoaderSamplesOpt,
     MaxSamplesOpt,
+    OverlayOpt,
+    OverlaySamplesOpt,
     PresetOpt,
 )
 
@@ -48,6 +50,8 @@ def check_batch_command(
     loader: LoaderOpt = None,
     loader_args: LoaderArgsOpt = None,
     loader_samples: LoaderSamplesOpt = 8,
+    overlay: OverlayOpt = None,
+    overlay_samples: OverlaySamplesOpt = 8,
 ) -> None:
     """Check a batch's ground truth: schema, NaN/Inf, confidences, 2D range, 3D units, images,
     MANO parameters, and the coordinate conventions.
@@ -63,6 +67,8 @@ def check_batch_command(
         loader_args=tuple(loader_args or ()), loader_samples=loader_samples,
     )  # fmt: skip
     report = check_batch_source(
-        source, config, preset.value if preset is not None else None, mano, max_samples
-    )
+        source, config, preset.value if preset is not None else None, mano, max_samples,
+        overlay=overlay, overlay_samples=overlay_samples,
+    )  # fmt: skip
+    say_pictures(report)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

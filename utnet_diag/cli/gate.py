@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from utnet_diag.cli.app import emit
+from utnet_diag.cli.app import emit, say_pictures
 from utnet_diag.cli.model_opts import DepthOpt, ExactOpt, SeedOpt, warn_loaded, with_model_options
 from utnet_diag.cli.options import (
     AmpOpt,
@@ -14,6 +14,8 @@ from utnet_diag.cli.options import (
     JsonOpt,
     JunitOpt,
     MetricProtocolOpt,
+    OverlayOpt,
+    OverlaySamplesOpt,
 )
 from utnet_diag.run_options import RunOptions
 
@@ -27,6 +29,8 @@ def gate_command(
     metric_protocol: MetricProtocolOpt = None,
     amp: AmpOpt = None,
     clip_grad_norm: ClipGradNormOpt = None,
+    overlay: OverlayOpt = None,
+    overlay_samples: OverlaySamplesOpt = 8,
     json_out: JsonOpt = False,
     junit: JunitOpt = None,
     fail_on: FailOnOpt = FailOn.fail,
@@ -47,6 +51,9 @@ def gate_command(
         metric_protocol=metric_protocol.value if metric_protocol else None,
         amp=amp.value if amp else None,
         clip_grad_norm=clip_grad_norm,
+        overlay=overlay,
+        overlay_samples=overlay_samples,
     )
     warn_loaded(report)
+    say_pictures(report)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from utnet_diag.cli.app import emit
+from utnet_diag.cli.app import emit, say_pictures
 from utnet_diag.cli.model_opts import SeedOpt, warn_loaded, with_model_options
 from utnet_diag.cli.options import (
     AmpOpt,
@@ -13,6 +13,8 @@ from utnet_diag.cli.options import (
     JsonOpt,
     JunitOpt,
     MetricProtocolOpt,
+    OverlayOpt,
+    OverlaySamplesOpt,
 )
 from utnet_diag.cli.render_advice import TargetSharesOpt
 from utnet_diag.run_options import RunOptions
@@ -25,6 +27,8 @@ def loss_breakdown_command(
     target_shares: TargetSharesOpt = None,
     metric_protocol: MetricProtocolOpt = None,
     amp: AmpOpt = None,
+    overlay: OverlayOpt = None,
+    overlay_samples: OverlaySamplesOpt = 8,
     json_out: JsonOpt = False,
     junit: JunitOpt = None,
     fail_on: FailOnOpt = FailOn.fail,
@@ -43,6 +47,9 @@ def loss_breakdown_command(
         options=run_options,
         metric_protocol=metric_protocol.value if metric_protocol else None,
         amp=amp.value if amp else None,
+        overlay=overlay,
+        overlay_samples=overlay_samples,
     )
     warn_loaded(report)
+    say_pictures(report)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

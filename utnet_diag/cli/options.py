@@ -193,3 +193,15 @@ ClipGradNormOpt = Annotated[
         " optimizer.clip_grad_norm, else UTNet's 1.0.",
     ),
 ]
+
+OverlayOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--overlay",
+        help="Write a contact sheet of the worst samples (PNG): crop with the ground-truth and"
+        " predicted skeletons, depth, 3D views, failing checks and losses.",
+    ),
+]
+OverlaySamplesOpt = Annotated[
+    int, typer.Option("--overlay-samples", help="Samples on the --overlay sheet (1-64).")
+]

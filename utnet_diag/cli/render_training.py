@@ -1,4 +1,5 @@
-"""Drawing the ``step`` (clipping, one optimiser step) and ``amp`` (autocast) sections."""
+"""Drawing the ``step`` (clipping, one optimiser step), ``amp`` (autocast) and ``pictures``
+sections."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from rich.text import Text
 
 from utnet_diag.report.numbers import fmt_number
 from utnet_diag.report.result import Report
-from utnet_diag.report.sections import AmpSection, StepSection
+from utnet_diag.report.sections import AmpSection, PicturesSection, StepSection
 
 
 def _num(x: float | None, digits: int = 3) -> str:
@@ -72,3 +73,7 @@ def render_amp(console: Console, section: AmpSection, report: Report) -> None:
                            f" non-zero values to zero in {u['dtype']}", style="dim"))  # fmt: skip
     if section.origin:
         console.print(Text(f"origin: {section.origin['message']}", style="dim"))
+
+
+def render_pictures(console: Console, section: PicturesSection, report: Report) -> None:
+    """Nothing on stdout: the command says on stderr where each picture went."""

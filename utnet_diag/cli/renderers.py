@@ -26,6 +26,7 @@ SECTION_RENDERERS: dict[str, tuple[str, str]] = {
     "scan": ("utnet_diag.cli.render_scan", "render_scan"),
     "step": ("utnet_diag.cli.render_training", "render_step"),
     "amp": ("utnet_diag.cli.render_training", "render_amp"),
+    "pictures": ("utnet_diag.cli.render_training", "render_pictures"),
 }
 
 

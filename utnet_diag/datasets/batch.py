@@ -259,6 +259,8 @@ def check_dataset_batch(
     mano: Any = None,
     max_samples: int | None = None,
     images: bool = True,
+    overlay: Any = None,
+    overlay_samples: int = 8,
 ):
     """``check-batch --dataset``: the Report of :func:`utnet_diag.diagnostics.check_batch.
     check_batch` on the selected frames, led by the ``dataset_files`` check (frames left out
@@ -267,7 +269,8 @@ def check_dataset_batch(
     When no selected frame is usable: ``dataset_files`` fails and every other check is listed
     as skipped (it judged nothing) if files are at fault; InputError (exit 2) if the frames are
     only unannotated (nothing to check: pick others). ``images=False``: annotations only (no
-    image file is read, so none is missing; the image checks skip).
+    image file is read, so none is missing; the image checks skip). ``overlay``: see
+    :func:`utnet_diag.diagnostics.check_batch.check_batch`.
     """
     # deferred: loads torch, which this module's importers do not need
     from utnet_diag.diagnostics.check_batch import COMMAND, check_batch, check_specs
@@ -279,6 +282,7 @@ def check_dataset_batch(
         why = "not evaluated: no selected frame is usable (see dataset_files)"
         skipped = [CheckResult(s.id, Status.SKIP, why, family=s.family) for s in check_specs()]
         return Report(COMMAND, [files, *skipped], {})
-    report = check_batch(batch_from_records(reader, records), config, mano, max_samples)
+    report = check_batch(batch_from_records(reader, records), config, mano, max_samples,
+                         overlay=overlay, overlay_samples=overlay_samples)  # fmt: skip
     report.checks.insert(0, files)
     return report

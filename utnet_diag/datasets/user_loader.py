@@ -251,10 +251,13 @@ def check_loader(
     config: Any = None,
     mano: Any = None,
     seed: int = 0,
+    overlay: Any = None,
+    overlay_samples: int = 8,
 ) -> Any:
     """Report ``check-batch`` on the user's loader: the checks of the batch as configured, then
     ``loader_augmentation`` comparing them with the batch read with the augmentation switch
-    flipped (which checks only one of them fails), and a ``loader`` section."""
+    flipped (which checks only one of them fails), and a ``loader`` section; ``overlay``: the
+    contact sheet of the batch as configured (:mod:`utnet_diag.pictures.overlay`)."""
     from utnet_diag.diagnostics.check_batch import (  # it runs loaders: imported when it does
         COMMAND,
         batch_check_results,
@@ -262,7 +265,10 @@ def check_loader(
         resolve_batch,
         resolve_config,
     )
+    from utnet_diag.pictures.overlay import check_overlay_path, pictures_section, write_overlay
 
+    if overlay is not None:
+        check_overlay_path(overlay, overlay_samples)
     cfg = resolve_config(config)
     run = run_loader(spec, args, samples, seed)
     batch, problems = resolve_batch(dict(run.batch), cfg)
@@ -279,7 +285,11 @@ def check_loader(
     else:
         outcome = Outcome.skip("the dataset has no augmentation switch (a boolean train/augment)")
     checks.append(LOADER_CHECKS.result("loader_augmentation", outcome))
-    return Report(COMMAND, checks, {"loader": section, "batch": batch_section(batch)})
+    sections: dict[str, Any] = {"loader": section, "batch": batch_section(batch)}
+    if overlay is not None:
+        sections.update(pictures_section(write_overlay(
+            overlay, batch, None, checks, cfg.weights, cfg.root_id, overlay_samples)))  # fmt: skip
+    return Report(COMMAND, checks, sections)
 
 
 def _plain(value: Any) -> Any:

@@ -12,6 +12,7 @@ from utnet_diag.datasets.user_loader import check_loader, parse_loader_args
 from utnet_diag.diagnostics.check_batch import check_batch
 from utnet_diag.errors import InputError
 from utnet_diag.mano import ManoLayer
+from utnet_diag.pictures.overlay import check_overlay_path
 from utnet_diag.report.result import Report
 
 
@@ -49,19 +50,26 @@ def check_batch_source(
     preset: str | None = None,
     mano: str | Path | None = None,
     max_samples: int | None = None,
+    overlay: str | Path | None = None,
+    overlay_samples: int = 8,
 ) -> Report:
     """The check-batch report of ``source``, with the weights of ``config`` (``preset`` when it
-    gives none) and, with ``mano``, the MANO the labels were made with (mano_consistency)."""
+    gives none) and, with ``mano``, the MANO the labels were made with (mano_consistency);
+    ``overlay``: a contact sheet of the batch (:mod:`utnet_diag.pictures.overlay`)."""
     source.validate()
+    if overlay is not None:
+        check_overlay_path(overlay, overlay_samples)
+    shown = {"overlay": overlay, "overlay_samples": overlay_samples}
     cfg = load_config(config, preset)
     mano_layer = ManoLayer(path=mano) if mano is not None else None
     if source.loader is not None:  # the user's own Dataset, as training reads it
         return check_loader(source.loader, parse_loader_args(list(source.loader_args)),
-                            samples=source.loader_samples, config=cfg, mano=mano_layer)  # fmt: skip
+                            samples=source.loader_samples, config=cfg, mano=mano_layer,
+                            **shown)  # fmt: skip
     if source.dataset is not None or source.root is not None:
         return check_dataset_batch(
             None, source.dataset, source.root, source.split, source.indices, cfg,
-            mano=mano_layer, max_samples=max_samples, images=source.images,
+            mano=mano_layer, max_samples=max_samples, images=source.images, **shown,
         )  # fmt: skip
     assert source.batch is not None
-    return check_batch(source.batch, cfg, mano=mano_layer, max_samples=max_samples)
+    return check_batch(source.batch, cfg, mano=mano_layer, max_samples=max_samples, **shown)

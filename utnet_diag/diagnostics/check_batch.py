@@ -12,6 +12,12 @@ from utnet_diag.checks.conventions import CONVENTION_CHECKS
 from utnet_diag.checks.engine import CheckContext, CheckSpec, run_checks
 from utnet_diag.config import DiagConfig, load_config
 from utnet_diag.io.batch import Batch, coerce_batch, load_batch
+from utnet_diag.pictures.overlay import (
+    DEFAULT_SAMPLES,
+    check_overlay_path,
+    pictures_section,
+    write_overlay,
+)
 from utnet_diag.report.result import CheckResult, Report
 from utnet_diag.report.sections import BatchSection
 
@@ -84,6 +90,8 @@ def check_batch(
     config: DiagConfig | str | Path | None = None,
     mano: Any = None,
     max_samples: int | None = None,
+    overlay: str | Path | None = None,
+    overlay_samples: int = DEFAULT_SAMPLES,
 ) -> Report:
     """Check the ground truth of a batch against the spec's conventions.
 
@@ -93,13 +101,22 @@ def check_batch(
         config: a DiagConfig or a UTNet config.yaml path (``diag.key_map``, ``diag.root_id``).
         mano: an optional MANO layer for the convention checks.
         max_samples: check only the first N samples (overrides ``diag.max_samples``).
+        overlay: a ``.png`` path: the contact sheet of the ``overlay_samples`` worst samples
+            (:mod:`utnet_diag.pictures.overlay`).
 
     Returns:
-        Report ``check-batch`` with one result per check and a ``batch`` section.
+        Report ``check-batch`` with one result per check, a ``batch`` section (and
+        ``pictures``).
     """
+    if overlay is not None:
+        check_overlay_path(overlay, overlay_samples)
     cfg = resolve_config(config)
     if max_samples is not None:
         cfg = replace(cfg, max_samples=max_samples)
     loaded, problems = resolve_batch(batch, cfg)
     checks = batch_check_results(loaded, cfg, mano, problems)
-    return Report(COMMAND, checks, {"batch": batch_section(loaded)})
+    sections: dict[str, Any] = {"batch": batch_section(loaded)}
+    if overlay is not None:
+        sections.update(pictures_section(write_overlay(
+            overlay, loaded, None, checks, cfg.weights, cfg.root_id, overlay_samples)))  # fmt: skip
+    return Report(COMMAND, checks, sections)

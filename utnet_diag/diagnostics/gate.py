@@ -18,6 +18,7 @@ from utnet_diag.diagnostics.loss_breakdown import breakdown_from_forward
 from utnet_diag.diagnostics.nan_origin import NanOrigin
 from utnet_diag.diagnostics.runner import (
     DEFAULT_SEED,
+    detach_outputs,
     forward_pass,
     load_inputs,
     run_section,
@@ -25,6 +26,12 @@ from utnet_diag.diagnostics.runner import (
     training_step,
 )
 from utnet_diag.errors import InputError
+from utnet_diag.pictures.overlay import (
+    DEFAULT_SAMPLES,
+    check_overlay_path,
+    pictures_section,
+    write_overlay,
+)
 from utnet_diag.report.result import Report
 from utnet_diag.run_options import RunOptions, given
 
@@ -44,6 +51,8 @@ def gate(
     metric_protocol: str | None = None,
     clip_grad_norm: float | None = None,
     amp: str | None = None,
+    overlay: str | Path | None = None,
+    overlay_samples: int = DEFAULT_SAMPLES,
     **fields: Any,
 ) -> Report:
     """Every check utnet-diag has for a model and a batch, from one load and one forward.
@@ -55,13 +64,16 @@ def gate(
     ``metric_protocol`` ('freihand', 'ho3d', 'dexycb') adds that benchmark's official joint
     metrics to the metrics section. ``clip_grad_norm`` (0: none) replaces the config's
     ``optimizer.clip_grad_norm`` in the step checks. ``amp`` ('fp16', 'bf16') adds the step
-    under autocast (:mod:`utnet_diag.diagnostics.amp`).
+    under autocast (:mod:`utnet_diag.diagnostics.amp`). ``overlay`` (a ``.png`` path) draws the
+    ``overlay_samples`` worst samples with the predictions (:mod:`utnet_diag.pictures.overlay`).
     Returns Report ``gate``; ``report.exit_code(fail_on)`` is the CLI's exit code.
     """
 
     if depth < 1:
         raise InputError(f"--depth must be >= 1, got {depth}")
     check_mode(amp)
+    if overlay is not None:
+        check_overlay_path(overlay, overlay_samples)
     opts = RunOptions.of(
         options, **given(checkpoint=checkpoint, batch=batch, config=config), **fields
     )
@@ -87,7 +99,12 @@ def gate(
     sections.update(loss_sections)
     sections.update(grad_sections)
     sections.update(amp_section)
-    return Report(COMMAND, checks + loss_checks + grad_checks + amp_results, sections)
+    every = checks + loss_checks + grad_checks + amp_results
+    if overlay is not None:
+        sections.update(pictures_section(write_overlay(
+            overlay, inputs.batch, detach_outputs(fwd.outputs), every, inputs.config.weights,
+            inputs.config.root_id, overlay_samples)))  # fmt: skip
+    return Report(COMMAND, every, sections)
 
 
 def _origin_object(origin: dict[str, Any] | None) -> Any:

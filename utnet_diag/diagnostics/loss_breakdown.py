@@ -9,6 +9,7 @@ PA-MPJPE, and the checks of ``utnet_diag.checks.loss`` and the prediction conven
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,6 +35,12 @@ from utnet_diag.diagnostics.runner import (
     training_step,
 )
 from utnet_diag.evaluation.batch_metrics import protocol_metrics
+from utnet_diag.pictures.overlay import (
+    DEFAULT_SAMPLES,
+    check_overlay_path,
+    pictures_section,
+    write_overlay,
+)
 from utnet_diag.report.result import CheckResult, Report
 from utnet_diag.report.sections import MetricsSection
 from utnet_diag.run_options import RunOptions, given
@@ -111,6 +118,8 @@ def loss_breakdown(
     target_shares: dict[str, float] | None = None,
     metric_protocol: str | None = None,
     amp: str | None = None,
+    overlay: str | Path | None = None,
+    overlay_samples: int = DEFAULT_SAMPLES,
     **fields: Any,
 ) -> Report:
     """Run the model once on ``batch`` and report every loss term against the spec.
@@ -128,11 +137,15 @@ def loss_breakdown(
             metrics beside MPJPE and PA-MPJPE.
         amp: 'fp16' or 'bf16': the forward, losses and backward again under autocast
             (:mod:`utnet_diag.diagnostics.amp`), with the ``amp`` checks and section.
+        overlay: a ``.png`` path: the contact sheet of the ``overlay_samples`` worst samples
+            with the predictions drawn (:mod:`utnet_diag.pictures.overlay`).
     Returns:
         Report ``loss-breakdown`` with sections ``run``, ``loss_table``, ``metrics``,
-        ``weight_advice`` (and ``amp``).
+        ``weight_advice`` (and ``amp``, ``pictures``).
     """
     check_mode(amp)
+    if overlay is not None:
+        check_overlay_path(overlay, overlay_samples)
     inputs = load_inputs(RunOptions.of(options, **given(batch=batch), **fields), model=model)
     with training_step(inputs.model, seed), running(inputs.loaded):
         fwd = forward_pass(inputs, grad=True, seed=seed)  # grad for the weight advice
@@ -141,6 +154,10 @@ def loss_breakdown(
     amp_results, amp_section = amp_checks(inputs, fwd, amp, seed)
     checks += amp_results
     sections.update(amp_section)
+    if overlay is not None:
+        sections.update(pictures_section(write_overlay(
+            overlay, inputs.batch, detach_outputs(fwd.outputs), checks, fwd.config.weights,
+            fwd.config.root_id, overlay_samples)))  # fmt: skip
     model_checks = list(getattr(inputs.loaded, "checks", []) or [])
     return Report(
         "loss-breakdown", model_checks + checks, {"run": run_section(inputs, fwd), **sections}

@@ -172,6 +172,14 @@ class AmpSection(Section):
 
 
 @dataclass(frozen=True)
+class PicturesSection(Section):
+    """The pictures a command wrote: per file its ``kind`` (overlay, gallery, plot), ``path``
+    and what it shows (``samples``: the batch indices, worst first)."""
+
+    files: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class CompareRunSection(Section):
     """What ``compare`` ran: checkpoints ``a`` and ``b`` (and the model sources they gave), the
     batch both saw, its size, the device, the weight preset, the seed, the loaders' warnings."""

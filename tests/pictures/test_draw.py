@@ -1,0 +1,81 @@
+"""Where the sheet puts things, to the pixel: keypoints from crop coordinates, points outside
+the crop on its border, colours by finger."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from utnet_diag.pictures.draw import (
+    FINGER_COLORS,
+    Panel,
+    SampleView,
+    SheetLayout,
+    crop_to_pixels,
+    depth_to_gray,
+    draw_sheet,
+    draw_skeleton,
+    extent_mm,
+)
+
+
+def test_crop_coordinates_map_to_pixels_as_documented():
+    # a 64 x 48 image: the crop is 64 pixels tall, centred at column 24, row 32
+    px = crop_to_pixels(np.array([[0.0, 0.0], [0.5, -0.5], [0.1, -0.2]]), 64, 48)
+    assert np.allclose(px, [[24, 32], [56, 0], [30.4, 19.2]])
+
+
+def test_a_keypoint_lands_on_its_pixel_in_its_fingers_colour():
+    h, w, cell = 64, 48, 224
+    gt = np.full((21, 2), np.nan)
+    gt[8] = (0.1, -0.2)  # the index tip alone: no bone is drawn
+    view = SampleView("s", np.full((h, w, 3), 128, np.uint8), None, gt, np.ones(21))
+    sheet = np.asarray(draw_sheet([view], "t", cell=cell))
+    # by hand: the crop panel is the first cell, the 48 x 64 image scaled by 224 / 64 = 3.5 and
+    # centred: 168 pixels wide from x = GAP + 28; the point is at image pixel (30.4, 19.2)
+    x0, y0 = SheetLayout.GAP + (cell - 168) // 2, SheetLayout.LEGEND
+    u, v = x0 + 30.4 * 3.5, y0 + 19.2 * 3.5
+    assert tuple(sheet[round(v), round(u)]) == FINGER_COLORS["index"]
+    # one pixel beyond the 3-pixel dot the image shows through
+    assert tuple(sheet[round(v), round(u) + 5]) == (128, 128, 128)
+
+
+def test_a_point_outside_is_drawn_on_the_border_with_its_factor():
+    image = Image.new("RGB", (100, 100), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    uv = np.full((21, 2), np.nan)
+    uv[20] = (49.5 + 10 * 49.5, 49.5)  # the pinky tip, 10x as far from the centre as the border
+    factor = draw_skeleton(draw, Panel(0, 0, 100, 100), uv, "gt")
+    assert abs(factor - 10.0) < 1e-9
+    pixels = np.asarray(image)
+    assert tuple(pixels[49, 99]) == FINGER_COLORS["pinky"]  # on the right border
+    assert factor == draw_skeleton(draw, Panel(0, 0, 100, 100), uv * 1.0, "pred")
+    inside = np.full((21, 2), np.nan)
+    inside[0] = (10, 10)
+    assert draw_skeleton(draw, Panel(0, 0, 100, 100), inside, "gt") == 1.0
+
+
+def test_zero_confidence_joints_are_hollow():
+    image = Image.new("RGB", (60, 60), (0, 0, 0))
+    uv = np.full((21, 2), np.nan)
+    uv[4] = (30, 30)
+    conf = np.ones(21)
+    conf[4] = 0.0
+    draw_skeleton(ImageDraw.Draw(image), Panel(0, 0, 60, 60), uv, "gt", conf)
+    pixels = np.asarray(image)
+    assert tuple(pixels[30, 30]) == (255, 255, 255)  # the background colour inside the ring
+    assert tuple(pixels[30, 27]) == FINGER_COLORS["thumb"]  # its ring
+
+
+def test_depth_is_grey_near_bright_and_zero_black():
+    depth = np.array([[0.0, 0.5], [0.6, np.nan]])
+    grey = depth_to_gray(depth)
+    assert grey.shape == (2, 2, 3) and grey[0, 0, 0] == 0 and grey[1, 1, 0] == 0
+    assert grey[0, 1, 0] > grey[1, 0, 0]  # nearer is brighter
+
+
+def test_the_3d_views_scale_to_a_round_extent():
+    assert extent_mm(np.array([[0.0, 0, 0], [95.0, -3, 1]])) == 100
+    assert extent_mm(np.array([[0.0, 0, 0], [101.0, 0, 0]]), None) == 200
+    assert extent_mm(np.array([[0.0, 0, 0], [4e5, 0, 0]])) == 5e5  # metres read as mm
+    assert extent_mm(None) == 10
