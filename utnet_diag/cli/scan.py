@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from utnet_diag.cli.app import emit, say, stderr_console
+from utnet_diag.cli.app import emit, say, say_pictures, stderr_console
 from utnet_diag.cli.options import (
     DatasetOpt,
     DatasetRootOpt,
@@ -69,6 +69,14 @@ def scan_command(
     ] = False,
     mano: ManoOpt = None,
     device: DeviceOpt = "auto",
+    gallery: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--gallery",
+            help="Write a sheet of each check's worst frames (images and labels drawn) and an"
+            " index.html linking them with the findings into this folder.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
     junit: JunitOpt = None,
     fail_on: FailOnOpt = FailOn.fail,
@@ -103,10 +111,12 @@ def scan_command(
             progress=progress,
             dist=dist,
             batch_checks=batch_checks,
+            gallery=gallery,
         )
     shutdown(dist)
     code = report.exit_code(fail_on.value)
     if is_main:
+        say_pictures(report)
         code = emit(report, json_out, junit, fail_on.value)
         if report.sections["scan"]["interrupted"]:
             say(f"utnet-diag: interrupted: {report.sections['scan']['status']}", style="yellow")

@@ -30,7 +30,9 @@ from utnet_diag.datasets.common import DatasetReader, Finding
 from utnet_diag.datasets.distributed import gather_sinks
 from utnet_diag.datasets.sink import FindingSink
 from utnet_diag.errors import InputError
+from utnet_diag.pictures.gallery import check_gallery_dir, write_gallery
 from utnet_diag.report.result import CheckResult, Report, Status
+from utnet_diag.report.sections import PicturesSection
 
 DEFAULT_CHUNK = 512
 DEFAULT_MAX_FINDINGS = 1000
@@ -344,6 +346,7 @@ def scan_dataset(
     progress: ProgressFn | None = None,
     dist: Any = None,
     batch_checks: bool = False,
+    gallery: str | os.PathLike | None = None,
 ) -> Report:
     """Scan every sample of ``reader`` (the first ``limit``) and return a Report (command "scan").
 
@@ -352,13 +355,17 @@ def scan_dataset(
     ``max_findings_per_check`` per check; the rest are counted); ``progress(done, total)`` is
     called after each chunk; ``dist`` is a :class:`utnet_diag.datasets.distributed.DistContext`
     to shard over torchrun ranks; ``batch_checks`` adds check-batch's checks per chunk with
-    per-sample attribution (findings ``batch:<check id>``). Ctrl-C stops the scan: the findings so far are kept and the
-    report says "interrupted after N of M samples".
+    per-sample attribution (findings ``batch:<check id>``); ``gallery`` (a folder): a sheet of
+    each check's worst frames and an ``index.html`` (:mod:`utnet_diag.pictures.gallery`).
+    Ctrl-C stops the scan: the findings so far are kept and the report says "interrupted
+    after N of M samples".
     """
     if max_findings_per_check < 1:
         raise InputError("--max-findings-per-check must be at least 1")
     if workers < 0:
         raise InputError("--workers must be 0 or more")
+    if gallery is not None:
+        check_gallery_dir(gallery)
     total = len(reader) if limit is None else min(limit, len(reader))
     rank, world = (dist.rank, dist.world_size) if dist is not None else (0, 1)
     mine = range(rank, total, world)
@@ -401,6 +408,9 @@ def scan_dataset(
         max_findings_per_check,
     )  # fmt: skip
     report.sections["scan"]["batch_checks"] = batch_checks
+    if gallery is not None and rank == 0:
+        record = write_gallery(gallery, reader, sink.kept, report.checks, report.sections["scan"])
+        report.sections["pictures"] = PicturesSection(files=[record])
     return report
 
 

@@ -265,6 +265,7 @@ def check_loader(
         resolve_batch,
         resolve_config,
     )
+
     # deferred: Pillow's drawing modules, which loading this module does not need
     from utnet_diag.pictures.overlay import check_overlay_path, pictures_section, write_overlay
 
