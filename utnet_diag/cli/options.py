@@ -205,3 +205,11 @@ OverlayOpt = Annotated[
 OverlaySamplesOpt = Annotated[
     int, typer.Option("--overlay-samples", help="Samples on the --overlay sheet (1-64).")
 ]
+GalleryOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--gallery",
+        help="Write a sheet of each check's worst frames (images and labels drawn) and an"
+        " index.html linking them with the findings into this folder.",
+    ),
+]

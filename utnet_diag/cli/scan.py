@@ -16,6 +16,7 @@ from utnet_diag.cli.options import (
     DeviceOpt,
     FailOn,
     FailOnOpt,
+    GalleryOpt,
     ImagesOpt,
     JsonOpt,
     JunitOpt,
@@ -69,14 +70,7 @@ def scan_command(
     ] = False,
     mano: ManoOpt = None,
     device: DeviceOpt = "auto",
-    gallery: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--gallery",
-            help="Write a sheet of each check's worst frames (images and labels drawn) and an"
-            " index.html linking them with the findings into this folder.",
-        ),
-    ] = None,
+    gallery: GalleryOpt = None,
     json_out: JsonOpt = False,
     junit: JunitOpt = None,
     fail_on: FailOnOpt = FailOn.fail,
