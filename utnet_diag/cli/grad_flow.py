@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from utnet_diag.cli.app import emit, say
+from utnet_diag.cli.app import emit, say_pictures
 from utnet_diag.cli.model_opts import (
     DepthOpt,
     ExactOpt,
@@ -22,7 +22,6 @@ from utnet_diag.cli.options import (
     JunitOpt,
 )
 from utnet_diag.cli.render_advice import TargetSharesOpt
-from utnet_diag.errors import InputError
 from utnet_diag.run_options import RunOptions
 
 
@@ -47,9 +46,11 @@ def grad_flow_command(
 
     shares = parse_target_shares(target_shares)  # exit 2 on a malformed value, before loading
     from utnet_diag.diagnostics.grad_flow import grad_flow, save_grad_plot
+    from utnet_diag.logs.plot import check_plot_path
+    from utnet_diag.report.sections import PicturesSection
 
-    if plot is not None and not plot.parent.is_dir():
-        raise InputError("output directory does not exist", path=str(plot.parent))
+    if plot is not None:
+        check_plot_path(plot, (".png",))
     report = grad_flow(
         exact=exact,
         depth=depth,
@@ -62,5 +63,6 @@ def grad_flow_command(
     warn_loaded(report)
     if plot is not None:
         save_grad_plot(report, plot)
-        say(f"wrote {plot}")
+        report.sections["pictures"] = PicturesSection(files=[{"kind": "plot", "path": str(plot)}])
+        say_pictures(report)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

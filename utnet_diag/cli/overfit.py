@@ -7,10 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from utnet_diag.cli.app import emit, say, stderr_console
+from utnet_diag.cli.app import emit, say, say_pictures, stderr_console
 from utnet_diag.cli.model_opts import with_model_options
 from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
-from utnet_diag.errors import InputError
 from utnet_diag.run_options import RunOptions
 
 
@@ -46,9 +45,11 @@ def overfit_command(
         save_overfit_plot,
     )
     from utnet_diag.diagnostics.runner import load_inputs
+    from utnet_diag.logs.plot import check_plot_path
+    from utnet_diag.report.sections import PicturesSection
 
-    if plot is not None and (plot.suffix.lower() != ".png" or not plot.parent.is_dir()):
-        raise InputError("--plot must name a .png file in an existing folder", path=str(plot))
+    if plot is not None:
+        check_plot_path(plot, (".png",))
     inputs = load_inputs(run_options)
     options = OverfitOptions(
         steps=steps,
@@ -77,5 +78,6 @@ def overfit_command(
         say(f"warning: {warning}")
     if plot is not None:
         save_overfit_plot(report, plot)
-        say(f"wrote {plot}")
+        report.sections["pictures"] = PicturesSection(files=[{"kind": "plot", "path": str(plot)}])
+        say_pictures(report)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from utnet_diag.cli.app import emit
+from utnet_diag.cli.app import emit, say_pictures
 from utnet_diag.cli.options import ConfigOpt, FailOn, FailOnOpt, JsonOpt, JunitOpt, PresetOpt
 from utnet_diag.config import load_config
 
@@ -60,4 +60,5 @@ def parse_log_command(
 
     report = diagnose_log(logfile, diag_config, options, plot_path=plot,
                           columns=parse_columns(columns))  # fmt: skip
+    say_pictures(report)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

@@ -130,9 +130,10 @@ def grad_flow(
 
 
 def save_grad_plot(report: Report, path: Any) -> None:
-    """Bar chart of gradient norm and grad/param ratio per module group, written atomically as PNG.
-
-    Needs matplotlib (the ``plot`` extra, imported only here)."""
+    """Per module group: gradient norm and grad/param ratio (bars, log scale; blue trunk, orange
+    heads); beside them the per-term attribution as a heat map of terms x groups: each term's
+    gradient norm in each group with ``--exact`` (log colour scale), else which groups each
+    term reaches. Written atomically as PNG; needs matplotlib (the ``plot`` extra)."""
     try:
         import matplotlib
 
@@ -140,13 +141,24 @@ def save_grad_plot(report: Report, path: Any) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise InputError("--plot needs matplotlib", hint="pip install 'utnet-diag[plot]'") from None
+    fig = grad_figure(report, plt)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def grad_figure(report: Report, plt: Any) -> Any:
+    """The figure of :func:`save_grad_plot` (``plt``: matplotlib.pyplot); the caller closes it."""
     groups = report.sections.get("grad_modules", {}).get("groups", [])
+    terms = [t for t in report.sections.get("grad_terms", {}).get("terms", []) if t["active"]]
     names = [g["name"] for g in groups]
     norms = [
         g["grad_norm"] if g["grad_norm"] and math.isfinite(g["grad_norm"]) else 0 for g in groups
     ]
     ratios = [g["ratio"] or 0 for g in groups]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(names) + 1.5))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 0.45 * len(names) + 1.8),
+                             gridspec_kw={"width_ratios": (1, 1, 1.2)})  # fmt: skip
     colors = ["tab:blue" if g["role"] == "trunk" else "tab:orange" for g in groups]
     for ax, values, title in ((axes[0], norms, "gradient norm"), (axes[1], ratios, "grad / param")):
         ax.barh(names, [max(v, 1e-30) for v in values], color=colors)
@@ -154,9 +166,36 @@ def save_grad_plot(report: Report, path: Any) -> None:
         ax.set_title(title)
         ax.invert_yaxis()
     axes[1].set_yticklabels([])
-    fig.suptitle("utnet-diag grad-flow (blue: trunk, orange: heads)")
+    _attribution(fig, axes[2], groups, terms)
+    fig.suptitle("utnet-diag grad-flow (bars: blue trunk, orange heads)")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    write_bytes_atomic(path, buf.getvalue())
+    return fig
+
+
+def _attribution(
+    fig: Any, ax: Any, groups: list[dict[str, Any]], terms: list[dict[str, Any]]
+) -> None:
+    """The terms x groups heat map: exact per-term norms (log colours) or reach (0/1)."""
+    import numpy as np
+    from matplotlib.colors import LogNorm
+
+    exact = bool(groups) and all("term_norms" in g for g in groups)
+    grid = np.zeros((len(groups), len(terms)))
+    for i, g in enumerate(groups):
+        for j, t in enumerate(terms):
+            if exact:
+                grid[i, j] = g["term_norms"].get(t["term"], 0.0)
+            else:
+                grid[i, j] = 1.0 if g["name"] in t["reaches"] else 0.0
+    labels = [t["term"].removeprefix("loss_") for t in terms]
+    if exact and (grid > 0).any():
+        shown = np.where(grid > 0, grid, np.nan)
+        image = ax.imshow(shown, aspect="auto", cmap="viridis",
+                          norm=LogNorm(np.nanmin(shown), np.nanmax(shown)))  # fmt: skip
+        fig.colorbar(image, ax=ax, label="term's gradient norm in the group")
+        ax.set_title("per-term gradient (--exact)")
+    else:
+        ax.imshow(grid, aspect="auto", cmap="Greens", vmin=0, vmax=1.4)
+        ax.set_title("groups each term reaches (--exact: norms)")
+    ax.set_xticks(range(len(terms)), labels, rotation=30, ha="right")
+    ax.set_yticks(range(len(groups)), [g["name"] for g in groups])

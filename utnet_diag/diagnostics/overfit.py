@@ -389,7 +389,9 @@ def learning_rate_of(config: Any, default: float = 1e-3) -> float:
 
 
 def save_overfit_plot(report: Report, path: Any) -> None:
-    """Per-term curves of an overfit report (log scale) written atomically to a .png."""
+    """The run's curves, written atomically to a .png: above, the total (black, drawn last so
+    no term hides it) and every term (log scale), with the pass line at the target fraction of
+    the first total; below, MPJPE (mm) with its threshold."""
     from pathlib import Path
 
     target = Path(path)
@@ -404,16 +406,41 @@ def save_overfit_plot(report: Report, path: Any) -> None:
         ) from None
     import io
 
-    curves = report.sections["overfit_curves"]
-    fig = Figure(figsize=(7, 4), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    for name, values in curves.items():
-        positive = [v if isinstance(v, float) and v > 0 else float("nan") for v in values]
-        ax.plot(positive, label=TERM_LABELS.get(name, name), lw=1.0)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.legend(fontsize=7)
+    fig = overfit_figure(report, Figure, FigureCanvasAgg)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     write_bytes_atomic(target, buffer.getvalue())
+
+
+def overfit_figure(report: Report, figure: Any, canvas: Any) -> Any:
+    """The figure of :func:`save_overfit_plot` (``figure``, ``canvas``: matplotlib's Figure and
+    FigureCanvasAgg classes)."""
+    curves = dict(report.sections["overfit_curves"])
+    mpjpe = curves.pop("mpjpe_mm", [])
+    total = curves.pop("total", [])
+    fig = figure(figsize=(7, 5.5), layout="constrained")
+    canvas(fig)
+    losses, errors = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
+
+    def positive(values: list[Any]) -> list[float]:
+        return [v if isinstance(v, float) and v > 0 else float("nan") for v in values]
+
+    for name, values in curves.items():
+        losses.plot(positive(values), label=TERM_LABELS.get(name, name), lw=1.0)
+    losses.plot(positive(total), label="total (weighted)", color="black", lw=2.0, zorder=5)
+    drop = next((c for c in report.checks if c.id == "overfit_total_drop"), None)
+    if drop is not None and total and isinstance(drop.threshold, float) and total[0] > 0:
+        losses.axhline(drop.threshold * total[0], color="tab:green", ls="--", lw=1.0,
+                       label=f"pass: total < {drop.threshold:.0%} of its start")  # fmt: skip
+    losses.set_yscale("log")
+    losses.set_ylabel("loss (terms unweighted, log)")
+    losses.legend(fontsize=7, ncol=2)
+    errors.plot(mpjpe, color="tab:purple", lw=1.2, label="MPJPE")
+    check = next((c for c in report.checks if c.id == "overfit_mpjpe"), None)
+    if check is not None and isinstance(check.threshold, float):
+        errors.axhline(check.threshold, color="tab:green", ls="--", lw=1.0,
+                       label=f"pass: MPJPE < {check.threshold:g} mm")  # fmt: skip
+    errors.set_ylabel("MPJPE (mm)")
+    errors.set_xlabel("step")
+    errors.legend(fontsize=7)
+    return fig

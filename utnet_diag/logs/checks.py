@@ -23,6 +23,7 @@ from utnet_diag.logs.plot import check_plot_path, plot_log
 from utnet_diag.logs.tables import is_table_log, read_table_log
 from utnet_diag.report.numbers import fmt_number
 from utnet_diag.report.result import Report
+from utnet_diag.report.sections import PicturesSection
 from utnet_diag.spec import HINT_2D, HINT_3D, HINT_AUX, HINT_NONFINITE, HINT_PRIOR
 
 LOG_CHECKS = CheckRegistry("log")
@@ -785,8 +786,11 @@ def diagnose_log(
         log = parse_log(path)
     report = check_log(log, config, options)
     if plot_path is not None:
-        plot_log(log, plot_path)
+        plot_log(log, plot_path, config)
         report.sections["log"] = {**report.sections["log"], "plot": str(plot_path)}
+        report.sections["pictures"] = PicturesSection(
+            files=[{"kind": "plot", "path": str(plot_path)}]
+        )
     return report
 
 
