@@ -181,6 +181,10 @@ def write_overlay(path: str | Path, batch: Any, outputs: dict[str, Any] | None =
     checks = list(checks)
     views = batch_views(batch, outputs, checks, weights, root, samples)
     heading = title or f"utnet-diag overlay: {len(views)} of {batch.size} samples, worst first"
+    failed = [c.id for c in checks if c.status is Status.FAIL]
+    if failed and not title:
+        shown = ", ".join(failed[:6]) + (f" (+{len(failed) - 6})" if len(failed) > 6 else "")
+        heading += f"  ·  failing: {shown}"
     image = draw_sheet(views, heading)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
