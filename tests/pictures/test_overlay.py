@@ -170,3 +170,31 @@ def test_gate_draws_the_predictions(tmp_path, capsys):
         return sum(int((crop == np.array(c)).all(-1).sum()) for c in set(JOINT_COLORS))
 
     assert skeleton_pixels(gate_png) > skeleton_pixels(gt_png)
+
+
+def test_an_unwritable_folder_exits_2_for_each_picture_option(tmp_path, capsys, monkeypatch):
+    """As root every folder is writable: the folder's answer to os.access is what is planted."""
+    import utnet_diag.io.files as files
+    import utnet_diag.logs.plot as plot
+    import utnet_diag.pictures.gallery as gallery
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.access
+
+    def access(path, mode):
+        return False if str(path) == str(locked) and mode == os.W_OK else real(path, mode)
+
+    for module in (files, plot, gallery):
+        monkeypatch.setattr(module.os, "access", access)
+    cases = [["check-batch", "b.pt", "--overlay", str(locked / "s.png")],
+             ["gate", "--overlay", str(locked / "s.png")],
+             ["grad-flow", "--plot", str(locked / "p.png")],
+             ["parse-log", "x.log", "--plot", str(locked / "p.png")],
+             ["scan", "--dataset", "ho3d", "--root", str(tmp_path), "--gallery",
+              str(locked / "g")]]  # fmt: skip
+    for argv in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "not writable" in err[0], (argv, err)
+    assert os.listdir(locked) == []

@@ -38,18 +38,22 @@ WorkersOpt = Annotated[
 ]
 
 
+LimitOpt = Annotated[
+    Optional[int], typer.Option("--limit", min=1, help="Scan only the first N samples.")
+]
+OutOpt = Annotated[
+    Optional[Path], typer.Option("--out", help="Write one JSON line per finding (JSONL).")
+]
+
+
 def scan_command(
     dataset: DatasetOpt = None,
     root: DatasetRootOpt = None,
     split: DatasetSplitOpt = None,
     workers: WorkersOpt = 0,
-    limit: Annotated[
-        Optional[int], typer.Option("--limit", min=1, help="Scan only the first N samples.")
-    ] = None,
+    limit: LimitOpt = None,
     images: ImagesOpt = True,
-    out: Annotated[
-        Optional[Path], typer.Option("--out", help="Write one JSON line per finding (JSONL).")
-    ] = None,
+    out: OutOpt = None,
     max_findings: Annotated[
         int,
         typer.Option(
@@ -85,11 +89,14 @@ def scan_command(
     from utnet_diag.datasets.batch import open_reader
     from utnet_diag.datasets.distributed import init_from_env, shutdown
     from utnet_diag.datasets.scan import scan_dataset
+    from utnet_diag.pictures.gallery import check_gallery_dir
 
     if dataset is None or root is None:
         raise InputError(
             "scan needs --dataset and --root", hint="e.g. --dataset ho3d --root /data/HO3D_v3"
         )
+    if gallery is not None:  # before the tree is opened: a bad folder costs nothing
+        check_gallery_dir(gallery)
     reader = open_reader(dataset.value, root, split, str(mano) if mano else None)
     dist = init_from_env(device)
     is_main = dist is None or dist.is_main
