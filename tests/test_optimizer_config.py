@@ -88,3 +88,12 @@ def test_a_bad_section_in_a_file_exits_2_with_one_line(tmp_path, capsys):
     assert main(["grad-flow", "--config", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'optimizer.lr' must be a positive number" in err[0], err
+
+
+def test_the_torch_keyword_arguments_of_each_type():
+    adamw = parse_optimizer({"lr": 1e-3, "betas": [0.8, 0.9], "eps": 1e-6}, "c").torch_kwargs()
+    assert adamw == {"lr": 1e-3, "weight_decay": 1e-4, "betas": (0.8, 0.9), "eps": 1e-6}
+    sgd = parse_optimizer({"type": "SGD", "lr": 0.1, "momentum": 0.9}, "c").torch_kwargs()
+    assert sgd == {"lr": 0.1, "weight_decay": 1e-4, "momentum": 0.9, "nesterov": False}
+    rms = parse_optimizer({"type": "RMSprop"}, "c").torch_kwargs()
+    assert rms == {"lr": 1e-5, "weight_decay": 1e-4, "momentum": 0.0}

@@ -52,6 +52,17 @@ class OptimizerSettings:
         """The learning rate of a module group (its own, else the section's)."""
         return self.groups.get(group, self.lr)
 
+    def torch_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``torch.optim.<kind>`` for these settings."""
+        kwargs: dict[str, Any] = {"lr": self.lr, "weight_decay": self.weight_decay}
+        if self.adam_family:
+            kwargs.update(betas=self.betas, eps=self.eps)
+        elif self.kind == "SGD":
+            kwargs.update(momentum=self.momentum, nesterov=self.nesterov)
+        else:
+            kwargs.update(momentum=self.momentum)
+        return kwargs
+
     def with_clip(self, max_norm: float | None, source: str) -> OptimizerSettings:
         """A copy clipping at ``max_norm`` (None or 0: no clipping)."""
         from dataclasses import replace

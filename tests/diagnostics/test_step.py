@@ -30,12 +30,7 @@ KINDS = [
 
 
 def torch_optimizer(settings: OptimizerSettings, params):
-    kw = {"lr": settings.lr, "weight_decay": settings.weight_decay}
-    if settings.kind in ("Adam", "AdamW"):
-        kw.update(betas=settings.betas, eps=settings.eps)
-    elif settings.kind == "SGD":
-        kw.update(momentum=settings.momentum, nesterov=settings.nesterov)
-    return getattr(torch.optim, settings.kind)(params, **kw)
+    return getattr(torch.optim, settings.kind)(params, **settings.torch_kwargs())
 
 
 @pytest.mark.parametrize("settings", KINDS, ids=lambda s: f"{s.kind}-{s.lr:g}")

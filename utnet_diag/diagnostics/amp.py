@@ -102,15 +102,7 @@ def output_rows(ref: ForwardResult, amp: ForwardResult) -> list[dict[str, Any]]:
 def _copies_optimizer(settings: OptimizerSettings, params: list[torch.Tensor]) -> tuple[Any, Any]:
     """Detached copies of ``params`` and the configured optimiser over them."""
     copies = [p.detach().clone() for p in params]
-    cls = getattr(torch.optim, settings.kind)
-    kwargs: dict[str, Any] = {"lr": settings.lr, "weight_decay": settings.weight_decay}
-    if settings.adam_family:
-        kwargs.update(betas=settings.betas, eps=settings.eps)
-    elif settings.kind == "SGD":
-        kwargs.update(momentum=settings.momentum, nesterov=settings.nesterov)
-    else:
-        kwargs.update(momentum=settings.momentum)
-    return copies, cls(copies, **kwargs)
+    return copies, getattr(torch.optim, settings.kind)(copies, **settings.torch_kwargs())
 
 
 def scaler_steps(fwd: ForwardResult, settings: OptimizerSettings) -> dict[str, Any]:
