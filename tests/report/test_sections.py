@@ -78,3 +78,93 @@ def test_every_typed_section_is_a_section_with_its_own_docstring():
              if isinstance(v, type) and issubclass(v, Section) and v is not Section]  # fmt: skip
     assert len(kinds) >= 7
     assert all(k.__doc__ and k.__doc__ != Section.__doc__ for k in kinds)
+
+
+# --- the sections typed last: null kept where the JSON always had it, mappings as mappings ----
+
+
+def test_keep_none_sections_show_null_and_omit_none_fields_stay_out():
+    from utnet_diag.report.sections import LoaderSection, NanOriginSection
+
+    origin = NanOriginSection(stage="forward", where="refine.1", message="m")
+    assert json.loads(origin.to_json())["node"] is None and origin["node"] is None
+    loader = LoaderSection(loader="m:D", args={}, dataset_length=None, samples=4,
+                           augmentation_switch=None)  # fmt: skip
+    data = loader.to_dict()
+    assert data["dataset_length"] is None and data["augmentation_switch"] is None
+    assert "other_batch" not in data and loader.get("other_batch", "absent") == "absent"
+
+
+def test_weight_advice_has_two_shapes():
+    from utnet_diag.report.sections import WeightAdviceSection
+
+    unavailable = WeightAdviceSection(target_shares={"loss_2d": 0.5}, unavailable="why")
+    assert unavailable.to_dict() == {"unavailable": "why", "target_shares": {"loss_2d": 0.5}}
+    advice = WeightAdviceSection(target_shares={}, rows=[], normalisation="n", notes=[])
+    assert advice.to_dict() == {"rows": [], "target_shares": {}, "normalisation": "n",
+                                "explanation": None, "notes": []}  # fmt: skip
+
+
+def test_a_mapping_section_is_its_entries():
+    from utnet_diag.report.sections import LogTerm, LogTermsSection
+
+    row = LogTerm(label="2D", blocks=3, nonfinite=1, first=None, last=2.0, min=1.0, max=2.0,
+                  series=[1.0, None])  # fmt: skip
+    terms = LogTermsSection({"loss_2d": row})
+    assert list(terms) == ["loss_2d"] and len(terms) == 1 and "loss_2d" in terms
+    assert terms["loss_2d"]["label"] == "2D" and dict(terms.items())["loss_2d"] is row
+    assert json.loads(terms.to_json()) == {"loss_2d": {
+        "label": "2D", "blocks": 3, "nonfinite": 1, "first": None, "last": 2.0, "min": 1.0,
+        "max": 2.0, "series": [1.0, None]}}  # fmt: skip
+
+
+def test_sections_are_frozen():
+    import dataclasses
+
+    from utnet_diag.report.sections import NanOriginSection
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        NanOriginSection(stage="s", where="w", message="m").node = "x"  # type: ignore[misc]
+
+
+@pytest.mark.slow
+def test_every_section_of_every_command_is_typed(tmp_path):
+    """Each command's report holds only Section objects (no dict left), and all are JSON."""
+    from utnet_diag.datasets.batch import open_reader
+    from utnet_diag.datasets.scan import scan_dataset
+    from utnet_diag.diagnostics.check_batch import check_batch
+    from utnet_diag.diagnostics.compare import compare
+    from utnet_diag.diagnostics.gate import gate
+    from utnet_diag.diagnostics.grad_flow import grad_flow
+    from utnet_diag.diagnostics.overfit import OverfitOptions, overfit
+    from utnet_diag.diagnostics.runner import load_inputs
+    from utnet_diag.logs.checks import diagnose_log
+    from utnet_diag.mano.convert import convert_mano, mano_info
+    from utnet_diag.model.sources import inspect_checkpoint
+    from utnet_diag.synthetic.sample import default_batch, make_sample
+    from utnet_diag.synthetic.trees import write_ho3d_tree
+
+    sample = make_sample(tmp_path / "sample")
+    ckpt, mano = tmp_path / "sample" / "reference.pt", tmp_path / "sample" / "MANO_RIGHT.pkl"
+    write_ho3d_tree(tmp_path / "ho3d", frames_per_sequence=2, faults={"mm_joints": [1]})
+    log = tmp_path / "train.log"
+    log.write_text("[Epoch 0, Iter 0] Loss breakdown:\n  2D keypoint loss: 300.0\n"
+                   "  3D joint loss: 7000.0\n  Total loss: 353.0\n")  # fmt: skip
+    reports = [
+        sample,
+        check_batch(default_batch(), overlay=tmp_path / "o.png"),
+        gate(amp="bf16", overlay=tmp_path / "g.png", overlay_samples=1),
+        grad_flow(exact=True),
+        diagnose_log(log),
+        scan_dataset(open_reader("ho3d", tmp_path / "ho3d", None, None), images=True,
+                     gallery=tmp_path / "gallery"),  # fmt: skip
+        inspect_checkpoint(ckpt),
+        compare(ckpt, ckpt),
+        mano_info(mano),
+        convert_mano(mano, tmp_path / "mano" / "MANO_RIGHT.pkl"),
+        overfit(load_inputs(), OverfitOptions(steps=3)),
+    ]
+    for report in reports:
+        for name, section in report.sections.items():
+            assert isinstance(section, Section), (report.command, name, type(section))
+            json.loads(section.to_json())

@@ -32,7 +32,7 @@ from utnet_diag.datasets.sink import FindingSink
 from utnet_diag.errors import InputError
 from utnet_diag.pictures.gallery import check_gallery_dir, write_gallery
 from utnet_diag.report.result import CheckResult, Report, Status
-from utnet_diag.report.sections import PicturesSection
+from utnet_diag.report.sections import PicturesSection, ScanSection
 
 DEFAULT_CHUNK = 512
 DEFAULT_MAX_FINDINGS = 1000
@@ -405,9 +405,8 @@ def scan_dataset(
         sink.close()
     report = _report(
         reader, sink, total, done, interrupted, elapsed, images, workers, world, out,
-        max_findings_per_check,
+        max_findings_per_check, batch_checks,
     )  # fmt: skip
-    report.sections["scan"]["batch_checks"] = batch_checks
     if gallery is not None and rank == 0:
         record = write_gallery(gallery, reader, sink.kept, report.checks, report.sections["scan"])
         report.sections["pictures"] = PicturesSection(files=[record])
@@ -456,6 +455,7 @@ def _report(
     world: int,
     out: Any,
     cap: int,
+    batch_checks: bool = False,
 ) -> Report:
     skipped_here = NOT_APPLICABLE.get(reader.name, set())
     checks: list[CheckResult] = []
@@ -484,24 +484,25 @@ def _report(
     status_line = (
         f"interrupted after {done} of {total} samples" if interrupted else f"{done} samples"
     )
-    section = {
+    section = ScanSection(
         **reader.describe(),
-        "samples_total": total,
-        "samples_scanned": done,
-        "interrupted": interrupted,
-        "status": status_line,
-        "images": images,
-        "workers": workers,
-        "world_size": world,
-        "elapsed_s": round(elapsed, 3),
-        "samples_per_s": round(done / elapsed, 1) if elapsed > 0 else None,
-        "findings_total": sum(sum(c.values()) for c in sink.counts.values()),
-        "findings_written": sink.written if out is not None else 0,
-        "max_findings_per_check": cap,
-        "out": str(out) if out is not None else None,
-        "notes": list(getattr(reader, "notes", [])),
-        "by_check": by_check,
-    }
+        samples_total=total,
+        samples_scanned=done,
+        interrupted=interrupted,
+        status=status_line,
+        images=images,
+        workers=workers,
+        world_size=world,
+        elapsed_s=round(elapsed, 3),
+        samples_per_s=round(done / elapsed, 1) if elapsed > 0 else None,
+        findings_total=sum(sum(c.values()) for c in sink.counts.values()),
+        findings_written=sink.written if out is not None else 0,
+        max_findings_per_check=cap,
+        out=str(out) if out is not None else None,
+        notes=list(getattr(reader, "notes", [])),
+        by_check=by_check,
+        batch_checks=batch_checks,
+    )
     return Report("scan", checks, {"scan": section})
 
 

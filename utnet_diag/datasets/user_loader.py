@@ -17,7 +17,7 @@ import io
 import random
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from utnet_diag.checks.engine import CheckRegistry, Outcome
@@ -29,6 +29,7 @@ from utnet_diag.model.user_code import (
     user_code_error,
 )
 from utnet_diag.report.result import Report, Status
+from utnet_diag.report.sections import LoaderSection
 
 LOADER_CHECKS = CheckRegistry("loader")
 LOADER_CHECKS.declare(
@@ -275,15 +276,15 @@ def check_loader(
     run = run_loader(spec, args, samples, seed)
     batch, problems = resolve_batch(dict(run.batch), cfg)
     checks = batch_check_results(batch, cfg, mano, problems)
-    section = {
-        "loader": spec, "args": _plain(run.args), "dataset_length": run.length,
-        "samples": len(run.indices), "augmentation_switch": run.switch,
-    }  # fmt: skip
+    section = LoaderSection(
+        loader=spec, args=_plain(run.args), dataset_length=run.length,
+        samples=len(run.indices), augmentation_switch=run.switch,
+    )  # fmt: skip
     if run.other is not None:
         other, other_problems = resolve_batch(dict(run.other), cfg)
         other_checks = batch_check_results(other, cfg, mano, other_problems)
         outcome = _compare(run, checks, other_checks)
-        section["other_batch"] = {c.id: c.status.value for c in other_checks}
+        section = replace(section, other_batch={c.id: c.status.value for c in other_checks})
     else:
         outcome = Outcome.skip("the dataset has no augmentation switch (a boolean train/augment)")
     checks.append(LOADER_CHECKS.result("loader_augmentation", outcome))

@@ -28,6 +28,7 @@ from utnet_diag.config import LossWeights
 from utnet_diag.diagnostics.grad import compute_grad_stats
 from utnet_diag.diagnostics.loss_table import summarize_terms
 from utnet_diag.errors import InputError, did_you_mean
+from utnet_diag.report.sections import WeightAdviceSection
 from utnet_diag.spec import RECOMMENDED_RANGES, TERM
 
 TERM_LABELS = {key: term.label for key, term in TERM.items()}
@@ -281,25 +282,25 @@ def weight_advice_section(
     weights: LossWeights,
     target_shares: dict[str, float] | None = None,
     per_element: dict[str, float] | None = None,
-) -> dict[str, Any]:
+) -> WeightAdviceSection:
     """The ``weight_advice`` report section from grad-flow's ``grad_terms`` rows.
 
     Without per-term gradients at the trunk (no trunk/heads boundary) the section says so in
     ``unavailable`` instead of guessing."""
     advice = advice_from_term_rows(term_rows, weights, target_shares, per_element)
     if advice is None:
-        return {
-            "unavailable": "no per-term gradient at the trunk/heads boundary was measured (the"
+        return WeightAdviceSection(
+            unavailable="no per-term gradient at the trunk/heads boundary was measured (the"
             " model sets no last_trunk_features and no trunk child was found): shares and"
             " weights cannot be derived",
-            "target_shares": dict(target_shares or DEFAULT_TARGET_SHARES),
-        }
-    return advice.to_dict()
+            target_shares=dict(target_shares or DEFAULT_TARGET_SHARES),
+        )
+    return WeightAdviceSection(**advice.to_dict())
 
 
 def advice_for_forward(
     fwd: Any, target_shares: dict[str, float] | None = None, stats: Any = None
-) -> dict[str, Any]:
+) -> WeightAdviceSection:
     """The ``weight_advice`` section for a forward pass run with ``grad=True`` (call inside the
     runner's ``training_step``). ``stats``: grad-flow's GradStats of that pass when already
     computed (else one gradient pass is run here, weights unchanged)."""

@@ -34,7 +34,7 @@ from utnet_diag.diagnostics.runner import forward_pass, load_inputs, running, tr
 from utnet_diag.errors import InputError
 from utnet_diag.model.sources import load_model
 from utnet_diag.report.result import CheckResult, Report, Status
-from utnet_diag.report.sections import CompareRunSection
+from utnet_diag.report.sections import CompareRunSection, CompareSection
 from utnet_diag.run_options import RunOptions
 from utnet_diag.spec import TERM, TOTAL_LABEL
 
@@ -270,5 +270,5 @@ def compare(
         seed=seed,
         warnings=warnings or None,
     )
-    section = {"rows": rows, "max_regression": max_regression}
+    section = CompareSection(rows=rows, max_regression=max_regression)
     return Report("compare", checks, {"run": run, "compare": section})

@@ -107,8 +107,6 @@ def gate(
     return Report(COMMAND, every, sections)
 
 
-def _origin_object(origin: dict[str, Any] | None) -> Any:
-    if origin is None:
-        return None
-
-    return NanOrigin(**origin)
+def _origin_object(origin: Any) -> Any:
+    """loss-breakdown's ``nan_origin`` section as the NanOrigin it was made from."""
+    return None if origin is None else NanOrigin(**origin.to_dict())

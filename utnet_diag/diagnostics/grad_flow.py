@@ -40,6 +40,7 @@ from utnet_diag.diagnostics.step import step_section
 from utnet_diag.errors import InputError
 from utnet_diag.io.files import write_bytes_atomic
 from utnet_diag.report.result import CheckResult, Report, Status
+from utnet_diag.report.sections import NanOriginSection
 from utnet_diag.run_options import RunOptions, given
 
 
@@ -77,7 +78,7 @@ def grad_from_forward(
     stats.release()
     checks += run_checks(STEP_CHECKS.specs, ctx, prior=checks)
     if origin is not None:
-        sections["nan_origin"] = origin.to_dict()
+        sections["nan_origin"] = NanOriginSection(**origin.to_dict())
     return checks, sections, stats
 
 

@@ -42,7 +42,7 @@ from utnet_diag.pictures.overlay import (
     write_overlay,
 )
 from utnet_diag.report.result import CheckResult, Report
-from utnet_diag.report.sections import MetricsSection
+from utnet_diag.report.sections import MetricsSection, NanOriginSection
 from utnet_diag.run_options import RunOptions, given
 
 __all__ = ["LossSummary", "breakdown_from_forward", "loss_breakdown", "summarize_terms"]
@@ -105,7 +105,7 @@ def breakdown_from_forward(
     if isinstance(gt3d, torch.Tensor) and isinstance(pred3d, torch.Tensor):
         sections["metrics"] = metrics_section(pred3d, gt3d, fwd.config.root_id, metric_protocol)
     if nan_origin is not None:
-        sections["nan_origin"] = nan_origin.to_dict()
+        sections["nan_origin"] = NanOriginSection(**nan_origin.to_dict())
     return checks, sections
 
 

@@ -36,6 +36,7 @@ from utnet_diag.io.files import write_bytes_atomic
 from utnet_diag.losses import compute_terms
 from utnet_diag.losses.functional import TERM_LABELS
 from utnet_diag.report.result import Report
+from utnet_diag.report.sections import OverfitCurvesSection, OverfitSection
 from utnet_diag.spec import TERM
 
 PRIOR_HEALTHY = TERM["loss_prior"].healthy_below  # spec 9.2: "< 100"
@@ -362,18 +363,20 @@ def overfit(
     )
     checks = run_checks(OVERFIT_CHECKS.specs, ctx)
     sections = {
-        "overfit": {
-            "steps": len(history.total),
-            "lr": options.lr,
-            "seconds": round(history.seconds, 3),
-            "cpu_threads": history.cpu_threads,
-            "batch_size": int(inputs.batch["keypoints_3d"].shape[0]),
-            "total_first": history.total[0],
-            "total_last": history.total[-1],
-            "mpjpe_first_mm": history.mpjpe_mm[0],
-            "mpjpe_last_mm": history.mpjpe_mm[-1],
-        },
-        "overfit_curves": {"total": history.total, **history.terms, "mpjpe_mm": history.mpjpe_mm},
+        "overfit": OverfitSection(
+            steps=len(history.total),
+            lr=options.lr,
+            seconds=round(history.seconds, 3),
+            cpu_threads=history.cpu_threads,
+            batch_size=int(inputs.batch["keypoints_3d"].shape[0]),
+            total_first=history.total[0],
+            total_last=history.total[-1],
+            mpjpe_first_mm=history.mpjpe_mm[0],
+            mpjpe_last_mm=history.mpjpe_mm[-1],
+        ),
+        "overfit_curves": OverfitCurvesSection(
+            {"total": history.total, **history.terms, "mpjpe_mm": history.mpjpe_mm}
+        ),
     }
     return Report(command="overfit", checks=checks, sections=sections)
 

@@ -10,7 +10,7 @@ Healthy ranges and alarms (spec sections 1.3, 2.3, 9.2-9.4): 2D < 500 (alarm >= 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from utnet_diag.logs.plot import check_plot_path, plot_log
 from utnet_diag.logs.tables import is_table_log, read_table_log
 from utnet_diag.report.numbers import fmt_number
 from utnet_diag.report.result import Report
-from utnet_diag.report.sections import PicturesSection
+from utnet_diag.report.sections import LogSection, LogTerm, LogTermsSection, PicturesSection
 from utnet_diag.spec import HINT_2D, HINT_3D, HINT_AUX, HINT_NONFINITE, HINT_PRIOR
 
 LOG_CHECKS = CheckRegistry("log")
@@ -719,24 +719,24 @@ def _mismatch_outcome(
 # --- the report ---------------------------------------------------------------------------
 
 
-def summarize_terms(log: TrainingLog, points: int = 48) -> dict[str, dict[str, Any]]:
+def summarize_terms(log: TrainingLog, points: int = 48) -> LogTermsSection:
     """Per printed term: label, count, first/last/min/max of finite values, NaN/Inf count and a
     downsampled series for sparklines."""
-    summary: dict[str, dict[str, Any]] = {}
+    summary: dict[str, LogTerm] = {}
     for term in log.terms_present():
         index, values = _finite_values(log, term)
         printed = int(log.present[term].sum())
-        summary[term] = {
-            "label": TERM_LABELS[term],
-            "blocks": printed,
-            "nonfinite": printed - int(index.size),
-            "first": float(values[0]) if values.size else None,
-            "last": float(values[-1]) if values.size else None,
-            "min": float(values.min()) if values.size else None,
-            "max": float(values.max()) if values.size else None,
-            "series": downsample(log.values[term], log.present[term], points),
-        }
-    return summary
+        summary[term] = LogTerm(
+            label=TERM_LABELS[term],
+            blocks=printed,
+            nonfinite=printed - int(index.size),
+            first=float(values[0]) if values.size else None,
+            last=float(values[-1]) if values.size else None,
+            min=float(values.min()) if values.size else None,
+            max=float(values.max()) if values.size else None,
+            series=downsample(log.values[term], log.present[term], points),
+        )
+    return LogTermsSection(summary)
 
 
 def check_log(
@@ -748,19 +748,19 @@ def check_log(
     ctx = CheckContext(config=config, extras={"log": log, "log_options": options})
     checks = run_checks(LOG_CHECKS.specs, ctx)
     sections = {
-        "log": {
-            "path": log.path,
-            "blocks": log.n_blocks,
-            "lines_read": log.lines_read,
-            "lines_skipped": log.lines_skipped,
-            "epochs": [int(log.epochs.min()), int(log.epochs.max())],
-            "first_iter": int(log.iters[0]),
-            "last_iter": int(log.iters[-1]),
-            "first_epoch": int(log.epochs[0]),
-            "last_epoch": int(log.epochs[-1]),
-            "iter_range": [int(log.iters.min()), int(log.iters.max())],
-            "weights": config.weights.to_dict(),
-        },
+        "log": LogSection(
+            path=log.path,
+            blocks=log.n_blocks,
+            lines_read=log.lines_read,
+            lines_skipped=log.lines_skipped,
+            epochs=[int(log.epochs.min()), int(log.epochs.max())],
+            first_iter=int(log.iters[0]),
+            last_iter=int(log.iters[-1]),
+            first_epoch=int(log.epochs[0]),
+            last_epoch=int(log.epochs[-1]),
+            iter_range=[int(log.iters.min()), int(log.iters.max())],
+            weights=config.weights.to_dict(),
+        ),
         "log_terms": summarize_terms(log, options.series_points),
     }
     return Report(command="parse-log", checks=checks, sections=sections)
@@ -787,7 +787,7 @@ def diagnose_log(
     report = check_log(log, config, options)
     if plot_path is not None:
         plot_log(log, plot_path, config)
-        report.sections["log"] = {**report.sections["log"], "plot": str(plot_path)}
+        report.sections["log"] = replace(report.sections["log"], plot=str(plot_path))
         report.sections["pictures"] = PicturesSection(
             files=[{"kind": "plot", "path": str(plot_path)}]
         )

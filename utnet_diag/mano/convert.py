@@ -13,6 +13,7 @@ import contextlib
 import io
 import pickle
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from utnet_diag.joints import MANO_PARENTS, MANO_TIP_VERTICES
 from utnet_diag.mano.data import resolve_mano_path
 from utnet_diag.mano.official import load_mano_file
 from utnet_diag.report.result import Report
+from utnet_diag.report.sections import ManoSection
 
 MANO_CHECKS = CheckRegistry("mano")
 ROUNDTRIP_TOLERANCE_MM = 1e-3
@@ -208,19 +210,19 @@ def check_rest_size(ctx: CheckContext) -> Outcome:
     return Outcome.ok(message, size, [lo, hi])
 
 
-def _summary(data: dict[str, Any], info: dict[str, Any], side: str) -> dict[str, Any]:
+def _summary(data: dict[str, Any], info: dict[str, Any], side: str) -> ManoSection:
     shapes = {k: list(np.shape(v)) for k, v in data.items() if isinstance(v, np.ndarray)}
     v = np.asarray(data["v_template"])
-    return {
-        "input": info["path"],
-        "side": side,
-        "keys": sorted(data),
-        "shapes": shapes,
-        "converted_objects": info["converted"],
-        "dropped_keys": info.get("dropped", {}),
-        "tip_vertices": {"thumb": 744, "index": 320, "middle": 443, "ring": 554, "pinky": 671},
-        "tip_positions_mm": (v[list(MANO_TIP_VERTICES)] * 1000.0).round(1).tolist(),
-    }
+    return ManoSection(
+        input=info["path"],
+        side=side,
+        keys=sorted(data),
+        shapes=shapes,
+        converted_objects=info["converted"],
+        dropped_keys=info.get("dropped", {}),
+        tip_vertices={"thumb": 744, "index": 320, "middle": 443, "ring": 554, "pinky": 671},
+        tip_positions_mm=(v[list(MANO_TIP_VERTICES)] * 1000.0).round(1).tolist(),
+    )
 
 
 def _side_of(path: Path, side: str | None) -> str:
@@ -272,10 +274,10 @@ def convert_mano(in_path: str | Path, out_path: str | Path, side: str | None = N
         extras={"data": data, "side": side, "converted_bytes": converted_bytes, "output": target}
     )
     checks = run_checks(MANO_CHECKS.specs, ctx)
-    report = Report("convert-mano", checks, {"mano": _summary(data, info, side)})
-    report.sections["mano"]["output"] = str(target)
+    summary = replace(_summary(data, info, side), output=str(target))
+    report = Report("convert-mano", checks, {"mano": summary})
     if report.failed("fail"):
-        report.sections["mano"]["written"] = False
+        report.sections["mano"] = replace(summary, written=False)
         return report
     try:  # smplx.create(DIR, 'mano') reads DIR/mano/MANO_RIGHT.pkl: make the folders it needs
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -284,10 +286,9 @@ def convert_mano(in_path: str | Path, out_path: str | Path, side: str | None = N
             f"cannot create the output folder: {err.strerror}", path=str(target.parent)
         ) from None
     write_bytes_atomic(target, converted_bytes)
-    report.sections["mano"]["written"] = True
-    report.sections["mano"]["smplx_create"] = (
+    report.sections["mano"] = replace(summary, written=True, smplx_create=(
         f"smplx.create('{target.parent.parent}', 'mano') loads it"
         if target.parent.name == "mano" and target.name == f"MANO_{side.upper()}.pkl"
         else f"smplx.create(DIR, 'mano') expects DIR/mano/MANO_{side.upper()}.pkl"
-    )
+    ))  # fmt: skip
     return report

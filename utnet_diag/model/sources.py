@@ -55,6 +55,11 @@ from utnet_diag.model.user_code import (
     running_user_code,
 )
 from utnet_diag.report.result import CheckResult, Report
+from utnet_diag.report.sections import (
+    CheckpointSection,
+    ComparedWithSection,
+    StoredConfigSection,
+)
 
 # Protocol output -> expected shape after the batch dimension (None: any size).
 OUTPUT_SHAPES: dict[str, tuple[int, ...]] = {
@@ -563,12 +568,13 @@ def inspect_checkpoint(
         model = build_reference(ref_config, mano=ManoLayer(path=mano_path))
         what = "its stored config" if data.config is not None else "no stored config"
         compared = f"reference UTNet ({ref_config.name}, {what})"
-    section = {"path": data.path, **data.summary(), "metadata": data.metadata}
-    section["warnings"] = list(data.warnings)
-    sections: dict[str, Any] = {"checkpoint": section, "compared_with": {"model": compared}}
-    sections["compared_with"]["parameters"] = sum(p.numel() for p in model.parameters())
+    section = CheckpointSection(path=data.path, **data.summary(), metadata=data.metadata,
+                                warnings=list(data.warnings))  # fmt: skip
+    parameters = sum(p.numel() for p in model.parameters())
+    sections: dict[str, Any] = {"checkpoint": section,
+                                "compared_with": ComparedWithSection(compared, parameters)}  # fmt: skip
     if data.config is not None:
-        sections["stored_config"] = dict(data.config)
+        sections["stored_config"] = StoredConfigSection(dict(data.config))
     return Report(
         command="inspect-checkpoint",
         checks=[key_report(model, data.state_dict)],

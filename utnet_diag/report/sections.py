@@ -9,8 +9,9 @@ Torch-free: producers convert tensors to numbers before building a section.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from utnet_diag.report.result import jsonable
 
@@ -20,11 +21,18 @@ class Section:
     """Base of the typed sections: JSON export, and read access by JSON key (``section[key]``,
     ``key in section``, ``section.get(key)``; not a full Mapping: ``keys`` is a field name)."""
 
+    # sections whose JSON has always shown missing values as null keep their None fields
+    # (but those in ``omit_none``, which the JSON leaves out when there is nothing to say)
+    keep_none: ClassVar[bool] = False
+    omit_none: ClassVar[tuple[str, ...]] = ()
+
     def _present(self) -> list[str]:
-        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+        return [f.name for f in fields(self) if getattr(self, f.name) is not None
+                or (self.keep_none and f.name not in self.omit_none)]  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
-        """The section as JSON-ready values (fields that are None left out)."""
+        """The section as JSON-ready values (fields that are None left out, unless
+        ``keep_none``)."""
         return {name: jsonable(getattr(self, name)) for name in self._present()}
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -40,6 +48,41 @@ class Section:
 
     def get(self, key: str, default: Any = None) -> Any:
         return getattr(self, key) if key in self._present() else default
+
+
+@dataclass(frozen=True)
+class MappingSection(Section):
+    """A section whose JSON keys are names it holds (loss terms, checks): ``entries`` maps each
+    to its row, and the JSON is that mapping itself. Reads as a read-only mapping."""
+
+    entries: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {str(k): jsonable(v) for k, v in self.entries.items()}
+
+    def __getitem__(self, key: str) -> Any:
+        return self.entries[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.entries
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.entries.get(key, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def keys(self) -> Any:
+        return self.entries.keys()
+
+    def values(self) -> Any:
+        return self.entries.values()
+
+    def items(self) -> Any:
+        return self.entries.items()
 
 
 @dataclass(frozen=True)
@@ -221,3 +264,221 @@ class EvaluationSection(Section):
     notes: list[str] = field(default_factory=list)
     worst: list[dict[str, Any]] = field(default_factory=list)
     per_sample: str | None = None
+
+
+@dataclass(frozen=True)
+class LogSection(Section):
+    """The log parse-log read: ``path``, ``blocks``, lines read and skipped, the epoch and
+    iteration ranges (``epochs``/``iter_range`` [min, max]; first and last as logged), the
+    loss ``weights`` held to, and the ``plot`` written (None: none)."""
+
+    path: str
+    blocks: int
+    lines_read: int
+    lines_skipped: int
+    epochs: list[int]
+    first_iter: int
+    last_iter: int
+    first_epoch: int
+    last_epoch: int
+    iter_range: list[int]
+    weights: dict[str, Any]
+    plot: str | None = None
+
+
+@dataclass(frozen=True)
+class LogTerm(Section):
+    """One logged term: ``label``, ``blocks`` that print it, ``nonfinite`` of them, first, last,
+    min and max of its finite values (None: none), a downsampled ``series`` for sparklines."""
+
+    keep_none: ClassVar[bool] = True
+    label: str
+    blocks: int
+    nonfinite: int
+    first: float | None
+    last: float | None
+    min: float | None
+    max: float | None
+    series: list[float | None]
+
+
+@dataclass(frozen=True)
+class LogTermsSection(MappingSection):
+    """Per logged term (``loss_2d``, ..., ``total``): its :class:`LogTerm`."""
+
+
+@dataclass(frozen=True)
+class ScanSection(Section):
+    """A dataset scan: the reader (``dataset``, ``root``, ``split``, ``samples``), samples
+    ``samples_total`` and ``samples_scanned``, ``interrupted`` and the ``status`` line, how it
+    read (``images``, ``workers``, ``world_size``, ``batch_checks``), its speed, the findings
+    (total, written to ``out``, the cap per check, ``by_check``) and the reader's ``notes``."""
+
+    keep_none: ClassVar[bool] = True
+    dataset: str
+    root: str
+    split: str | None
+    samples: int
+    samples_total: int
+    samples_scanned: int
+    interrupted: bool
+    status: str
+    images: bool
+    workers: int
+    world_size: int
+    elapsed_s: float
+    samples_per_s: float | None
+    findings_total: int
+    findings_written: int
+    max_findings_per_check: int
+    out: str | None
+    notes: list[str]
+    by_check: dict[str, Any]
+    batch_checks: bool = False
+
+
+@dataclass(frozen=True)
+class NanOriginSection(Section):
+    """Where a NaN/Inf first appears: ``stage`` (input, forward, model-code, loss, backward),
+    ``where`` (batch key or module path), ``message``, the backward ``node`` (None: not one)."""
+
+    keep_none: ClassVar[bool] = True
+    stage: str
+    where: str
+    message: str
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointSection(Section):
+    """A checkpoint file: ``path``, ``tensors``, ``elements``, ``size_mb``, ``dtypes`` (dtype ->
+    tensors), the ``wrappers`` unwrapped and ``stripped_prefixes``, its ``top_level_keys`` (20),
+    ``format``, ``metadata`` (None: none stored) and ``warnings`` for stderr."""
+
+    keep_none: ClassVar[bool] = True
+    path: str
+    tensors: int
+    elements: int
+    size_mb: float
+    dtypes: dict[str, int]
+    wrappers: list[str]
+    stripped_prefixes: dict[str, Any]
+    top_level_keys: list[str]
+    format: str
+    metadata: Any
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class ComparedWithSection(Section):
+    """The model a checkpoint's keys were held against, and its ``parameters`` count."""
+
+    model: str
+    parameters: int
+
+
+@dataclass(frozen=True)
+class SampleSection(Section):
+    """What make-sample wrote: the ``folder``, batch ``samples``, ``seed``, ``image_size``
+    [H, W], the reference ``model`` and its trainable ``parameters``, ``files`` (name -> path,
+    bytes)."""
+
+    folder: str
+    samples: int
+    seed: int
+    image_size: list[int]
+    model: str
+    parameters: int
+    files: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class CompareSection(Section):
+    """Two checkpoints side by side: ``rows`` (metric or term, A, B, delta, worse) and the
+    ``max_regression`` allowed (None: no gate)."""
+
+    keep_none: ClassVar[bool] = True
+    rows: list[dict[str, Any]]
+    max_regression: float | None
+
+
+@dataclass(frozen=True)
+class WeightAdviceSection(Section):
+    """The loss-weight advice: per-term ``rows``, the ``target_shares``, how the advised weights
+    are scaled (``normalisation``), why 3D dominates (``explanation``), ``notes``; or, without
+    per-term gradients at the trunk, why not (``unavailable``)."""
+
+    target_shares: dict[str, float]
+    rows: list[dict[str, Any]] | None = None
+    normalisation: str | None = None
+    explanation: str | None = None
+    notes: list[str] | None = None
+    unavailable: str | None = None
+
+    def _present(self) -> list[str]:
+        if self.unavailable is not None:
+            return ["unavailable", "target_shares"]
+        return ["rows", "target_shares", "normalisation", "explanation", "notes"]
+
+
+@dataclass(frozen=True)
+class ManoSection(Section):
+    """A MANO file: ``input``, ``side``, ``keys`` and their ``shapes``, the chumpy objects
+    converted and keys dropped, the fingertip vertices and their rest positions (mm); for
+    convert-mano the ``output``, whether it was ``written`` and how ``smplx.create`` finds it."""
+
+    input: str
+    side: str
+    keys: list[str]
+    shapes: dict[str, list[int]]
+    converted_objects: Any
+    dropped_keys: dict[str, Any]
+    tip_vertices: dict[str, int]
+    tip_positions_mm: list[list[float]]
+    output: str | None = None
+    written: bool | None = None
+    smplx_create: str | None = None
+
+
+@dataclass(frozen=True)
+class LoaderSection(Section):
+    """The user's Dataset as check-batch --loader read it: the ``loader`` (module:callable), its
+    ``args``, ``dataset_length``, the ``samples`` read, the ``augmentation_switch`` found (None:
+    none), and with one, each check's status on the batch read with it flipped
+    (``other_batch``)."""
+
+    keep_none: ClassVar[bool] = True
+    omit_none: ClassVar[tuple[str, ...]] = ("other_batch",)
+    loader: str
+    args: dict[str, Any]
+    dataset_length: int | None
+    samples: int
+    augmentation_switch: str | None
+    other_batch: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class StoredConfigSection(MappingSection):
+    """The config a checkpoint stores, key by key, as stored."""
+
+
+@dataclass(frozen=True)
+class OverfitSection(Section):
+    """An overfit run: ``steps``, ``lr``, ``seconds``, ``cpu_threads``, ``batch_size``, and the
+    total and MPJPE (mm) at its first and last step."""
+
+    keep_none: ClassVar[bool] = True
+    steps: int
+    lr: float
+    seconds: float
+    cpu_threads: int | None
+    batch_size: int
+    total_first: float
+    total_last: float
+    mpjpe_first_mm: float
+    mpjpe_last_mm: float
+
+
+@dataclass(frozen=True)
+class OverfitCurvesSection(MappingSection):
+    """Per step of an overfit run: ``total``, each loss term, and ``mpjpe_mm``."""

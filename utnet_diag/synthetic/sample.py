@@ -37,6 +37,7 @@ from utnet_diag.model.checkpoint import key_report, load_checkpoint, save_checkp
 from utnet_diag.model.reference import DEFAULT_MEAN_GLOBAL_ORIENT, ReferenceConfig, build_reference
 from utnet_diag.model.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from utnet_diag.report.result import Report
+from utnet_diag.report.sections import SampleSection
 from utnet_diag.spec import DEFAULT_PRESET, PRESETS
 
 FOCAL_LENGTH = 5000.0
@@ -317,14 +318,14 @@ def make_sample(
         command="make-sample",
         checks=[check],
         sections={
-            "sample": {
-                "folder": str(out),
-                "samples": reloaded.size,
-                "seed": seed,
-                "image_size": list(config.img_size),
-                "model": f"reference UTNet ({preset})",
-                "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-                "files": files,
-            }
+            "sample": SampleSection(
+                folder=str(out),
+                samples=reloaded.size,
+                seed=seed,
+                image_size=list(config.img_size),
+                model=f"reference UTNet ({preset})",
+                parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
+                files=files,
+            )
         },
     )
