@@ -118,15 +118,6 @@ def test_a_mapping_section_is_its_entries():
         "max": 2.0, "series": [1.0, None]}}  # fmt: skip
 
 
-def test_sections_are_frozen():
-    import dataclasses
-
-    from utnet_diag.report.sections import NanOriginSection
-
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        NanOriginSection(stage="s", where="w", message="m").node = "x"  # type: ignore[misc]
-
-
 @pytest.mark.slow
 def test_every_section_of_every_command_is_typed(tmp_path):
     """Each command's report holds only Section objects (no dict left), and all are JSON."""
