@@ -147,8 +147,11 @@ def test_every_section_of_every_command_is_typed(tmp_path):
         gate(amp="bf16", overlay=tmp_path / "g.png", overlay_samples=1),
         grad_flow(exact=True),
         diagnose_log(log),
-        scan_dataset(open_reader("ho3d", tmp_path / "ho3d", None, None), images=True,
-                     gallery=tmp_path / "gallery"),  # fmt: skip
+        scan_dataset(
+            open_reader("ho3d", tmp_path / "ho3d", None, None),
+            images=True,
+            gallery=tmp_path / "gallery",
+        ),  # fmt: skip
         inspect_checkpoint(ckpt),
         compare(ckpt, ckpt),
         mano_info(mano),
