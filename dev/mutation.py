@@ -35,14 +35,14 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES: dict[str, tuple[list[str], list[str]]] = {
     "losses": (
         ["utnet_diag/losses"],
-        ["tests/test_losses.py", "tests/losses", "tests/diagnostics/test_loss_breakdown.py"],
+        ["tests/losses", "tests/diagnostics/test_loss_breakdown.py"],
     ),
     "checks": (
         ["utnet_diag/checks"],
         [
             "tests/checks",
-            "tests/test_check_batch.py",
-            "tests/test_image_content.py",
+            "tests/diagnostics/test_check_batch.py",
+            "tests/checks/test_image_content.py",
             "tests/conventions",
             "tests/diagnostics/test_loss_breakdown.py",
             "tests/diagnostics/test_loss_checks_nan.py",
@@ -56,7 +56,7 @@ PACKAGES: dict[str, tuple[list[str], list[str]]] = {
         [
             "tests/geometry",
             "tests/conventions",
-            "tests/test_check_batch.py",
+            "tests/diagnostics/test_check_batch.py",
             "tests/test_joints.py",
         ],
     ),
@@ -77,7 +77,7 @@ PACKAGES: dict[str, tuple[list[str], list[str]]] = {
         ["utnet_diag/datasets/ho3d.py", "utnet_diag/datasets/dexycb.py"],
         ["tests/datasets"],
     ),
-    "mano": (["utnet_diag/mano"], ["tests/mano", "tests/test_losses.py"]),
+    "mano": (["utnet_diag/mano"], ["tests/mano", "tests/losses"]),
     "evaluation": (
         ["utnet_diag/evaluation"],
         ["tests/evaluation", "tests/cli/test_eval.py"],

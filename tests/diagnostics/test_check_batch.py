@@ -371,7 +371,7 @@ def test_example_script_writes_clean_and_faulty_batches(tmp_path, capsys):
     import runpy
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "examples" / "make_clean_batch.py"
+    script = Path(__file__).resolve().parents[2] / "examples" / "make_clean_batch.py"
     run = runpy.run_path(str(script))["main"]
     assert (
         run(["--out", str(tmp_path), "--n", "3", "--faults", "kp3d_metres", "--format", "npz"]) == 0

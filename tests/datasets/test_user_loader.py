@@ -10,7 +10,7 @@ import pytest
 
 from utnet_diag.cli.app import main
 
-LOADERS = Path(__file__).resolve().parent / "fixtures" / "loaders"
+LOADERS = Path(__file__).resolve().parents[1] / "fixtures" / "loaders"
 SPEC = "toy_hand_loader:ToyHandDataset"
 
 
