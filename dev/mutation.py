@@ -67,6 +67,7 @@ PACKAGES: dict[str, tuple[list[str], list[str]]] = {
             "tests/diagnostics/test_grad_flow.py",
             "tests/diagnostics/test_grad_flow_frontiers.py",
             "tests/diagnostics/test_advisor.py",
+            "tests/diagnostics/test_step.py",
         ],
     ),
     "logs": (
@@ -82,6 +83,23 @@ PACKAGES: dict[str, tuple[list[str], list[str]]] = {
         ["utnet_diag/evaluation"],
         ["tests/evaluation", "tests/cli/test_eval.py"],
     ),
+    "training": (
+        [
+            "utnet_diag/diagnostics/step.py",
+            "utnet_diag/diagnostics/amp.py",
+            "utnet_diag/optimizer_config.py",
+            "utnet_diag/checks/step.py",
+            "utnet_diag/checks/amp.py",
+        ],
+        [
+            "tests/diagnostics/test_step.py",
+            "tests/diagnostics/test_amp.py",
+            "tests/test_optimizer_config.py",
+            "tests/checks/test_step.py",
+            "tests/checks/test_amp.py",
+        ],
+    ),
+    "pictures": (["utnet_diag/pictures"], ["tests/pictures"]),
 }
 
 SWAP = {

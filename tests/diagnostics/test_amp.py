@@ -86,6 +86,7 @@ def test_the_scalers_skipped_steps_match_a_search_by_hand(toy_batch):
     assert len(steps) <= 7  # bisection over the 31 steps
     check = report.check("amp_scaler")
     assert check.status is Status.PASS and check.value == expected_scale
+    assert report.sections["amp"]["seconds"] > 0
     assert f"skips the first {expected_skips} steps" in check.message
 
 

@@ -79,3 +79,46 @@ def test_the_3d_views_scale_to_a_round_extent():
     assert extent_mm(np.array([[0.0, 0, 0], [101.0, 0, 0]]), None) == 200
     assert extent_mm(np.array([[0.0, 0, 0], [4e5, 0, 0]])) == 5e5  # metres read as mm
     assert extent_mm(None) == 10
+
+
+def test_each_style_has_its_marker_shape():
+    from utnet_diag.pictures.draw import draw_marker
+
+    image = Image.new("RGB", (40, 40), (0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    red = (230, 25, 75)
+    draw_marker(draw, (8, 8), red, "gt")
+    draw_marker(draw, (20, 8), red, "pred")
+    draw_marker(draw, (32, 32), red, "proj")
+    pixels = np.asarray(image)
+    assert tuple(pixels[8, 8]) == red  # a filled dot
+    assert tuple(pixels[5, 5]) == (0, 0, 0)  # round: its bounding box's corner is empty
+    assert tuple(pixels[5, 17]) == red  # the square fills its corner
+    assert tuple(pixels[30, 30]) == red and tuple(pixels[34, 30]) == red  # both arms of the x
+    assert tuple(pixels[29, 32]) == (0, 0, 0)  # the cross is open above its centre
+
+
+def test_depth_grey_spans_the_percentile_range():
+    ramp = np.linspace(0.3, 0.7, 101)[None, :]
+    grey = depth_to_gray(ramp)[0, :, 0].astype(int)
+    # nearest (2nd percentile and below) 255*0.85 + 38, farthest (98th and above) 38
+    assert grey[0] == int(255 * 0.85 + 38) and grey[-1] == 38
+    assert grey[50] == int(255 * 0.5 * 0.85 + 38)  # the median halfway
+
+
+def test_the_3d_views_put_the_root_at_the_centre_and_scale_by_the_extent():
+    from utnet_diag.pictures.draw import draw_3d, font
+
+    image = Image.new("RGB", (200, 200), (0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    joints = np.full((21, 3), np.nan)
+    joints[0] = (0, 0, 0)
+    joints[1] = (50.0, 0.0, 0.0)  # the thumb's base 50 mm to the right
+    draw_3d(draw, Panel(0, 0, 200, 200), [(joints, "gt")], (0, 1), 100.0, ("x", "y"), "t",
+            font(11))  # fmt: skip
+    pixels = np.asarray(image)
+    centre = 99.5
+    assert tuple(pixels[100, 100]) == FINGER_COLORS["wrist"]
+    # 50 of 100 mm: half way from the centre to the drawn edge (width / 2 - 14 pixels)
+    u = round(centre + 50.0 * (200 / 2.0 - 14) / 100.0)
+    assert tuple(pixels[100, u]) == FINGER_COLORS["thumb"]

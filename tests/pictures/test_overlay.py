@@ -198,3 +198,22 @@ def test_an_unwritable_folder_exits_2_for_each_picture_option(tmp_path, capsys, 
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "not writable" in err[0], (argv, err)
     assert os.listdir(locked) == []
+
+
+def test_3d_without_confidence_counts_every_joint_and_a_zero_confidence_joint_none():
+    batch = default_batch()
+    tensors = dict(batch.tensors)
+    outputs = {"keypoints_3d": tensors["keypoints_3d"][..., :3].clone()}
+    outputs["keypoints_3d"][:, 1:] += 1.0  # every joint but the root 1 mm off on every axis
+    no_conf = type(batch)({**tensors, "keypoints_3d": tensors["keypoints_3d"][..., :3]},
+                          batch.sample_ids)  # fmt: skip
+    views = batch_views(no_conf, outputs, samples=1)
+    # 20 joints x 3 axes x 1 mm
+    assert "L3D 60 mm" in views[0].caption[0] and np.allclose(views[0].gt3d[0], 0.0)
+    kp3 = tensors["keypoints_3d"].clone()
+    kp3[:, 5, 3] = 0.0  # joint 5 unannotated
+    outputs = {"keypoints_3d": kp3[..., :3].clone()}
+    outputs["keypoints_3d"][:, 5] += 100.0  # a wild guess where there is no label
+    views = batch_views(type(batch)({**tensors, "keypoints_3d": kp3}, batch.sample_ids),
+                        outputs, samples=1)  # fmt: skip
+    assert "L3D 0 mm" in views[0].caption[0]
