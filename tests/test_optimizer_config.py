@@ -97,3 +97,12 @@ def test_the_torch_keyword_arguments_of_each_type():
     assert sgd == {"lr": 0.1, "weight_decay": 1e-4, "momentum": 0.9, "nesterov": False}
     rms = parse_optimizer({"type": "RMSprop"}, "c").torch_kwargs()
     assert rms == {"lr": 1e-5, "weight_decay": 1e-4, "momentum": 0.0}
+
+
+def test_a_group_learning_rate_covers_the_modules_below_it():
+    s = parse_optimizer({"lr": 1e-5, "groups": {"refine": {"lr": 1e-3},
+                                                "refine.1": {"lr": 1e-2}}}, "c")  # fmt: skip
+    assert s.lr_of("refine") == 1e-3 and s.lr_of("refine.0") == 1e-3
+    assert s.lr_of("refine.1") == 1e-2 and s.lr_of("refine_head") == 1e-5
+    assert s.unmatched_groups(["backbone.0", "refine.0"]) == ["refine.1"]
+    assert s.unmatched_groups(["refiner"]) == ["refine", "refine.1"]

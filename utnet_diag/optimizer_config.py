@@ -49,8 +49,16 @@ class OptimizerSettings:
         return self.kind in ADAM_FAMILY
 
     def lr_of(self, group: str) -> float:
-        """The learning rate of a module group (its own, else the section's)."""
-        return self.groups.get(group, self.lr)
+        """The learning rate of a module group: that of the longest ``groups`` name that is the
+        group or a module path above it (``refine`` covers ``refine.0`` at ``--depth 2``), else
+        the section's."""
+        names = [n for n in self.groups if group == n or group.startswith(n + ".")]
+        return self.groups[max(names, key=len)] if names else self.lr
+
+    def unmatched_groups(self, groups: list[str]) -> list[str]:
+        """The ``groups`` names that cover none of the module ``groups`` (sorted)."""
+        return sorted(n for n in self.groups
+                      if not any(g == n or g.startswith(n + ".") for g in groups))  # fmt: skip
 
     def torch_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``torch.optim.<kind>`` for these settings."""

@@ -158,7 +158,7 @@ def step_section(stats: GradStats, settings: OptimizerSettings) -> StepSection:
     shrink = None
     if factor < 1.0 and unclipped_sq > 0:
         shrink = math.sqrt(clipped_sq / unclipped_sq)
-    unknown = sorted(set(settings.groups) - set(names))
+    unknown = settings.unmatched_groups(names)
     return StepSection(
         notes=_decay_notes(settings, [r["lr"] for r in rows]) or None,
         optimizer=settings.to_dict(),
