@@ -96,5 +96,5 @@ def test_bfloat16_needs_no_scaler():
     assert ok.status is Status.PASS and "needs no GradScaler" in ok.message
     bad = run("amp_scaler", section(dtype="bfloat16",
                                     scaler={"used": False, "gradients_finite": False}))  # fmt: skip
-    assert bad.status is Status.FAIL and "origin not found" in bad.message
+    assert bad.status is Status.FAIL and "origin not found" in bad.message and bad.value is False
     assert run("amp_scaler", section(scaler=None)).status is Status.SKIP

@@ -87,3 +87,17 @@ def test_finite_names_where_the_first_nan_sits_in_each_kind_of_tensor():
     assert "sample 1, joint 5 (index1), column 2" in result.message
     assert "sample 2, vertex 100" in result.message
     assert "sample 0, channel 1, pixel y=2 x=3" in result.message
+
+
+def test_a_non_finite_value_is_located_by_sample_joint_and_column():
+    import torch
+
+    from utnet_diag.checks.batch import _locate
+
+    t = torch.zeros(2, 21, 3)
+    assert _locate("keypoints_3d", t, (1, 0, 2)) == "sample 1, joint 0 (wrist), column 2"
+    assert _locate("keypoints_3d", t, (0, 20, 0)).startswith("sample 0, joint 20 (")
+    assert _locate("mano_pose", torch.zeros(2, 48), (1, 7)) == (
+        "sample 1, MANO joint 2 (value 7)")  # fmt: skip
+    assert _locate("rgb", torch.zeros(1, 3, 4, 4), (0, 2, 1, 3)) == (
+        "sample 0, channel 2, pixel y=1 x=3")  # fmt: skip
