@@ -209,3 +209,20 @@ def test_adamw_decay_that_float32_rounds_away_is_noted(toy_batch):
         config=replace(load_config(), optimizer=OptimizerSettings(lr=1e-3, weight_decay=1e-2)),
     ).sections["step"]
     assert step.get("notes") is None
+
+
+@pytest.mark.parametrize("kind", ["AdamW", "SGD"])
+def test_a_large_group_is_measured_on_a_sample_within_a_few_percent(kind):
+    from utnet_diag.diagnostics.step import MAX_ELEMENTS, _update_sq
+
+    g = torch.Generator().manual_seed(5)
+    n = 4 * MAX_ELEMENTS + 7
+    weight = torch.randn(n, generator=g) * 0.05
+    # structured gradients: a few large columns, most small, some exactly zero
+    grad = torch.randn(n, generator=g) * torch.logspace(-6, 1, n).flip(0)
+    grad[::11] = 0.0
+    settings = OptimizerSettings(kind=kind, lr=1e-3, weight_decay=1e-2)
+    exact = float(first_update(settings, 1e-3, weight, grad * 0.1).double().pow(2).sum())
+    sampled = _update_sq(settings, 1e-3, weight, grad, (0.1,))[0]
+    # gradients over seven orders of magnitude: SGD's sum is carried by its largest few
+    assert abs(sampled / exact - 1.0) < 0.03
