@@ -50,3 +50,11 @@ def test_cli_text_json_and_an_unknown_id(capsys):
     assert main(["explain", "coord_fram"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "did you mean 'coord_frame'?" in err[0]
+
+
+def test_every_family_says_what_its_checks_read():
+    from utnet_diag.catalog import catalog
+    from utnet_diag.explain import READS
+
+    families = {f for entry in catalog() for f in entry.families}
+    assert families <= set(READS), sorted(families - set(READS))

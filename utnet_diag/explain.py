@@ -33,9 +33,12 @@ READS = {
     "prediction": "the model's outputs (loss-breakdown, gate)",
     "prediction convention": "the model's outputs (loss-breakdown, gate)",
     "grad": "one backward pass (grad-flow, gate)", "overfit": "an overfit run",
+    "step": "one backward pass and the config's optimizer: section (grad-flow, gate)",
+    "amp": "the step again under autocast (--amp on loss-breakdown, grad-flow, gate)",
     "compare": "two checkpoints on one batch", "log": "a training log (parse-log)",
     "dataset": "a dataset tree (scan, check-batch --dataset)",
     "mano": "a MANO file (convert-mano, mano-info)",
+    "eval": "a prediction file and its ground truth (eval)",
 }  # fmt: skip
 
 
