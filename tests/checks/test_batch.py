@@ -101,3 +101,4 @@ def test_a_non_finite_value_is_located_by_sample_joint_and_column():
         "sample 1, MANO joint 2 (value 7)")  # fmt: skip
     assert _locate("rgb", torch.zeros(1, 3, 4, 4), (0, 2, 1, 3)) == (
         "sample 0, channel 2, pixel y=1 x=3")  # fmt: skip
+    assert _locate("mano_shape", torch.zeros(2, 10), (1, 3)) == "sample 1, index 3"
