@@ -31,3 +31,15 @@ def test_non_zero_counts_are_exact_past_two_to_the_24():
     grad_norms, nonzero, _ = norms.read()
     assert nonzero == [n - 2]
     assert abs(grad_norms[0] - (n - 2) ** 0.5) < 1e-3
+
+
+def test_the_anchor_is_the_largest_weighted_term():
+    from utnet_diag.diagnostics.grad.strategies import _anchor
+
+    terms = {"loss_2d": torch.tensor(300.0), "loss_3d_joint": torch.tensor(7000.0),
+             "loss_aux": torch.tensor(-9e5)}  # fmt: skip
+    active = {"loss_2d": 1.0, "loss_3d_joint": 0.05, "loss_aux": 1e-3}
+    # weighted: 300, 350, |-900|: the size counts, not the sign
+    assert _anchor(list(terms), active, terms) == "loss_aux"
+    assert _anchor(["loss_2d", "loss_3d_joint"], active, terms) == "loss_3d_joint"
+    assert _anchor([], active, terms) is None
