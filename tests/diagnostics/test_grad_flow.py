@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import replace
 
@@ -14,14 +13,6 @@ from utnet_diag.config import load_config
 from utnet_diag.diagnostics.grad import group_of
 from utnet_diag.diagnostics.grad_flow import grad_flow
 from utnet_diag.report.result import Status
-
-
-def _state_hash(model: torch.nn.Module) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _reference_group_norms(model, batch, weights, seed: int = 0) -> dict[str, float]:
@@ -78,10 +69,10 @@ def test_weights_grads_modes_and_buffers_unchanged(toy_batch) -> None:
     model.eval()
     first = next(model.parameters())
     first.grad = torch.full_like(first, 7.0)
-    before = _state_hash(model)
+    before = utnet_toy.state_hash(model)
     for exact in (False, True):
         grad_flow(model, toy_batch, exact=exact)
-    assert _state_hash(model) == before
+    assert utnet_toy.state_hash(model) == before
     assert torch.equal(first.grad, torch.full_like(first, 7.0))
     assert all(p.grad is None for p in list(model.parameters())[1:])
     assert not any(m.training for m in model.modules())

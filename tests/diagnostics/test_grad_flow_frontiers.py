@@ -3,11 +3,11 @@ term's by subtraction from the total's) agree with exact mode's, and weights are
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import pytest
 import torch
+import utnet_toy
 
 from utnet_diag.diagnostics.grad_flow import grad_flow
 from utnet_diag.diagnostics.runner import load_inputs
@@ -21,21 +21,13 @@ def reference_inputs():
     return load_inputs(batch=batch, device="cpu", model=build_reference())
 
 
-def _state_hash(model: torch.nn.Module) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
 def test_default_matches_exact_on_the_reference_model(reference_inputs):
     model = reference_inputs.model
     model.eval()
-    before = _state_hash(model)
+    before = utnet_toy.state_hash(model)
     fast = grad_flow(reference_inputs.loaded, reference_inputs.batch)
     exact = grad_flow(reference_inputs.loaded, reference_inputs.batch, exact=True)
-    assert _state_hash(model) == before and not model.training
+    assert utnet_toy.state_hash(model) == before and not model.training
     assert all(p.grad is None for p in model.parameters())
     fast_terms = {t["term"]: t for t in fast.sections["grad_terms"]["terms"]}
     for row in exact.sections["grad_terms"]["terms"]:

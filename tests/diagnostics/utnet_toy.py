@@ -11,6 +11,7 @@ Faults: ``poison`` (a module path that outputs NaN: "refine" or "backbone"), ``b
 
 from __future__ import annotations
 
+import hashlib
 from types import SimpleNamespace
 
 import torch
@@ -215,3 +216,12 @@ def build_detached() -> ToyUTNet:
 
 def build_nan() -> ToyUTNet:
     return ToyUTNet(poison="refine")
+
+
+def state_hash(model: nn.Module) -> str:
+    """SHA-256 of every parameter and buffer, by name: equal before and after means unchanged."""
+    digest = hashlib.sha256()
+    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
