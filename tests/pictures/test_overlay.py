@@ -84,7 +84,7 @@ def test_the_worst_samples_come_first():
     outputs["keypoints_3d"][2, 8] += 30.0
     flag = [CheckResult("x", Status.FAIL, "", details={"samples": [7]})]
     views = batch_views(batch, outputs, flag, load_config().weights, 0, samples=3)
-    assert [v.sample_id.split()[1] for v in views] == ["7", "5", "2"]
+    assert [v.index for v in views] == [7, 5, 2] and views[0].sample_id.startswith("sample 7")
     assert views[0].caption[-1] == "flagged by x"
     assert "L3D 900 mm" in views[1].caption[0]  # 300 mm on each of 3 coordinates... of one joint
     assert views[1].proj3d is not None and views[1].depth is not None

@@ -146,7 +146,7 @@ def draw_skeleton(draw: ImageDraw.ImageDraw, panel: Panel, uv: np.ndarray, style
 
 @dataclass
 class SampleView:
-    """What one sample's row shows. ``rgb`` (H, W, 3) uint8 or None; ``depth`` (H, W) float or
+    """What one sample's row shows (``index``: its row in the batch). ``rgb`` (H, W, 3) uint8 or None; ``depth`` (H, W) float or
     None; ``gt2d`` (21, 2) crop units and ``gt_conf`` (21,); ``pred2d``, ``proj3d`` (21, 2) crop
     units or None; ``gt3d``, ``pred3d`` (21, 3) mm, root-relative, or None; ``caption`` lines."""
 
@@ -161,6 +161,7 @@ class SampleView:
     pred3d: np.ndarray | None = None
     caption: list[str] = field(default_factory=list)
     image_size: tuple[int, int] = (256, 256)  # (H, W) when there is no image
+    index: int | None = None  # the sample's row in the batch it was drawn from
 
 
 def depth_to_gray(depth: np.ndarray) -> np.ndarray:

@@ -76,9 +76,9 @@ def _sheet(reader: Any, chosen: list[Any], check_id: str) -> tuple[bytes | None,
         return None, [r.sample_id for r in records]
     views = batch_views(batch, samples=len(drawable))
     message = {f.sample_id: f"{f.severity.upper()} {f.message}" for f in chosen}
-    for view, sample_id in zip(views, batch.sample_ids):
-        view.sample_id = sample_id
-        view.caption = ["ground truth"] + [message.get(sample_id, "")]
+    for view in views:
+        view.sample_id = batch.sample_ids[view.index]
+        view.caption = ["ground truth"] + [message.get(view.sample_id, "")]
     title = f"utnet-diag scan: {check_id}, {len(views)} worst frames ({reader.name})"
     buffer = io.BytesIO()
     draw_sheet(views, title).save(buffer, format="PNG")

@@ -165,7 +165,7 @@ def batch_views(batch: Any, outputs: dict[str, Any] | None = None,
             gt2d=gt2d[b] if gt2d is not None else None,
             gt_conf=conf2d[b] if conf2d is not None else None,
             pred2d=pred2d[b] if pred2d is not None else None,
-            proj3d=proj, gt3d=rel_gt, pred3d=rel_pred, caption=caption,
+            proj3d=proj, gt3d=rel_gt, pred3d=rel_pred, caption=caption, index=b,
         ))  # fmt: skip
     return views
 
@@ -189,8 +189,7 @@ def write_overlay(path: str | Path, batch: Any, outputs: dict[str, Any] | None =
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     write_bytes_atomic(out, buffer.getvalue())
-    shown = [int(v.sample_id.split()[1]) for v in views]
-    return {"kind": "overlay", "path": str(out), "samples": shown}
+    return {"kind": "overlay", "path": str(out), "samples": [v.index for v in views]}
 
 
 def pictures_section(record: dict[str, Any] | None) -> dict[str, Any]:
