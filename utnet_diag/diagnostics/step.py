@@ -63,6 +63,12 @@ def term_shares(stats: GradStats) -> tuple[dict[str, float], str]:
 RMSPROP_ALPHA = 0.99  # torch.optim.RMSprop's default
 
 
+def decay_rounds_away(lr: float, weight_decay: float, dtype: torch.dtype = torch.float32) -> bool:
+    """Whether AdamW's decay factor ``1 - lr*weight_decay`` is exactly 1 in ``dtype``: the
+    weights are then multiplied by 1 and nothing decays (below about 6e-8 in float32)."""
+    return float(torch.tensor(1.0 - lr * weight_decay, dtype=dtype)) == 1.0
+
+
 def first_update(settings: OptimizerSettings, lr: float, param: torch.Tensor,
                  grad: torch.Tensor) -> torch.Tensor:  # fmt: skip
     """The change ``torch.optim.<kind>`` makes to ``param`` on its first step (fresh state) for
@@ -84,7 +90,7 @@ def first_update(settings: OptimizerSettings, lr: float, param: torch.Tensor,
     if settings.kind == "AdamW" and wd:
         # decoupled decay as torch applies it, p * (1 - lr*wd) in the weights' precision: at
         # lr*wd below about 6e-8 (UTNet's 1e-5 * 1e-4) the factor rounds to 1: nothing decays
-        if float(torch.tensor(1.0 - lr * wd, dtype=p.dtype)) != 1.0:
+        if not decay_rounds_away(lr, wd, p.dtype):
             base = p * (1.0 - lr * wd)
     elif wd:
         g = g.add(p, alpha=wd)  # as torch adds it: one rounding
@@ -158,9 +164,7 @@ def _decay_notes(settings: OptimizerSettings, lrs: list[float]) -> list[str]:
     that factor rounds to exactly 1 and the configured weight decay does nothing."""
     if settings.kind != "AdamW" or not settings.weight_decay:
         return []
-    lost = sorted(
-        {lr for lr in lrs if float(torch.tensor(1.0 - lr * settings.weight_decay)) == 1.0}
-    )
+    lost = sorted({lr for lr in lrs if decay_rounds_away(lr, settings.weight_decay)})
     if not lost:
         return []
     products = ", ".join(f"{lr * settings.weight_decay:g}" for lr in lost)
