@@ -22,6 +22,7 @@ from utnet_diag.cli.options import (
     JunitOpt,
 )
 from utnet_diag.cli.render_advice import TargetSharesOpt
+from utnet_diag.report.sections import pictures_section
 from utnet_diag.run_options import RunOptions
 
 
@@ -47,7 +48,6 @@ def grad_flow_command(
     shares = parse_target_shares(target_shares)  # exit 2 on a malformed value, before loading
     from utnet_diag.diagnostics.grad_flow import grad_flow, save_grad_plot
     from utnet_diag.logs.plot import check_plot_path
-    from utnet_diag.report.sections import PicturesSection
 
     if plot is not None:
         check_plot_path(plot, (".png",))
@@ -63,6 +63,6 @@ def grad_flow_command(
     warn_loaded(report)
     if plot is not None:
         save_grad_plot(report, plot)
-        report.sections["pictures"] = PicturesSection(files=[{"kind": "plot", "path": str(plot)}])
+        report.sections.update(pictures_section({"kind": "plot", "path": str(plot)}))
         say_pictures(report)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

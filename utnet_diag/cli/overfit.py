@@ -10,6 +10,7 @@ import typer
 from utnet_diag.cli.app import emit, say, say_pictures, stderr_console
 from utnet_diag.cli.model_opts import with_model_options
 from utnet_diag.cli.options import FailOn, FailOnOpt, JsonOpt, JunitOpt
+from utnet_diag.report.sections import pictures_section
 from utnet_diag.run_options import RunOptions
 
 
@@ -46,7 +47,6 @@ def overfit_command(
     )
     from utnet_diag.diagnostics.runner import load_inputs
     from utnet_diag.logs.plot import check_plot_path
-    from utnet_diag.report.sections import PicturesSection
 
     if plot is not None:
         check_plot_path(plot, (".png",))
@@ -78,6 +78,6 @@ def overfit_command(
         say(f"warning: {warning}")
     if plot is not None:
         save_overfit_plot(report, plot)
-        report.sections["pictures"] = PicturesSection(files=[{"kind": "plot", "path": str(plot)}])
+        report.sections.update(pictures_section({"kind": "plot", "path": str(plot)}))
         say_pictures(report)
     raise typer.Exit(emit(report, json_out, junit, fail_on.value))

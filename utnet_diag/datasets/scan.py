@@ -32,7 +32,7 @@ from utnet_diag.datasets.sink import FindingSink
 from utnet_diag.errors import InputError
 from utnet_diag.pictures.gallery import check_gallery_dir, write_gallery
 from utnet_diag.report.result import CheckResult, Report, Status
-from utnet_diag.report.sections import PicturesSection, ScanSection
+from utnet_diag.report.sections import ScanSection, pictures_section
 
 DEFAULT_CHUNK = 512
 DEFAULT_MAX_FINDINGS = 1000
@@ -409,7 +409,7 @@ def scan_dataset(
     )  # fmt: skip
     if gallery is not None and rank == 0:
         record = write_gallery(gallery, reader, sink.kept, report.checks, report.sections["scan"])
-        report.sections["pictures"] = PicturesSection(files=[record])
+        report.sections.update(pictures_section(record))
     return report
 
 

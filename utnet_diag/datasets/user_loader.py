@@ -29,7 +29,7 @@ from utnet_diag.model.user_code import (
     user_code_error,
 )
 from utnet_diag.report.result import Report, Status
-from utnet_diag.report.sections import LoaderSection
+from utnet_diag.report.sections import LoaderSection, pictures_section
 
 LOADER_CHECKS = CheckRegistry("loader")
 LOADER_CHECKS.declare(
@@ -268,7 +268,7 @@ def check_loader(
     )
 
     # deferred: Pillow's drawing modules, which loading this module does not need
-    from utnet_diag.pictures.overlay import check_overlay_path, pictures_section, write_overlay
+    from utnet_diag.pictures.overlay import check_overlay_path, write_overlay
 
     if overlay is not None:
         check_overlay_path(overlay, overlay_samples)

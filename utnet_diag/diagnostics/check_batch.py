@@ -15,11 +15,10 @@ from utnet_diag.io.batch import Batch, coerce_batch, load_batch
 from utnet_diag.pictures.overlay import (
     DEFAULT_SAMPLES,
     check_overlay_path,
-    pictures_section,
     write_overlay,
 )
 from utnet_diag.report.result import CheckResult, Report
-from utnet_diag.report.sections import BatchSection
+from utnet_diag.report.sections import BatchSection, pictures_section
 
 COMMAND = "check-batch"
 

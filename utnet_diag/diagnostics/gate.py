@@ -29,10 +29,10 @@ from utnet_diag.errors import InputError
 from utnet_diag.pictures.overlay import (
     DEFAULT_SAMPLES,
     check_overlay_path,
-    pictures_section,
     write_overlay,
 )
 from utnet_diag.report.result import Report
+from utnet_diag.report.sections import pictures_section
 from utnet_diag.run_options import RunOptions, given
 
 COMMAND = "gate"

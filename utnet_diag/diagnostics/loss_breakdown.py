@@ -38,11 +38,10 @@ from utnet_diag.evaluation.batch_metrics import protocol_metrics
 from utnet_diag.pictures.overlay import (
     DEFAULT_SAMPLES,
     check_overlay_path,
-    pictures_section,
     write_overlay,
 )
 from utnet_diag.report.result import CheckResult, Report
-from utnet_diag.report.sections import MetricsSection, NanOriginSection
+from utnet_diag.report.sections import MetricsSection, NanOriginSection, pictures_section
 from utnet_diag.run_options import RunOptions, given
 
 __all__ = ["LossSummary", "breakdown_from_forward", "loss_breakdown", "summarize_terms"]

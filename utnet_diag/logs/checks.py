@@ -23,7 +23,7 @@ from utnet_diag.logs.plot import check_plot_path, plot_log
 from utnet_diag.logs.tables import is_table_log, read_table_log
 from utnet_diag.report.numbers import fmt_number
 from utnet_diag.report.result import Report
-from utnet_diag.report.sections import LogSection, LogTerm, LogTermsSection, PicturesSection
+from utnet_diag.report.sections import LogSection, LogTerm, LogTermsSection, pictures_section
 from utnet_diag.spec import HINT_2D, HINT_3D, HINT_AUX, HINT_NONFINITE, HINT_PRIOR
 
 LOG_CHECKS = CheckRegistry("log")
@@ -788,9 +788,7 @@ def diagnose_log(
     if plot_path is not None:
         plot_log(log, plot_path, config)
         report.sections["log"] = replace(report.sections["log"], plot=str(plot_path))
-        report.sections["pictures"] = PicturesSection(
-            files=[{"kind": "plot", "path": str(plot_path)}]
-        )
+        report.sections.update(pictures_section({"kind": "plot", "path": str(plot_path)}))
     return report
 
 

@@ -24,7 +24,6 @@ from utnet_diag.errors import InputError
 from utnet_diag.io.files import check_output_path, write_bytes_atomic
 from utnet_diag.pictures.draw import SampleView, draw_sheet
 from utnet_diag.report.result import CheckResult, Status
-from utnet_diag.report.sections import PicturesSection
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])
@@ -190,8 +189,3 @@ def write_overlay(path: str | Path, batch: Any, outputs: dict[str, Any] | None =
     image.save(buffer, format="PNG")
     write_bytes_atomic(out, buffer.getvalue())
     return {"kind": "overlay", "path": str(out), "samples": [v.index for v in views]}
-
-
-def pictures_section(record: dict[str, Any] | None) -> dict[str, Any]:
-    """``{"pictures": PicturesSection}`` for a written overlay's record (nothing for None)."""
-    return {} if record is None else {"pictures": PicturesSection(files=[record])}

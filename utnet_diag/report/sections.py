@@ -222,6 +222,12 @@ class PicturesSection(Section):
     files: list[dict[str, Any]]
 
 
+def pictures_section(record: dict[str, Any] | None) -> dict[str, Any]:
+    """``{"pictures": PicturesSection}`` for one written picture's record (``kind``, ``path``,
+    what it shows), to merge into a report's sections; nothing for None."""
+    return {} if record is None else {"pictures": PicturesSection(files=[record])}
+
+
 @dataclass(frozen=True)
 class CompareRunSection(Section):
     """What ``compare`` ran: checkpoints ``a`` and ``b`` (and the model sources they gave), the
