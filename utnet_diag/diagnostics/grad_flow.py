@@ -135,22 +135,17 @@ def save_grad_plot(report: Report, path: Any) -> None:
     heads); beside them the per-term attribution as a heat map of terms x groups: each term's
     gradient norm in each group with ``--exact`` (log colour scale), else which groups each
     term reaches. Written atomically as PNG; needs matplotlib (the ``plot`` extra)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise InputError("--plot needs matplotlib", hint="pip install 'utnet-diag[plot]'") from None
-    fig = grad_figure(report, plt)
+    fig = grad_figure(report)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
     write_bytes_atomic(path, buf.getvalue())
 
 
-def grad_figure(report: Report, plt: Any) -> Any:
-    """The figure of :func:`save_grad_plot` (``plt``: matplotlib.pyplot); the caller closes it."""
+def grad_figure(report: Report) -> Any:
+    """The matplotlib Figure of :func:`save_grad_plot`."""
+    # deferred: matplotlib, the optional plot extra, loaded only when a plot is drawn
+    from utnet_diag.logs.plot import new_figure
+
     groups = report.sections.get("grad_modules", {}).get("groups", [])
     terms = [t for t in report.sections.get("grad_terms", {}).get("terms", []) if t["active"]]
     names = [g["name"] for g in groups]
@@ -158,8 +153,8 @@ def grad_figure(report: Report, plt: Any) -> Any:
         g["grad_norm"] if g["grad_norm"] and math.isfinite(g["grad_norm"]) else 0 for g in groups
     ]
     ratios = [g["ratio"] or 0 for g in groups]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 0.45 * len(names) + 1.8),
-                             gridspec_kw={"width_ratios": (1, 1, 1.2)})  # fmt: skip
+    fig = new_figure(figsize=(13, 0.45 * len(names) + 1.8))
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": (1, 1, 1.2)})
     colors = ["tab:blue" if g["role"] == "trunk" else "tab:orange" for g in groups]
     for ax, values, title in ((axes[0], norms, "gradient norm"), (axes[1], ratios, "grad / param")):
         ax.barh(names, [max(v, 1e-30) for v in values], color=colors)

@@ -400,29 +400,23 @@ def save_overfit_plot(report: Report, path: Any) -> None:
     target = Path(path)
     if target.suffix.lower() != ".png":
         raise InputError("--plot must name a .png file", path=str(target))
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise InputError(
-            "--plot needs matplotlib, which is not installed", hint="pip install 'utnet-diag[plot]'"
-        ) from None
     import io
 
-    fig = overfit_figure(report, Figure, FigureCanvasAgg)
+    fig = overfit_figure(report)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     write_bytes_atomic(target, buffer.getvalue())
 
 
-def overfit_figure(report: Report, figure: Any, canvas: Any) -> Any:
-    """The figure of :func:`save_overfit_plot` (``figure``, ``canvas``: matplotlib's Figure and
-    FigureCanvasAgg classes)."""
+def overfit_figure(report: Report) -> Any:
+    """The matplotlib Figure of :func:`save_overfit_plot`."""
+    # deferred: matplotlib, the optional plot extra, loaded only when a plot is drawn
+    from utnet_diag.logs.plot import new_figure
+
     curves = dict(report.sections["overfit_curves"])
     mpjpe = curves.pop("mpjpe_mm", [])
     total = curves.pop("total", [])
-    fig = figure(figsize=(7, 5.5), layout="constrained")
-    canvas(fig)
+    fig = new_figure(figsize=(7, 5.5), layout="constrained")
     losses, errors = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
 
     def positive(values: list[Any]) -> list[float]:

@@ -15,6 +15,8 @@ from utnet_diag.io.files import write_bytes_atomic
 from utnet_diag.logs.parse import TERM_LABELS, TrainingLog, downsample
 
 PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+NO_MATPLOTLIB = "--plot needs matplotlib, which is not installed"
+INSTALL_PLOT = "pip install 'utnet-diag[plot]'"
 MAX_POINTS = 4000  # per curve; longer logs are averaged into this many buckets
 ALARM_NEAR = 10.0  # the alarm line is drawn when the curve comes within this factor of it
 
@@ -45,11 +47,22 @@ def check_plot_path(path: str | Path, formats: tuple[str, ...] = tuple(PLOT_FORM
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise InputError(
-            "--plot needs matplotlib, which is not installed",
-            hint="pip install 'utnet-diag[plot]'",
-        ) from None
+        raise InputError(NO_MATPLOTLIB, hint=INSTALL_PLOT) from None
     return target
+
+
+def new_figure(**kwargs: Any) -> Any:
+    """A matplotlib ``Figure(**kwargs)`` on its own Agg canvas: no pyplot, so neither its
+    global figure list nor the user's backend is touched. InputError with the install hint
+    when matplotlib (the ``plot`` extra) is missing. Every ``--plot`` draws on one."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise InputError(NO_MATPLOTLIB, hint=INSTALL_PLOT) from None
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 # the spec range that holds each logged term (the logged shape prior is the prior term)
@@ -90,22 +103,12 @@ def plot_log(log: TrainingLog, path: str | Path, config: Any = None) -> Path:
 
 def log_figure(log: TrainingLog, config: Any = None) -> Any:
     """One panel per printed term against the iteration (:func:`iteration_axis`; log scale
-    when every value is positive), the spec's healthy range as a green band and its alarm as a
-    red line (when the curve comes within 10x of it) (``config``'s ``diag: ranges:`` where it sets them), blocks with NaN/Inf as red
-    crosses at the top; written atomically to ``path``. Long logs are averaged into 4000 points
-    per curve. Returns the matplotlib Figure."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise InputError(
-            "--plot needs matplotlib, which is not installed",
-            hint="pip install 'utnet-diag[plot]'",
-        ) from None
-
+    when every value is positive): the healthy range as a green band and the alarm as a red
+    line when the curve comes within 10x of it (the spec's, or ``config``'s ``diag: ranges:``
+    where it sets them), blocks with NaN/Inf as red crosses at the top. Long logs are averaged
+    into 4000 points per curve. Returns the matplotlib Figure."""
     terms = log.terms_present()
-    fig = Figure(figsize=(8, 1.9 * len(terms) + 0.6), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(figsize=(8, 1.9 * len(terms) + 0.6), layout="constrained")
     axes = fig.subplots(len(terms), 1, sharex=True, squeeze=False)[:, 0]
     n = log.n_blocks
     points = min(n, MAX_POINTS)
