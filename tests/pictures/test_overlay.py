@@ -175,7 +175,6 @@ def test_gate_draws_the_predictions(tmp_path, capsys):
 def test_an_unwritable_folder_exits_2_for_each_picture_option(tmp_path, capsys, monkeypatch):
     """As root every folder is writable: the folder's answer to os.access is what is planted."""
     import utnet_diag.io.files as files
-    import utnet_diag.logs.plot as plot
     import utnet_diag.pictures.gallery as gallery
 
     locked = tmp_path / "locked"
@@ -185,7 +184,7 @@ def test_an_unwritable_folder_exits_2_for_each_picture_option(tmp_path, capsys, 
     def access(path, mode):
         return False if str(path) == str(locked) and mode == os.W_OK else real(path, mode)
 
-    for module in (files, plot, gallery):
+    for module in (files, gallery):
         monkeypatch.setattr(module.os, "access", access)
     cases = [["check-batch", "b.pt", "--overlay", str(locked / "s.png")],
              ["gate", "--overlay", str(locked / "s.png")],

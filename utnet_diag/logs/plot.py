@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import numpy as np
 
 from utnet_diag.config import term_range
 from utnet_diag.errors import InputError
-from utnet_diag.io.files import write_bytes_atomic
+from utnet_diag.io.files import check_output_path, write_bytes_atomic
 from utnet_diag.logs.parse import TERM_LABELS, TrainingLog, downsample
 
 PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
@@ -37,13 +36,7 @@ def check_plot_path(path: str | Path, formats: tuple[str, ...] = tuple(PLOT_FORM
     directory, a missing or unwritable folder, or no matplotlib."""
     target = Path(path)
     _require_format(target, formats)
-    if target.is_dir():
-        raise InputError("--plot must name a file, not a directory", path=str(target))
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError("output directory does not exist", path=str(parent))
-    if not os.access(parent, os.W_OK):
-        raise InputError("output directory is not writable", path=str(parent))
+    check_output_path(target, "--plot")
     try:
         import matplotlib  # noqa: F401
     except ImportError:
