@@ -10,7 +10,7 @@ clipping) and ``groups`` (a learning rate per module group: ``{gcn: {lr: 1.0e-4}
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from utnet_diag.errors import InputError, did_you_mean
@@ -73,8 +73,6 @@ class OptimizerSettings:
 
     def with_clip(self, max_norm: float | None, source: str) -> OptimizerSettings:
         """A copy clipping at ``max_norm`` (None or 0: no clipping)."""
-        from dataclasses import replace
-
         return replace(self, clip_grad_norm=max_norm or None, clip_source=source)
 
     def to_dict(self) -> dict[str, Any]:
