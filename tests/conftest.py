@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -28,3 +29,16 @@ def write_batch(tmp_path: Path) -> Callable[..., Path]:
         return save_batch(mapping, tmp_path / name)
 
     return write
+
+
+@pytest.fixture
+def no_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Imports of matplotlib fail, as on an install without the ``plot`` extra."""
+    real_import = builtins.__import__
+
+    def refuse(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", refuse)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import json
 from pathlib import Path
 
@@ -97,16 +96,8 @@ def test_bad_plot_path_exit_2_before_parsing(
 
 
 def test_plot_without_matplotlib_says_how_to_install(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_matplotlib: None
 ) -> None:
-    real_import = builtins.__import__
-
-    def no_matplotlib(name, *args, **kwargs):
-        if name.startswith("matplotlib"):
-            raise ImportError("No module named 'matplotlib'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     code = main(["parse-log", str(FIXTURES / "spec_normal.log"), "--plot", str(tmp_path / "c.png")])
     _assert_input_error(capsys, code, "pip install 'utnet-diag[plot]'")
     assert not (tmp_path / "c.png").exists()
