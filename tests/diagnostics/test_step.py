@@ -206,7 +206,7 @@ def test_adamw_decay_that_float32_rounds_away_is_noted(toy_batch):
 
 @pytest.mark.parametrize("kind", ["AdamW", "SGD"])
 def test_a_large_group_is_measured_on_a_sample_within_a_few_percent(kind):
-    from utnet_diag.diagnostics.step import MAX_ELEMENTS, _update_sq
+    from utnet_diag.diagnostics.step import MAX_ELEMENTS, _Part, _sample, _update_sq
 
     g = torch.Generator().manual_seed(5)
     n = 4 * MAX_ELEMENTS + 7
@@ -216,6 +216,22 @@ def test_a_large_group_is_measured_on_a_sample_within_a_few_percent(kind):
     grad[::11] = 0.0
     settings = OptimizerSettings(kind=kind, lr=1e-3, weight_decay=1e-2)
     exact = float(first_update(settings, 1e-3, weight, grad * 0.1).double().pow(2).sum())
-    sampled = _update_sq(settings, 1e-3, weight, grad, (0.1,))[0]
+    part = _Part(0, 1e-3, n, _sample([weight], n), _sample([grad], n))
+    assert part.sampled and part.size <= MAX_ELEMENTS
+    sampled = _update_sq(settings, part, (0.1,))[0]
     # gradients over seven orders of magnitude: SGD's sum is carried by its largest few
     assert abs(sampled / exact - 1.0) < 0.03
+
+
+def test_a_group_is_sampled_as_its_concatenation_would_be_without_building_it():
+    from utnet_diag.diagnostics.step import MAX_ELEMENTS, _sample
+
+    g = torch.Generator().manual_seed(6)
+    tensors = [torch.randn(s, generator=g) for s in ((700, 513), (3,), (MAX_ELEMENTS,), (11, 7))]
+    n = sum(t.numel() for t in tensors)
+    whole = torch.cat([t.reshape(-1) for t in tensors])
+    stride = 3  # the smallest prime >= ceil(n / MAX_ELEMENTS) = 3
+    assert -(-n // MAX_ELEMENTS) == 3
+    assert torch.equal(torch.cat(_sample(tensors, n)), whole[::stride])
+    small = tensors[1:2] + tensors[3:]
+    assert torch.equal(torch.cat(_sample(small, 80)), torch.cat([t.reshape(-1) for t in small]))

@@ -9,10 +9,10 @@ untouched), with the config's optimiser (:mod:`utnet_diag.optimizer_config`):
   to 1). Over all parameters with ``exact``; else at the trunk/heads boundary, where every term
   meets, from the Gram matrix of the per-term boundary gradients;
 - the first step of the configured optimiser (from fresh state, :func:`first_update`, on each
-  module group's weights and gradients flattened into one tensor, sampled above 262,144
-  elements (:func:`_update_sq`); weights never written): per group, the norm of the update over the norm of
-  the weights; and with clipping, how much the clip shrinks the whole
-  update (for Adam-family optimisers it cancels unless the clipped gradients reach ``eps``).
+  module group's weights and gradients flattened, sampled above 262,144 elements
+  (:func:`_sample`); weights never written): per group, the norm of the update over the norm
+  of the weights; and with clipping, how much the clip shrinks the whole update (for
+  Adam-family optimisers it cancels unless the clipped gradients reach ``eps``).
 
 The learning-rate scheduler is not applied: the step is taken at the configured ``lr``.
 """
@@ -20,6 +20,7 @@ The learning-rate scheduler is not applied: the step is taken at the configured 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -121,42 +122,78 @@ def _next_prime(k: int) -> int:
     return k
 
 
-def _update_sq(settings: OptimizerSettings, lr: float, weight: torch.Tensor,
-               grad: torch.Tensor, factors: tuple[float, ...]) -> list[float]:  # fmt: skip
-    """Squared norm of one step's update of the flat ``weight`` for gradient ``grad * factor``,
-    for each factor, as the weights would change (:func:`first_update`). A tensor of more than
-    ``MAX_ELEMENTS`` is measured on every k-th element, k the smallest prime that keeps the
-    sample within ``MAX_ELEMENTS`` (a prime so that the sample walks through every column of
-    the weight matrices, whose widths are multiples of small numbers), the sum scaled by
-    ``n / sampled``. The update is computed element by element, so the sample mean of its
-    squares estimates theirs (within 3% on a million elements whose gradients span seven orders
-    of magnitude, tested; the step checks' limits are orders of magnitude apart), at
-    a cost that no longer grows with the model."""
-    n = weight.numel()
-    if n > MAX_ELEMENTS:
-        stride = _next_prime(-(-n // MAX_ELEMENTS))
-        weight, grad = weight[::stride], grad[::stride]
-    scale = n / weight.numel()
-    out = []
-    for factor in factors:
-        change = first_update(settings, lr, weight, grad * factor if factor != 1.0 else grad)
-        out.append(scale * float(torch.linalg.vector_norm(change, dtype=torch.float64)) ** 2)
-    return out
+@dataclass
+class _Part:
+    """One module group's trainable weights of one dtype and device with a gradient: ``n``
+    elements in all, ``weights`` and ``grads`` the flat pieces of their concatenation (every
+    k-th element of it when it has more than ``MAX_ELEMENTS``; see :func:`_sample`)."""
+
+    gid: int
+    lr: float
+    n: int
+    weights: list[torch.Tensor]
+    grads: list[torch.Tensor]
+
+    @property
+    def size(self) -> int:
+        """Elements measured (``n`` unless sampled)."""
+        return sum(w.numel() for w in self.weights)
+
+    @property
+    def sampled(self) -> bool:
+        return self.size < self.n
 
 
-def _flat_groups(stats: GradStats) -> dict[int, list[tuple[torch.Tensor, torch.Tensor]]]:
-    """Per module group, its parameters with a gradient as flat (weights, gradients) pairs, one
-    pair per dtype and device (so each step is taken in its own precision)."""
-    parts: dict[tuple[int, Any, Any], tuple[list[Any], list[Any]]] = {}
+def _sample(tensors: list[torch.Tensor], n: int) -> list[torch.Tensor]:
+    """Flat views of ``tensors`` (``n`` elements in all) whose concatenation is theirs; above
+    ``MAX_ELEMENTS`` only its every k-th element, k the smallest prime that keeps the sample
+    within ``MAX_ELEMENTS`` (a prime so that the sample walks through every column of the
+    weight matrices, whose widths are multiples of small numbers). Taken tensor by tensor, so
+    the whole concatenation of a large group is never built."""
+    flat = [t.detach().reshape(-1) for t in tensors]
+    if n <= MAX_ELEMENTS:
+        return flat
+    stride = _next_prime(-(-n // MAX_ELEMENTS))
+    parts, at = [], 0
+    for t in flat:
+        parts.append(t[(-at) % stride :: stride])
+        at += t.numel()
+    return parts
+
+
+def _parts(stats: GradStats, lr_of: Any) -> list[_Part]:
+    """Per module group, its parameters with a gradient as (sampled) flat weights and gradients,
+    one part per dtype and device (so each step is taken in its own precision)."""
+    found: dict[tuple[int, Any, Any], tuple[list[Any], list[Any]]] = {}
     for (_, param), gid, grad in zip(stats.trainable, stats.param_gid, stats.grads):
         if grad is not None:
-            key = (gid, param.dtype, param.device)
-            parts.setdefault(key, ([], []))[0].append(param.detach().reshape(-1))
-            parts[key][1].append(grad.detach().reshape(-1))
-    flat: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
-    for (gid, _, _), (weights, grads) in parts.items():
-        flat.setdefault(gid, []).append((torch.cat(weights), torch.cat(grads)))
-    return flat
+            weights, grads = found.setdefault((gid, param.dtype, param.device), ([], []))
+            weights.append(param)
+            grads.append(grad)
+    names = [g["name"] for g in stats.groups]
+    parts = []
+    for (gid, _, _), (weights, grads) in sorted(found.items(), key=lambda item: item[0][0]):
+        n = sum(w.numel() for w in weights)
+        parts.append(_Part(gid, lr_of(names[gid]), n, _sample(weights, n), _sample(grads, n)))
+    return parts
+
+
+def _update_sq(settings: OptimizerSettings, part: _Part,
+               factors: tuple[float, ...]) -> list[float]:  # fmt: skip
+    """The squared norm of one step's update of a part's weights for its gradient times each
+    factor, as the weights would change (:func:`first_update`). A sampled part's sum is scaled
+    by ``n / sampled``: the update is computed element by element, so the sample mean of its
+    squares estimates theirs (within 3% on a million elements whose gradients span seven
+    orders of magnitude, tested; the step checks' limits are orders of magnitude apart), at a
+    cost that no longer grows with the model."""
+    weight = torch.cat(part.weights) if len(part.weights) > 1 else part.weights[0]
+    grad = torch.cat(part.grads) if len(part.grads) > 1 else part.grads[0]
+    scale = part.n / weight.numel()
+    out = []
+    for factor in factors:
+        change = first_update(settings, part.lr, weight, grad * factor if factor != 1.0 else grad)
+        out.append(scale * float(torch.linalg.vector_norm(change, dtype=torch.float64)) ** 2)
+    return out
 
 
 def _decay_notes(settings: OptimizerSettings, lrs: list[float]) -> list[str]:
@@ -178,26 +215,28 @@ def step_section(stats: GradStats, settings: OptimizerSettings) -> StepSection:
     shares, basis = term_shares(stats)
     names = [g["name"] for g in stats.groups]
     factors = (factor, 1.0) if factor < 1.0 else (factor,)
+    parts = _parts(stats, settings.lr_of)
+    sums = [_update_sq(settings, part, factors) for part in parts]
+    per_group: dict[int, list[float]] = {}
+    for part, row in zip(parts, sums):
+        acc = per_group.setdefault(part.gid, [0.0] * len(factors))
+        for f, v in enumerate(row):
+            acc[f] += v
     rows = []
     clipped_sq = unclipped_sq = 0.0
-    flat = _flat_groups(stats)
-    for gid, pairs in sorted(flat.items()):
-        lr = settings.lr_of(names[gid])
-        sums = [_update_sq(settings, lr, w, g, factors) for w, g in pairs]
-        sq = sum(s[0] for s in sums)
-        clipped_sq += sq
-        unclipped_sq += sum(s[-1] for s in sums)
+    for gid, sq in sorted(per_group.items()):
+        clipped_sq += sq[0]
+        unclipped_sq += sq[-1]
         weight = stats.groups[gid]["param_norm"]
-        update = math.sqrt(sq)
-        rows.append({"name": names[gid], "lr": lr, "update_norm": update, "param_norm": weight,
-                     "ratio": update / weight if weight > 0 else None})  # fmt: skip
+        update = math.sqrt(sq[0])
+        rows.append({"name": names[gid], "lr": settings.lr_of(names[gid]), "update_norm": update,
+                     "param_norm": weight, "ratio": update / weight if weight > 0 else None})  # fmt: skip
     shrink = None
     if factor < 1.0 and unclipped_sq > 0:
         shrink = math.sqrt(clipped_sq / unclipped_sq)
     unknown = settings.unmatched_groups(names)
     notes = _decay_notes(settings, [r["lr"] for r in rows])
-    sampled = [names[gid] for gid, pairs in sorted(flat.items())
-               if any(w.numel() > MAX_ELEMENTS for w, _ in pairs)]  # fmt: skip
+    sampled = list(dict.fromkeys(names[p.gid] for p in parts if p.sampled))
     if sampled:
         notes.append(f"update sizes of {', '.join(sampled)} estimated on a sample of"
                      f" {MAX_ELEMENTS} elements each (every k-th, k prime)")  # fmt: skip
