@@ -35,16 +35,24 @@ def hand_span(
     coords = _numpy(joints)[..., :3]
     finite = np.isfinite(coords).all(-1)
     seen = finite if visible is None else (np.asarray(_numpy(visible), bool) & finite)
-    coords = np.where(seen[..., None], coords, 0.0)
+    everything = bool(seen.all())
+    if not everything:
+        coords = np.where(seen[..., None], coords, 0.0)
     # squared distances from the Gram matrix, on coordinates centred per sample (no cancellation
     # worth speaking of at hand scale): (B, J, J) instead of a (B, J, J, 3) difference array
     count = np.maximum(seen.sum(1, keepdims=True), 1)
-    centre = coords.sum(1, keepdims=True) / count[..., None]
-    coords = np.where(seen[..., None], coords - centre, 0.0)
+    coords = coords - coords.sum(1, keepdims=True) / count[..., None]
+    if not everything:
+        coords = np.where(seen[..., None], coords, 0.0)
     norms = (coords**2).sum(-1)
-    dist2 = norms[:, :, None] + norms[:, None, :] - 2.0 * (coords @ coords.transpose(0, 2, 1))
-    pair = seen[:, :, None] & seen[:, None, :]
-    span2 = np.where(pair, dist2, -np.inf).max(axis=(1, 2), initial=-np.inf)
+    # the transposed operand made contiguous: numpy's matmul then takes its fast path
+    dist2 = coords @ np.ascontiguousarray(coords.transpose(0, 2, 1))
+    dist2 *= -2.0
+    dist2 += norms[:, :, None]
+    dist2 += norms[:, None, :]
+    if not everything:
+        dist2[~(seen[:, :, None] & seen[:, None, :])] = -np.inf
+    span2 = dist2.reshape(len(dist2), -1).max(1, initial=-np.inf)
     span = np.sqrt(np.maximum(span2, 0.0))
     return np.where(seen.sum(1) >= min_joints, span, np.nan)
 
