@@ -19,3 +19,10 @@ def test_reads_like_bytesio():
     assert ours.readline(-1) == ref.readline(-1) == b"nd\n"
     assert ours.read() == ref.read() == b"last"
     assert ours.read(5) == ref.read(5) == b"" and ours.readline() == b""
+
+
+def test_a_zero_size_readline_reads_nothing_as_bytesio():
+    data = b"one\ntwo\n"
+    ours, ref = _PeekableBytes(data), io.BytesIO(data)
+    assert ours.readline(0) == ref.readline(0) == b""
+    assert ours.readline() == ref.readline() == b"one\n"
