@@ -102,3 +102,39 @@ def test_a_non_finite_value_is_located_by_sample_joint_and_column():
     assert _locate("rgb", torch.zeros(1, 3, 4, 4), (0, 2, 1, 3)) == (
         "sample 0, channel 2, pixel y=1 x=3")  # fmt: skip
     assert _locate("mano_shape", torch.zeros(2, 10), (1, 3)) == "sample 1, index 3"
+
+
+def test_kp2d_counts_only_the_samples_beyond_the_limit():
+    # one sample at 0.7; another exactly at the limit, 0.5 plus the 1e-3 rounding tolerance
+    kp = spread_2d(3)
+    kp[0, 2, 0] = 0.7
+    kp[2, 5, 1] = 0.501
+    result = run("kp2d_range", keypoints_2d=kp)
+    assert result.status is Status.WARN  # a point outside the crop, the rest inside
+    assert "2D keypoints of 1/3 samples exceed 0.5" in result.message
+
+
+def test_a_large_global_orient_names_its_first_sample():
+    pose = torch.full((4, 48), 0.1)
+    pose[1, :3] = torch.tensor([3.3, 0.0, 0.0])  # above pi: the same rotation the other way round
+    pose[3, :3] = torch.tensor([0.0, 3.5, 0.0])
+    result = run("mano_pose", mano_pose=pose)
+    assert result.status is Status.WARN
+    assert "global orient angle above pi in 2 sample(s) (first 3.3 at sample 1" in result.message
+
+
+def test_depth_far_from_the_joints_z_disagrees_beyond_40_mm():
+    from utnet_diag.checks.batch import _depth_disagreement
+
+    z = torch.linspace(400.0, 600.0, 21)[None].repeat(3, 1)  # camera frame, mm
+    offsets = torch.tensor([30.0, 60.0, -45.0])[:, None]
+    at_joints = (z + offsets) / 1000.0  # the depth image in metres
+    used = torch.ones(3, dtype=torch.bool)
+    off = _depth_disagreement(at_joints, z, "metres", used)
+    assert sorted(off) == [1, 2] and "(60 mm off)" in off[1] and "(45 mm off)" in off[2]
+    # a root-relative z: only the relative depth is compared
+    assert _depth_disagreement(at_joints, z - 500.0, "metres", used) == {}
+    bent = at_joints.clone()
+    bent[0] = (z[0].flip(0) + 30.0) / 1000.0  # the depth runs the other way: 100 mm off, median
+    off = _depth_disagreement(bent, z - 500.0, "metres", used)
+    assert sorted(off) == [0] and "does not follow their relative depth (100 mm off)" in off[0]
