@@ -214,3 +214,13 @@ def test_2d_divided_by_width_and_height_comes_back_with_the_fix(clean, mano_laye
     assert order == ["kp2d_kp3d_consistency"]
     np.testing.assert_allclose(fixed["keypoints_2d"].numpy(), clean["keypoints_2d"].numpy(),
                                atol=1e-5)  # fmt: skip
+
+
+def test_2d_mirrored_upside_down_comes_back_exactly(clean, mano_layer):
+    # the 2D of sample 4 flipped vertically (y -> -y about the crop centre), the 3D kept
+    batch = {k: v.clone() for k, v in clean.items()}
+    batch["keypoints_2d"][4, :, 1] *= -1.0
+    fixed, order = _converge(batch, mano_layer)
+    assert order == ["kp2d_kp3d_consistency"]
+    np.testing.assert_allclose(fixed["keypoints_2d"].numpy(), clean["keypoints_2d"].numpy(),
+                               atol=1e-5)  # fmt: skip

@@ -82,3 +82,16 @@ def test_hand_type_strings_become_is_right():
     assert not problems
     assert batch["is_right"].tolist() == [1.0, 0.0, 1.0]
     assert "'hand_type' read as is_right (1 = right hand)" in batch.notes
+
+
+def test_a_hand_flattened_into_a_plane_is_undecided_not_left(sample_batch):
+    # every joint of sample 3 moved into the plane z = its median depth: a planar hand is its
+    # own mirror image, so the right and left palm fits tie (margin 0) and neither side wins
+    batch = {k: v.clone() for k, v in sample_batch.items()}
+    kp = batch["keypoints_3d"]
+    kp[3, :, 2] = kp[3, :, 2].median()
+    assert abs(float(palm_chirality(kp[3:4, :, :3].numpy())[0])) < 1e-6
+    ctx = CheckContext(batch=batch)
+    (check,) = run_checks([s for s in CONVENTION_CHECKS.specs if s.id == "handedness"], ctx)
+    assert check.status is Status.PASS
+    assert check.details["left"] == [] and 3 not in check.details["right"]
