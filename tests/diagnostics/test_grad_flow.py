@@ -182,3 +182,15 @@ def test_frozen_backbone_is_not_dead(toy_batch) -> None:
     groups = {g["name"]: g for g in report.sections["grad_modules"]["groups"]}
     assert groups["backbone"]["trainable"] == 0 and groups["backbone"]["frozen"] > 0
     assert "no trainable trunk" in report.check("grad_reach").message
+
+
+def test_reentrant_checkpoint_keeps_what_each_term_reaches_outside_the_segment(toy_batch) -> None:
+    # at depth 2 the backbone's conv (before the checkpointed segment, in the graph) and the
+    # layers inside the segment (found by backward()) are groups of their own
+    def reaches(checkpoint: str) -> dict[str, list[str]]:
+        report = grad_flow(utnet_toy.ToyUTNet(checkpoint=checkpoint), toy_batch, depth=2)
+        return {t["term"]: t["reaches"] for t in report.sections["grad_terms"]["terms"]}
+
+    plain = reaches("non-reentrant")
+    assert "backbone.0" in plain["loss_3d_joint"] and "backbone.3" in plain["loss_3d_joint"]
+    assert reaches("reentrant") == plain

@@ -68,3 +68,19 @@ def test_plot_without_matplotlib_exits_2_with_the_install_hint(command, tmp_path
     assert main([command, "--plot", str(tmp_path / "p.png")]) == 2
     assert "pip install 'utnet-diag[plot]'" in capsys.readouterr().err
     assert not (tmp_path / "p.png").exists()
+
+
+def test_a_group_without_gradient_has_no_bar():
+    # a detached coarse head: no gradient there; its bar must not be drawn at 1 (or anything)
+    groups = [
+        {"name": "backbone", "role": "trunk", "grad_norm": 3.0, "ratio": 0.2},
+        {"name": "coarse_head", "role": "head", "grad_norm": 0.0, "ratio": 0.0},
+        {"name": "refine", "role": "head", "grad_norm": float("nan"), "ratio": None},
+    ]
+    report = Report("grad-flow", [], {"grad_modules": {"groups": groups},
+                                      "grad_terms": {"terms": []}})  # fmt: skip
+    fig = grad_figure(report)
+    norms = [bar.get_width() for bar in fig.axes[0].patches]
+    ratios = [bar.get_width() for bar in fig.axes[1].patches]
+    assert norms == [3.0, 1e-30, 1e-30] and ratios == [0.2, 1e-30, 1e-30]
+    assert fig.axes[2].get_title() == "per-term attribution: no active loss term"

@@ -175,6 +175,10 @@ def _attribution(
     import numpy as np
     from matplotlib.colors import LogNorm
 
+    if not terms or not groups:
+        ax.set_axis_off()
+        ax.set_title("per-term attribution: no active loss term")
+        return
     exact = bool(groups) and all("term_norms" in g for g in groups)
     grid = np.zeros((len(groups), len(terms)))
     for i, g in enumerate(groups):
