@@ -90,3 +90,41 @@ def test_spread_fans_index_and_pinky_apart_by_twice_the_spread():
 
     flat, fanned = template_hand(), template_hand(spread=0.1)
     assert angle(fanned) - angle(flat) == pytest.approx(0.2, abs=1e-9)
+
+
+def _straightened(folded: bool) -> np.ndarray:
+    """The template hand with every finger a straight line from its base, along a random
+    direction (or, ``folded``, doubling back on itself at every joint)."""
+    from utnet_diag.geometry.joint_order import _CHAINS, template_hand
+
+    rng = np.random.default_rng(0)
+    joints = np.asarray(template_hand(), dtype=np.float64).copy()
+    for chain in _CHAINS:
+        direction = rng.normal(size=3)
+        direction /= np.linalg.norm(direction)
+        at = joints[chain[0]].copy()
+        for k, length in enumerate(rng.uniform(15.0, 40.0, size=4)):
+            step = direction * length * (-1.0 if folded and k % 2 else 1.0)
+            at = at + step
+            joints[chain[k + 1]] = at
+    return joints
+
+
+def test_a_straight_finger_bends_by_nothing_even_where_rounding_says_cos_above_1():
+    from utnet_diag.geometry.joint_order import _CHAINS
+
+    joints = _straightened(folded=False)
+    seg = np.diff(joints[np.array(_CHAINS)], axis=1)
+    unit = seg / np.linalg.norm(seg, axis=-1, keepdims=True)
+    assert ((unit[:, 1:] * unit[:, :-1]).sum(-1) > 1.0).any()  # the case the clip is for
+    cost = hand_cost(joints)
+    assert np.isfinite(cost.total) and cost.bends < 1e-12
+
+
+def test_a_finger_folded_back_on_itself_costs_a_finite_bend():
+    from utnet_diag.geometry.joint_order import MAX_FLEX_RAD, MAX_THUMB_FLEX_RAD
+
+    cost = hand_cost(_straightened(folded=True))
+    # every joint bent by pi: beyond its limit by pi - limit (the zig-zag and hinge terms add)
+    over = 4 * 3 * (np.pi - MAX_FLEX_RAD) + 3 * (np.pi - MAX_THUMB_FLEX_RAD)
+    assert np.isfinite(cost.total) and cost.bends >= over - 1e-6  # arccos near -1: ~1e-8 rad
