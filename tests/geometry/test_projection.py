@@ -176,3 +176,23 @@ def test_crop_fit_recovers_an_orthographic_projection_per_axis():
     assert (fit.model == "weak_perspective").all() and fit.residual.max() < 1e-6
     np.testing.assert_allclose(fit.scale, np.tile([0.004, -0.0025], (3, 1)), rtol=1e-9)
     np.testing.assert_allclose(fit.centre, np.tile([0.1, -0.05], (3, 1)), atol=1e-9)
+
+
+def test_the_crop_fits_weak_perspective_residual_is_the_rms_of_both_axes():
+    # a noisy orthographic crop of joints at one depth: x = 0.004 X + 0.1, y = -0.005 Y - 0.05;
+    # the residual is the RMS distance left by the two per-axis line fits, over the 2D spread
+    rng = np.random.default_rng(4)
+    xy = rng.uniform(-60.0, 60.0, size=(1, 21, 2))
+    pts = np.concatenate([xy, np.full((1, 21, 1), 500.0)], -1)
+    uv = np.stack([0.004 * xy[..., 0] + 0.1, -0.005 * xy[..., 1] - 0.05], -1)
+    uv = uv + rng.normal(scale=0.01, size=uv.shape)
+    fit = fit_crop_projection(pts, uv)
+    assert fit.model[0] == "weak_perspective"
+    left = []
+    for axis in range(2):
+        design = np.stack([xy[0, :, axis], np.ones(21)], -1)
+        coef, *_ = np.linalg.lstsq(design, uv[0, :, axis], rcond=None)
+        left.append(uv[0, :, axis] - design @ coef)
+    rms = math.sqrt(np.mean(left[0] ** 2 + left[1] ** 2))
+    spread = math.sqrt(np.mean(((uv[0] - uv[0].mean(0)) ** 2).sum(-1)))
+    assert math.isclose(float(fit.residual[0]), rms / spread, rel_tol=1e-6)
