@@ -155,3 +155,40 @@ def test_smplx_create_finds_it_in_a_mano_subfolder(tmp_path):
     with contextlib.redirect_stdout(io.StringIO()):
         model = smplx.create(str(tmp_path), "mano", use_pca=False)
     assert model.v_template.shape == (778, 3)
+
+
+def _distance_to_segments(points: np.ndarray, segments: list) -> np.ndarray:
+    """(N,) distance of each point to the nearest of the segments [(a, b), ...]."""
+    out = np.full(len(points), np.inf)
+    for a, b in segments:
+        ab = b - a
+        t = np.clip(((points - a) @ ab) / (ab @ ab), 0.0, 1.0)
+        out = np.minimum(out, np.linalg.norm(points - (a + t[:, None] * ab), axis=1))
+    return out
+
+
+def test_the_skin_stays_within_4_cm_of_the_bones(hand):
+    # Every vertex near the skeleton: the bones from each joint to its parent, and from each
+    # finger's last joint to its tip vertex. The official MANO_RIGHT mesh reaches 35.5 mm (the
+    # thenar pad); a palm or finger drawn twice as wide would reach about 57 mm.
+    v = hand["v_template"]
+    joints = hand["J_regressor"] @ v
+    bones = [(joints[MANO_PARENTS[i]], joints[i]) for i in range(1, 16)]
+    ends = [i for i in range(1, 16) if i not in MANO_PARENTS[1:]]
+    for tip in MANO_TIP_VERTICES:
+        last = min(ends, key=lambda i: np.linalg.norm(joints[i] - v[tip]))
+        bones.append((joints[last], v[tip]))
+    assert _distance_to_segments(v, bones).max() < 0.040  # metres
+
+
+def test_the_root_has_no_parent_as_in_the_official_files(hand):
+    # the official MANO pickles mark the wrist's parent as uint32 -1
+    assert int(hand["kintree_table"][0, 0]) == 2**32 - 1
+    assert list(hand["kintree_table"][0, 1:]) == list(MANO_PARENTS[1:])
+
+
+def test_the_first_pca_component_curls_every_joint_alike(hand):
+    # component 0 is a whole-hand curl: the same flexion (about +z) at all 15 joints, nothing else
+    first = hand["hands_components"][0].reshape(15, 3)
+    assert np.allclose(first[:, :2], 0.0, atol=1e-12)
+    assert (first[:, 2] > 0).all() and np.allclose(first[:, 2], first[0, 2], rtol=1e-12)
