@@ -122,3 +122,51 @@ def test_the_3d_views_put_the_root_at_the_centre_and_scale_by_the_extent():
     # 50 of 100 mm: half way from the centre to the drawn edge (width / 2 - 14 pixels)
     u = round(centre + 50.0 * (200 / 2.0 - 14) / 100.0)
     assert tuple(pixels[100, u]) == FINGER_COLORS["thumb"]
+
+
+def test_a_3d_view_draws_inside_its_panel_with_its_frame_and_centre_cross():
+    from utnet_diag.pictures.draw import draw_3d, font
+
+    image = Image.new("RGB", (240, 240), (0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    joints = np.zeros((21, 3))
+    draw_3d(draw, Panel(20, 20, 200, 200), [(joints, "gt")], (0, 1), 100.0, ("x", "y"), "t",
+            font(11))  # fmt: skip
+    pixels = np.asarray(image).astype(int)
+    inside = np.zeros(pixels.shape[:2], bool)
+    inside[20:220, 20:220] = True
+    assert not pixels[~inside].any()  # nothing outside the panel
+    frame = (210, 210, 210)
+    assert tuple(pixels[20, 120]) == frame and tuple(pixels[219, 120]) == frame
+    assert tuple(pixels[120, 20]) == frame and tuple(pixels[120, 219]) == frame
+    assert tuple(pixels[21, 21]) == (250, 250, 250)  # the panel's own background
+    # the cross through the centre (119.5, 119.5), 4 pixels short of the frame on each side
+    cross = (225, 225, 225)
+    row = [tuple(p) for p in pixels[119, 20:220]]  # y = centre, rounded down by the line
+    assert row[4] == cross and row[195] == cross and row[3] != cross and row[196] != cross
+
+
+def test_hollow_markers_have_a_one_pixel_outline():
+    from utnet_diag.pictures.draw import draw_marker
+
+    image = Image.new("RGB", (40, 40), (0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    red = (230, 25, 75)
+    draw_marker(draw, (10, 10), red, "pred", filled=False)
+    draw_marker(draw, (30, 10), red, "gt", filled=False)
+    pixels = np.asarray(image)
+    assert tuple(pixels[10, 7]) == red and tuple(pixels[10, 8]) == (0, 0, 0)  # square: x 7..13
+    assert tuple(pixels[10, 27]) == red and tuple(pixels[10, 28]) != red  # circle's left edge
+
+
+def test_an_arrow_is_8_pixels_long_and_8_wide_at_its_base():
+    from utnet_diag.pictures.draw import _arrow
+
+    image = Image.new("RGB", (40, 40), (0, 0, 0))
+    red = (230, 25, 75)
+    _arrow(ImageDraw.Draw(image), np.array([30.0, 20.0]), np.array([3.0, 0.0]), red)
+    pixels = np.asarray(image)
+    assert tuple(pixels[20, 30]) == red and tuple(pixels[20, 22]) == red  # tip and base centre
+    assert tuple(pixels[20, 21]) == (0, 0, 0) and tuple(pixels[20, 31]) == (0, 0, 0)
+    assert tuple(pixels[23, 23]) == red and tuple(pixels[26, 23]) == (0, 0, 0)  # half width 4
+    assert tuple(pixels[17, 23]) == red and tuple(pixels[14, 23]) == (0, 0, 0)  # on both sides
