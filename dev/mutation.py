@@ -68,6 +68,7 @@ PACKAGES: dict[str, tuple[list[str], list[str]]] = {
             "tests/diagnostics/test_grad_flow_frontiers.py",
             "tests/diagnostics/test_advisor.py",
             "tests/diagnostics/test_step.py",
+            "tests/diagnostics/test_plots.py",  # grad_flow.grad_figure
         ],
     ),
     "logs": (

@@ -12,6 +12,7 @@ import utnet_toy
 from utnet_diag.config import load_config
 from utnet_diag.diagnostics.grad import group_of
 from utnet_diag.diagnostics.grad_flow import grad_flow
+from utnet_diag.io.batch import Batch
 from utnet_diag.report.result import Status
 
 
@@ -194,3 +195,18 @@ def test_reentrant_checkpoint_keeps_what_each_term_reaches_outside_the_segment(t
     plain = reaches("non-reentrant")
     assert "backbone.0" in plain["loss_3d_joint"] and "backbone.3" in plain["loss_3d_joint"]
     assert reaches("reentrant") == plain
+
+
+def test_finite_outputs_with_a_non_finite_loss_point_at_the_loss(toy_batch) -> None:
+    # a MANO pose label of 3e38: the model's outputs stay finite, the pose loss overflows; the
+    # origin is the loss computation, not a backward node
+    tensors = dict(toy_batch.tensors)
+    tensors["mano_pose"] = tensors["mano_pose"].clone()
+    tensors["mano_pose"][1, 5] = 3e38
+    report = grad_flow(
+        utnet_toy.ToyUTNet(), Batch(tensors=tensors, sample_ids=toy_batch.sample_ids)
+    )
+    assert report.check("grad_finite").status is Status.FAIL
+    origin = report.sections["nan_origin"]
+    assert origin["stage"] == "loss" and origin["where"] == "loss_aux"
+    assert "the model outputs are finite" in origin["message"]
