@@ -98,3 +98,12 @@ def test_bfloat16_needs_no_scaler():
                                     scaler={"used": False, "gradients_finite": False}))  # fmt: skip
     assert bad.status is Status.FAIL and "origin not found" in bad.message and bad.value is False
     assert run("amp_scaler", section(scaler=None)).status is Status.SKIP
+
+
+def test_a_settled_scale_of_1_passes_and_below_1_warns():
+    # scale 1 (step 16): the unscaled gradients are finite in float16; 0.5: they overflow
+    at_one = run("amp_scaler", section(scaler=scaler(*[True] * 16, False)))
+    assert at_one.status is Status.PASS and at_one.value == 1.0
+    below = run("amp_scaler", section(scaler=scaler(*[True] * 17, False)))
+    assert below.status is Status.WARN and below.value == 0.5
+    assert "overflow float16 even unscaled" in below.message and below.threshold == 1.0

@@ -169,3 +169,24 @@ def test_an_output_that_underflows_in_float16_is_named(toy_batch):
     report = loss_breakdown(UnderflowToy(), toy_batch, amp="bf16")  # bfloat16 keeps 1e-9
     assert report.sections["amp"].get("underflow") is None
     assert report.check("amp_precision").status is Status.PASS
+
+
+@pytest.mark.parametrize("skips", [0, 1, 2, 5])
+def test_the_scaler_search_finds_each_number_of_skipped_steps(skips):
+    # one weight whose gradient is g = 5e33 * 2**skips: g * 2**(16 - k) overflows float32 (3.4e38)
+    # exactly for the first ``skips`` steps k of the scaler's search
+    from types import SimpleNamespace
+
+    from utnet_diag.diagnostics.amp import scaler_steps
+    from utnet_diag.optimizer_config import OptimizerSettings
+
+    model = nn.Linear(1, 1, bias=False)
+    g = 5e33 * 2.0**skips
+    by_hand = next(k for k in range(31)
+                   if torch.isfinite(torch.tensor(g) * 2.0 ** (16 - k)))  # float32  # fmt: skip
+    assert by_hand == skips
+    total = (model.weight * g).sum()
+    fwd = SimpleNamespace(inputs=SimpleNamespace(model=model, device=torch.device("cpu")),
+                          terms=SimpleNamespace(total=total))  # fmt: skip
+    found = scaler_steps(fwd, OptimizerSettings())
+    assert found["skipped"] == skips and found["scale"] == 2.0 ** (16 - skips)
