@@ -106,3 +106,20 @@ def test_a_group_learning_rate_covers_the_modules_below_it():
     assert s.lr_of("refine.1") == 1e-2 and s.lr_of("refine_head") == 1e-5
     assert s.unmatched_groups(["backbone.0", "refine.0"]) == ["refine.1"]
     assert s.unmatched_groups(["refiner"]) == ["refine", "refine.1"]
+
+
+def test_zero_is_a_valid_weight_decay_momentum_and_clip():
+    settings = parse_optimizer(
+        {"type": "SGD", "lr": 0.01, "weight_decay": 0, "momentum": 0.0, "clip_grad_norm": 0},
+        "config.yaml",
+    )
+    assert settings.weight_decay == 0 and settings.momentum == 0.0
+    assert settings.clip_grad_norm is None  # 0: no clipping
+
+
+def test_a_bad_value_is_quoted_up_to_40_characters():
+    text = "w" * 38  # its repr, quotes included, is 40 characters
+    with pytest.raises(InputError, match=f"got '{text}'"):
+        parse_optimizer({"weight_decay": text}, "config.yaml")
+    with pytest.raises(InputError, match="got a huge number"):
+        parse_optimizer({"weight_decay": 10**400}, "config.yaml")  # a YAML integer

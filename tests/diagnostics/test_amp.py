@@ -190,3 +190,38 @@ def test_the_scaler_search_finds_each_number_of_skipped_steps(skips):
                           terms=SimpleNamespace(total=total))  # fmt: skip
     found = scaler_steps(fwd, OptimizerSettings())
     assert found["skipped"] == skips and found["scale"] == 2.0 ** (16 - skips)
+
+
+class _NaNGradInBFloat16(torch.autograd.Function):
+    """The identity whose backward is NaN when its input was bfloat16 (finite in float32)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.low = x.dtype == torch.bfloat16
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan") if ctx.low else grad
+
+
+class BFloat16BackwardToy(utnet_toy.ToyUTNet):
+    """The toy with a branch off the coarse head whose gradient is NaN only under bfloat16."""
+
+    def forward(self, rgb, depth, n_i=None):
+        out = super().forward(rgb, depth, n_i)
+        branch = _NaNGradInBFloat16.apply(self.coarse_head(self.last_trunk_features))
+        out["keypoints_3d"] = out["keypoints_3d"] + 0.0 * branch.sum()
+        return out
+
+
+def test_gradients_non_finite_only_under_bfloat16_fail_the_scaler_check(toy_batch):
+    report = grad_flow(BFloat16BackwardToy(), toy_batch, amp="bf16")
+    assert report.check("grad_finite").status is Status.PASS  # float32 is fine
+    check = report.check("amp_scaler")
+    assert check.status is Status.FAIL and "non-finite gradients under bfloat16" in check.message
+    assert report.sections["amp"]["scaler"] == {"used": False, "gradients_finite": False}
+    assert (
+        grad_flow(utnet_toy.ToyUTNet(), toy_batch, amp="bf16").check("amp_scaler").status
+        is Status.PASS
+    )

@@ -235,3 +235,11 @@ def test_a_group_is_sampled_as_its_concatenation_would_be_without_building_it():
     assert torch.equal(torch.cat(_sample(tensors, n)), whole[::stride])
     small = tensors[1:2] + tensors[3:]
     assert torch.equal(torch.cat(_sample(small, 80)), torch.cat([t.reshape(-1) for t in small]))
+
+
+def test_the_sampling_stride_is_the_next_prime():
+    from utnet_diag.diagnostics.step import _next_prime
+
+    primes = [p for p in range(2, 60) if all(p % d for d in range(2, p))]  # by trial division
+    for k in range(0, 54):
+        assert _next_prime(k) == min(p for p in primes if p >= max(k, 2)), k
