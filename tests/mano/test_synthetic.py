@@ -192,3 +192,27 @@ def test_the_first_pca_component_curls_every_joint_alike(hand):
     first = hand["hands_components"][0].reshape(15, 3)
     assert np.allclose(first[:, :2], 0.0, atol=1e-12)
     assert (first[:, 2] > 0).all() and np.allclose(first[:, 2], first[0, 2], rtol=1e-12)
+
+
+def test_each_joints_ring_of_skin_bisects_its_bend(hand):
+    # The J_regressor row of a joint weights the ring of vertices around it. Where a finger
+    # bends (the thumb's IP joint bends 20 degrees at rest) the ring lies in the plane that
+    # bisects the two bones, so that the bend stretches both sides alike; at the joints on the
+    # wrist (MCP, thumb CMC) it is square to the bone that leaves the joint.
+    v, regressor = hand["v_template"], hand["J_regressor"]
+    joints = regressor @ v
+    ends = [i for i in range(1, 16) if i not in MANO_PARENTS[1:]]
+    tip_of = {min(ends, key=lambda i: np.linalg.norm(joints[i] - v[t])): v[t]
+              for t in MANO_TIP_VERTICES}  # fmt: skip
+    bent = 0
+    for j in range(1, 16):
+        ring = v[regressor[j] > 0]
+        normal = np.linalg.svd(ring - ring.mean(0))[2][-1]
+        child = list(MANO_PARENTS).index(j) if j not in ends else None
+        into = joints[j] - joints[MANO_PARENTS[j]]
+        out = (joints[child] if child is not None else tip_of[j]) - joints[j]
+        into, out = into / np.linalg.norm(into), out / np.linalg.norm(out)
+        axis = out if MANO_PARENTS[j] == 0 else (into + out) / np.linalg.norm(into + out)
+        assert abs(float(normal @ axis)) > np.cos(np.radians(0.5)), j
+        bent += MANO_PARENTS[j] != 0 and float(into @ out) < np.cos(np.radians(10.0))
+    assert bent >= 1  # the rule is tested at a bent joint, not only on straight fingers
